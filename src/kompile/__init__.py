@@ -1,0 +1,24 @@
+"""kompile: Keras's compile()/fit() workflow for Flax NNX and PyTorch models.
+
+    import kompile as kp
+    model = kp.Model(module).compile("adam", "sparse_categorical_crossentropy",
+                                     metrics=["accuracy"])
+    history = model.fit(x, y, epochs=5, validation_split=0.1)
+
+Importing kompile imports neither JAX nor torch: the backend is loaded from the type of
+the module given to ``kp.Model``.
+"""
+
+from . import callbacks, losses, metrics, optimizers, precision
+from . import precision as mixed_precision
+from .callbacks import Callback, History
+from .metrics import custom_metric
+from .model import Model
+from .registry import register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback", "History", "Model", "callbacks", "custom_metric", "losses", "metrics",
+    "mixed_precision", "optimizers", "precision", "register",
+]

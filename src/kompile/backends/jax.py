@@ -1,0 +1,332 @@
+"""JAX backend for Flax NNX modules: the train, eval and predict steps and where state lives.
+
+State is one pytree (parameters, other module variables, optimizer state, metric states,
+loss scale, a batch cursor) donated to one jitted function per call. A call runs one
+step, or ``n`` steps as one ``lax.scan`` whose body is traced once. The batch is
+gathered on the device from the feed with the index row at the cursor, so a training
+step needs nothing from the host.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from .. import precision, structures
+
+precision.register_pytree()
+
+TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError,
+                jax.errors.NonConcreteBooleanIndexError, jax.errors.UnexpectedTracerError)
+
+
+def _gather(feed: Any, row: Any) -> Any:
+    return jax.tree.map(lambda a: a.at[row].get(mode="promise_in_bounds"), feed)
+
+
+def _all_finite(tree: Any) -> Any:
+    leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+class JaxBackend:
+    name = "jax"
+
+    def __init__(self, module: nnx.Module, policy: precision.Policy,
+                 output_names: Any = None):
+        self.module = module
+        self.policy = policy
+        self.output_names = output_names
+        self.jit_compile: Any = None
+        self.state: dict[str, Any] | None = None
+        self.eval_state: dict[str, Any] | None = None
+        self._synced: list[Any] | None = None
+        self._cursor = {"train": -1, "eval": -1}
+        self._index_id = {"train": None, "eval": None}
+
+    # ------------------------------------------------------------------ shapes
+    def output_spec(self, x: Any) -> structures.OutputSpec:
+        self.module.eval()
+        graphdef, state = nnx.split(self.module)
+        seen: list[Any] = []
+
+        def forward(s: Any, x: Any) -> Any:
+            out = nnx.merge(graphdef, s, copy=True)(self._cast(x))
+            seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
+            return out
+
+        try:
+            jax.eval_shape(forward, state, x)
+        except TRACE_ERRORS:  # a module that cannot be traced: one eager call on one sample
+            seen = [self.module(self._cast(jax.tree.map(lambda a: jnp.asarray(a[:1]), x)))]
+        return structures.output_spec(seen[-1], self.output_names)
+
+    # ------------------------------------------------------------------ precision
+    def _cast(self, tree: Any) -> Any:
+        """Floating leaves to the compute dtype (a no-op under float32)."""
+        dtype = jnp.dtype(self.policy.compute_dtype)
+        if dtype == jnp.float32:
+            return tree
+        return jax.tree.map(
+            lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+    # ------------------------------------------------------------------ build
+    def build(self, objective: Any, config: Any) -> None:
+        self.objective = objective
+        opt = config.optimizer
+        self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
+        self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
+        self.tx = self.opt_spec.build_optax()
+        params, rest = self._split_module()
+        params = jax.tree.map(lambda a: a.astype(self.policy.variable_dtype)
+                              if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
+        self.state = {
+            "params": params, "rest": rest, "opt": self.tx.init(params),
+            "metrics": jax.device_put(objective.init_states()),
+            "cursor": jnp.zeros((), jnp.int32),
+        }
+        if self.loss_scale_opt is not None:
+            ls = self.loss_scale_opt
+            self.state["loss_scale"] = precision.LossScale(
+                jnp.asarray(ls.initial_scale, jnp.float32), jnp.zeros((), jnp.int32),
+                ls.dynamic_growth_steps)
+            ls._reader = lambda: float(self.state["loss_scale"].scale)  # host sync on read
+        self.eval_state = {"metrics": jax.device_put(objective.init_states()),
+                           "cursor": jnp.zeros((), jnp.int32)}
+        self._synced = jax.tree.leaves(nnx.state(self.module))
+        eager = not self.resolve_jit(config)
+        if config.run_eagerly and config.jit_compile is True:
+            warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
+                          stacklevel=3)
+        self.jit_compile = False if eager else True
+        self._strict = config.jit_compile is True
+        self._fns: dict[Any, Any] = {}
+        self._results = jax.jit(objective.results) if not eager else objective.results
+
+    def _split_module(self) -> tuple[Any, Any]:
+        self.module.train()
+        self.gd_train, params, rest = nnx.split(self.module, nnx.Param, ...)
+        self.module.eval()
+        self.gd_eval = nnx.split(self.module, nnx.Param, ...)[0]
+        return params, rest
+
+    def resolve_jit(self, config: Any) -> bool:
+        return not (config.run_eagerly or config.jit_compile is False)
+
+    def unbuild(self) -> None:
+        """Forget optimizer and metric state (a recompile); the module keeps the weights."""
+        self.sync_to_module()
+        self.state = self.eval_state = None
+        self.jit_compile = None
+
+    def prepare_predict(self) -> None:
+        """Predict without compile: module state only, jitted with the eager fallback."""
+        if self.state is not None:
+            return
+        params, rest = self._split_module()
+        self.state = {"params": params, "rest": rest}
+        self._synced = jax.tree.leaves(nnx.state(self.module))
+        self.jit_compile, self._strict, self._fns = True, False, {}
+
+    # ------------------------------------------------------------------ steps (pure)
+    def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any):
+        module = nnx.merge(graphdef, self._cast(params), rest, copy=True)
+        out = module(self._cast(x))
+        new_rest = nnx.split(module, nnx.Param, ...)[2]
+        new_rest = jax.tree.map(lambda new, old: new.astype(old.dtype), new_rest, rest)
+        return self.spec.flatten(out), new_rest
+
+    def _train_one(self, state: dict[str, Any], feed: Any, index: Any) -> dict[str, Any]:
+        x, ys, sws = _gather(feed, index[state["cursor"]])
+        ls = state.get("loss_scale")
+
+        def loss_fn(params):
+            preds, rest = self._forward(self.gd_train, params, state["rest"], x)
+            total, per_output = self.objective.compute_loss(ys, preds, sws)
+            scaled = ls.scale_loss(total) if ls is not None else total
+            return scaled, (total, per_output, preds, rest)
+
+        grads, (total, per_output, preds, rest) = jax.grad(loss_fn, has_aux=True)(
+            state["params"])
+        new = dict(state)
+        if ls is not None:
+            grads = ls.unscale(grads, jax.tree.map)
+            finite = _all_finite(grads)
+        updates, opt_state = self.tx.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        if ls is not None:  # a non-finite step changes nothing but the scale
+            keep = lambda a, b: jax.tree.map(lambda u, v: jnp.where(finite, u, v), a, b)  # noqa
+            params, opt_state = keep(params, state["params"]), keep(opt_state, state["opt"])
+            new["loss_scale"] = ls.adjust(finite, jnp)
+        batch = jax.tree.leaves(x)[0].shape[0]
+        new.update(params=params, opt=opt_state, rest=rest, cursor=state["cursor"] + 1,
+                   metrics=self.objective.update(state["metrics"], ys, preds, sws, total,
+                                                 per_output, batch))
+        return new
+
+    def _eval_one(self, state: dict[str, Any], params: Any, rest: Any, feed: Any, index: Any):
+        x, ys, sws = _gather(feed, index[state["cursor"]])
+        preds, _ = self._forward(self.gd_eval, params, rest, x)
+        total, per_output = self.objective.compute_loss(ys, preds, sws)
+        batch = jax.tree.leaves(x)[0].shape[0]
+        metrics = self.objective.update(state["metrics"], ys, preds, sws, total, per_output,
+                                        batch)
+        return {"metrics": metrics, "cursor": state["cursor"] + 1}
+
+    def _predict_one(self, params: Any, rest: Any, feed: Any, row: Any) -> list[Any]:
+        return self._forward(self.gd_eval, params, rest, _gather(feed[0], row))[0]
+
+    # ------------------------------------------------------------------ compiled calls
+    def _compiled(self, kind: str, n: int):
+        key = (kind, n)
+        if key not in self._fns:
+            self._fns[key] = self._make(kind, n, jit=self.jit_compile)
+        return self._fns[key]
+
+    def _make(self, kind: str, n: int, jit: bool):
+        if kind == "train":
+            one = self._train_one
+        elif kind == "eval":
+            one = lambda s, feed, idx, p, r: self._eval_one(s, p, r, feed, idx)  # noqa: E731
+        else:
+            def run_predict(p, r, feed, idx, start):
+                if n == 1:
+                    return self._predict_one(p, r, feed, idx[start])
+                if not jit:
+                    batches = [self._predict_one(p, r, feed, idx[start + i]) for i in range(n)]
+                    return [jnp.concatenate(outs) for outs in zip(*batches)]
+                rows = jax.lax.dynamic_slice_in_dim(idx, start, n)
+                outs = jax.lax.map(lambda row: self._predict_one(p, r, feed, row), rows)
+                return [o.reshape((-1,) + o.shape[2:]) for o in outs]
+
+            return jax.jit(run_predict) if jit else run_predict
+
+        def run(state, feed, idx, *extra):
+            if n == 1 or not jit:
+                for _ in range(n):
+                    state = one(state, feed, idx, *extra)
+                return state
+            return jax.lax.scan(lambda s, _: (one(s, feed, idx, *extra), None), state,
+                                None, length=n)[0]
+
+        return jax.jit(run, donate_argnums=(0,)) if jit else run
+
+    def _call(self, kind: str, n: int, *args: Any) -> Any:
+        fn = self._compiled(kind, n)
+        try:
+            return fn(*args)
+        except TRACE_ERRORS as err:
+            if self._strict or not self.jit_compile:
+                raise
+            warnings.warn(
+                f"jit_compile='auto': the step cannot be traced by jax.jit, so it runs eagerly "
+                f"(slower). Cause: {type(err).__name__}: {str(err).splitlines()[0]}",
+                stacklevel=4)
+            self.jit_compile = False
+            self._fns.clear()
+            self._results = self.objective.results
+            return self._compiled(kind, n)(*args)
+
+    def _seek(self, phase: str, state: dict[str, Any], index: Any, start: int) -> None:
+        if self._cursor[phase] != start or self._index_id[phase] is not index:
+            state["cursor"] = jnp.asarray(start, jnp.int32)  # a transfer, once per epoch
+        self._index_id[phase] = index
+
+    def train(self, feed: Any, index: Any, start: int, n: int) -> None:
+        self._seek("train", self.state, index, start)
+        self.state = self._call("train", n, self.state, feed, index)
+        self._cursor["train"] = start + n
+
+    def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
+        self._seek("eval", self.eval_state, index, start)
+        self.eval_state = self._call("eval", n, self.eval_state, feed, index,
+                                     self.state["params"], self.state["rest"])
+        self._cursor["eval"] = start + n
+
+    def predict(self, feed: Any, index: Any, start: int, n: int) -> list[Any]:
+        """Flat per-output predictions covering rows ``start:start+n`` of ``index``."""
+        return self._call("predict", n, self.state["params"], self.state["rest"], feed, index,
+                          start)
+
+    # ------------------------------------------------------------------ metrics and host
+    def reset_metrics(self, phase: str) -> None:
+        target = self.state if phase == "train" else self.eval_state
+        target["metrics"] = jax.device_put(self.objective.init_states())
+
+    def results(self, phase: str) -> dict[str, Any]:
+        target = self.state if phase == "train" else self.eval_state
+        return self._results(target["metrics"])
+
+    def put(self, tree: Any) -> Any:
+        return jax.device_put(tree)
+
+    def fits_on_device(self, nbytes: int) -> bool:
+        device = jax.devices()[0]
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        limit = stats["bytes_limit"] // 4 if stats else 4 << 30
+        return nbytes <= limit
+
+    def to_host(self, tree: Any) -> Any:
+        return jax.device_get(tree)  # host sync
+
+    @property
+    def spec(self) -> structures.OutputSpec:
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: structures.OutputSpec) -> None:
+        self._spec = value
+
+    # ------------------------------------------------------------------ module state
+    def sync_to_module(self) -> None:
+        if self.state is None:
+            return
+        nnx.update(self.module, self.state["params"], self.state["rest"])
+        self._synced = jax.tree.leaves(nnx.state(self.module))
+
+    def refresh_from_module(self) -> None:
+        """Take weights the user set on the module between calls (keeps optimizer state)."""
+        if self.state is None:
+            return
+        leaves = jax.tree.leaves(nnx.state(self.module))
+        if self._synced is not None and len(leaves) == len(self._synced) and all(
+                a is b for a, b in zip(leaves, self._synced)):
+            return
+        _, params, rest = nnx.split(self.module, nnx.Param, ...)
+        self.state["params"], self.state["rest"] = params, rest
+        self._synced = leaves
+
+    def get_weights(self) -> list[np.ndarray]:
+        self.sync_to_module()
+        return [np.asarray(a) for a in jax.tree.leaves(nnx.state(self.module, nnx.Param))]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        self.sync_to_module()
+        params = nnx.state(self.module, nnx.Param)
+        leaves, treedef = jax.tree.flatten(params)
+        if len(weights) != len(leaves):
+            raise ValueError(f"set_weights expected {len(leaves)} arrays; received "
+                             f"{len(weights)}.")
+        nnx.update(self.module, jax.tree.unflatten(
+            treedef, [jnp.asarray(w, dtype=a.dtype) for w, a in zip(weights, leaves)]))
+        self.refresh_from_module()
+
+    # ------------------------------------------------------------------ optimizer
+    @property
+    def learning_rate(self) -> float:
+        return float(self.opt_spec.optax_learning_rate(self.state["opt"]))
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.state["opt"] = self.opt_spec.optax_set_learning_rate(self.state["opt"], value)
+
+    @property
+    def iterations(self) -> int:
+        return int(self.opt_spec.optax_iterations(self.state["opt"]))

@@ -1,0 +1,199 @@
+"""The one training loop: fit, evaluate and predict, written once for every backend.
+
+The loop owns epochs, batching (through the data entry point), callbacks and logs; the
+backend owns state and steps. Per call the loop does no host sync unless a callback or
+the progress bar reads the batch logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import data as data_mod
+from .callbacks.base import CallbackList, History, LazyLogs, host_logs
+from .callbacks.progbar import ProgbarLogger, resolve_verbose
+from .structures import class_weights_to_sample_weights, flatten_targets, flatten_weights
+
+
+def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
+               history: History | None = None) -> CallbackList:
+    cbs = CallbackList(callbacks, model, params)
+    if history is not None:
+        history.set_params(params)
+        cbs.append(history)
+    if verbose and not any(isinstance(cb, ProgbarLogger) for cb in cbs.callbacks):
+        bar = ProgbarLogger(verbose)
+        bar.set_params(params)
+        cbs.append(bar)
+    for cb in cbs.callbacks:
+        cb.set_model(model)
+    return cbs
+
+
+def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
+    """Name the outputs, build the objective once, and flatten targets per output."""
+    spec = model._output_spec(source.peek_x())
+
+    def prepare(x: Any, y: Any, sw: Any):
+        if y is None and model._config is not None and model._config.target_tensors is not None:
+            y = model._target_tensors_for(x)
+        ys = flatten_targets(y, spec)
+        sws = flatten_weights(sw, spec)
+        sws = class_weights_to_sample_weights(class_weight, ys, spec, sws)
+        sws = [None if w is None else np.asarray(w, dtype=np.float32) for w in sws]
+        return x, ys, sws
+
+    ys, sws = source.prepare(prepare)
+    if model._config is not None:
+        objective = model._ensure_objective(ys)
+        objective.check(ys, sws)
+
+
+def _run_eval(model: Any, source: Any, cbs: CallbackList | None, phase_logs: bool) -> dict:
+    backend = model._backend
+    backend.reset_metrics("eval")
+    if cbs is not None:
+        cbs.call("on_test_begin", None)
+    spe = model._config.steps_per_execution
+    for call in source.calls(backend, spe, shuffle=False):
+        if cbs is not None:
+            cbs.call("on_test_batch_begin", call.first_step, None)
+        for part in call.parts:
+            backend.evaluate(part.feed, part.index, part.start, part.n)
+        if cbs is not None and cbs.wants("on_test_batch_end"):
+            cbs.call("on_test_batch_end", call.last_step,
+                     LazyLogs(lambda: host_logs(backend.results("eval"), backend.to_host)))
+    logs = host_logs(backend.results("eval"), backend.to_host)  # host sync: the results
+    if cbs is not None:
+        cbs.call("on_test_end", logs)
+    return logs
+
+
+def _val_due(epoch: int, freq: Any) -> bool:
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    return (epoch + 1) in freq
+
+
+def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs: int = 1,
+        verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0,
+        validation_data: Any = None, shuffle: bool = True, class_weight: Any = None,
+        sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: Any = None,
+        validation_steps: Any = None, validation_batch_size: Any = None,
+        validation_freq: Any = 1) -> History:
+    model._require_compiled("fit")
+    model._check_no_y_with_targets(y)
+    verbose = resolve_verbose(verbose)
+    if not isinstance(validation_freq, int) and not (
+            isinstance(validation_freq, list | tuple)
+            and all(isinstance(v, int) for v in validation_freq)):
+        raise TypeError(f"`validation_freq` must be an int or a list of epochs (1-based); "
+                        f"received {validation_freq!r}.")
+    source = data_mod.adapt(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
+                            steps=steps_per_epoch)
+    val_source = None
+    if validation_split:
+        if not isinstance(source, data_mod.ArraySource):
+            raise ValueError("`validation_split` is only supported for array inputs; for "
+                             "iterables pass `validation_data`.")
+        train, val = data_mod.split_validation(source.raw, validation_split)
+        source = data_mod.ArraySource(train["x"], train["y"], train["sample_weight"],
+                                      source.batch_size, shuffle, steps_per_epoch)
+        val_source = data_mod.ArraySource(val["x"], val["y"], val["sample_weight"],
+                                          validation_batch_size or source.batch_size, False,
+                                          validation_steps)
+    elif validation_data is not None:
+        val_source = _validation_source(validation_data, validation_batch_size or batch_size,
+                                        validation_steps)
+    backend = model._backend
+    backend.refresh_from_module()
+    _prepare(model, source, class_weight)
+    if not model._objective.has_loss:
+        raise ValueError("The model was compiled without a loss, so fit() has nothing to "
+                         "minimise. Pass `loss=` to compile().")
+    if val_source is not None:
+        _prepare(model, val_source)
+    history = History()
+    params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
+    cbs = _callbacks(model, callbacks, verbose, params, history)
+    spe = model._config.steps_per_execution
+    model.stop_training = False
+    wants_batch_logs = cbs.wants("on_train_batch_end")
+    batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
+    logs: dict[str, Any] = {}
+    try:
+        cbs.call("on_train_begin", None)
+        for epoch in range(initial_epoch, epochs):
+            backend.reset_metrics("train")
+            cbs.call("on_epoch_begin", epoch, None)
+            for call in source.calls(backend, spe):
+                cbs.call("on_train_batch_begin", call.first_step, None)
+                for part in call.parts:
+                    backend.train(part.feed, part.index, part.start, part.n)
+                if wants_batch_logs:
+                    cbs.call("on_train_batch_end", call.last_step, LazyLogs(batch_logs))
+                if model.stop_training:
+                    break
+            logs = batch_logs()  # host sync: epoch logs for History
+            if val_source is not None and _val_due(epoch, validation_freq):
+                params["in_fit"] = True
+                val_logs = _run_eval(model, val_source, cbs, phase_logs=True)
+                params["in_fit"] = False
+                logs.update({"val_" + k: v for k, v in val_logs.items()})
+                logs = dict(sorted(logs.items()))
+            cbs.call("on_epoch_end", epoch, logs)
+            if model.stop_training:
+                break
+        cbs.call("on_train_end", logs)
+    finally:
+        backend.sync_to_module()
+    return history
+
+
+def _validation_source(validation_data: Any, batch_size: Any, steps: Any) -> Any:
+    if isinstance(validation_data, tuple | list) and len(validation_data) in (2, 3) and \
+            data_mod.arrays.leaves(data_mod.to_numpy(validation_data[0], "validation_data")):
+        vx, vy, vsw = (*validation_data, None)[:3]
+        return data_mod.adapt(vx, vy, vsw, batch_size=batch_size, steps=steps,
+                              argument="validation_data")
+    return data_mod.adapt(validation_data, batch_size=None, steps=steps,
+                          argument="validation_data")
+
+
+def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
+             verbose: Any = "auto", sample_weight: Any = None, steps: Any = None,
+             callbacks: Any = None, return_dict: bool = False) -> Any:
+    model._require_compiled("evaluate")
+    model._check_no_y_with_targets(y)
+    verbose = resolve_verbose(verbose)
+    source = data_mod.adapt(x, y, sample_weight, batch_size=batch_size, steps=steps)
+    model._backend.refresh_from_module()
+    _prepare(model, source)
+    cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
+    logs = _run_eval(model, source, cbs, phase_logs=False)
+    return model._format_results(logs, return_dict)
+
+
+def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", steps: Any = None,
+            callbacks: Any = None) -> Any:
+    verbose = resolve_verbose(verbose)
+    source = data_mod.adapt(x, None, None, batch_size=batch_size, steps=steps)
+    backend = model._backend
+    spec = model._output_spec(source.peek_x())
+    backend.prepare_predict()
+    source.prepare(lambda x_, y_, sw_: (x_, [], []))
+    cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
+    cbs.call("on_predict_begin", None)
+    spe = model._config.steps_per_execution if model._config is not None else 1
+    chunks: list[list[Any]] = []
+    for call in source.calls(backend, spe, shuffle=False):
+        cbs.call("on_predict_batch_begin", call.first_step, None)
+        for part in call.parts:
+            chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
+        cbs.call("on_predict_batch_end", call.last_step, None)
+    host = backend.to_host(chunks)  # host sync: the predictions
+    flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
+    cbs.call("on_predict_end", None)
+    return spec.unflatten(flat)

@@ -1,0 +1,152 @@
+"""Metric registry: names and aliases to metric classes, and ``get`` to resolve them.
+
+``"accuracy"``/``"acc"`` and ``"crossentropy"``/``"ce"`` resolve to an ``AutoMetric``
+placeholder whose concrete metric is chosen per output by ``compile.resolve_auto``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import losses
+from ..registry import Registry, custom_name, get_custom, type_error
+from .base import (
+    Mean,
+    MeanMetricWrapper,
+    Metric,
+    binary_accuracy,
+    categorical_accuracy,
+    cosine_similarity,
+    custom_metric,
+    sparse_categorical_accuracy,
+    sparse_top_k_categorical_accuracy,
+    top_k_categorical_accuracy,
+)
+from .confusion import (
+    AUC,
+    F1Score,
+    FalseNegatives,
+    FalsePositives,
+    Precision,
+    Recall,
+    TrueNegatives,
+    TruePositives,
+)
+from .regression import R2Score, RootMeanSquaredError
+
+METRICS = Registry("metric")
+METRIC_CLASSES: dict[str, type[Metric]] = {}
+
+
+def _add(cls: type[Metric], *names: str) -> type[Metric]:
+    METRIC_CLASSES[cls.__name__] = cls
+    if names:
+        METRICS.add(list(names), cls)
+    return cls
+
+
+def _mean_class(class_name: str, fn: Callable[..., Any], *aliases: str) -> type[Metric]:
+    cls = type(class_name, (MeanMetricWrapper,), {"fn": staticmethod(fn), "__doc__": fn.__doc__})
+    cls.__module__ = __name__
+    globals()[class_name] = cls
+    return _add(cls, fn.__name__, *aliases)
+
+
+_mean_class("BinaryAccuracy", binary_accuracy)
+_mean_class("CategoricalAccuracy", categorical_accuracy)
+_mean_class("SparseCategoricalAccuracy", sparse_categorical_accuracy)
+_mean_class("TopKCategoricalAccuracy", top_k_categorical_accuracy)
+_mean_class("SparseTopKCategoricalAccuracy", sparse_top_k_categorical_accuracy)
+_mean_class("CosineSimilarity", cosine_similarity)
+for _loss_name, _loss_cls in losses.LOSS_CLASSES.items():
+    if _loss_name == "CosineSimilarity":
+        continue  # the metric of that name is the positive similarity, above
+    _fn = _loss_cls.fn
+    _aliases = [a for a in losses.LOSSES.names() if losses.LOSSES.get(a) is _loss_cls]
+    _mean_class(_loss_name, _fn, *[a for a in _aliases if a != _fn.__name__])
+for _cls, _names in [
+    (AUC, ["auc"]), (Precision, ["precision"]), (Recall, ["recall"]),
+    (TruePositives, ["true_positives"]), (FalsePositives, ["false_positives"]),
+    (TrueNegatives, ["true_negatives"]), (FalseNegatives, ["false_negatives"]),
+    (RootMeanSquaredError, ["root_mean_squared_error"]), (R2Score, ["r2_score"]),
+    (F1Score, []), (Mean, []), (MeanMetricWrapper, []),
+]:
+    _add(_cls, *_names)
+
+AUTO_NAMES = {"accuracy": "accuracy", "acc": "accuracy", "crossentropy": "crossentropy",
+              "ce": "crossentropy"}
+
+
+class AutoMetric(Metric):
+    """``"accuracy"`` or ``"crossentropy"`` before the output's loss and shapes are known."""
+
+    def __init__(self, kind: str, name: str):
+        super().__init__(name=name)
+        self.kind = kind
+
+
+def is_auto(name: Any) -> bool:
+    return isinstance(name, str) and name.lower() in AUTO_NAMES
+
+
+def get(identifier: Any) -> Metric:
+    """Resolve a metric given as a name, a Metric class or instance, or a plain function."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str):
+        if is_auto(identifier):
+            return AutoMetric(AUTO_NAMES[identifier.lower()], identifier)
+        if identifier == "f1_score":
+            return F1Score(average="macro", name=identifier)  # a scalar log [decision]
+        metric = METRICS.get(identifier)()
+        metric.name = identifier
+        return metric
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if isinstance(identifier, losses.Loss):
+        return MeanMetricWrapper(identifier.call, name=identifier.name)
+    if callable(identifier):
+        for cls in METRIC_CLASSES.values():
+            if getattr(cls, "fn", None) is identifier:
+                return cls()
+        return MeanMetricWrapper(identifier)
+    raise type_error("metrics", "a metric name, a kp.metrics.Metric, or a callable", identifier)
+
+
+def serialize(metric: Metric) -> dict[str, Any]:
+    if isinstance(metric, AutoMetric):
+        return {"class_name": "auto", "config": {"name": metric.name}}
+    config = metric.get_config()
+    cls_name = type(metric).__name__
+    if cls_name == "MeanMetricWrapper":
+        fn_name = custom_name(metric.wrapped)
+        if fn_name is None:
+            raise ValueError(
+                f"Cannot serialise the metric function {metric.wrapped!r}: it is not registered. "
+                "Register it with kp.register(fn) (or @kp.register) before get_compile_config()."
+            )
+        config["fn"] = fn_name
+    elif cls_name not in METRIC_CLASSES and custom_name(type(metric)) is None:
+        raise ValueError(
+            f"Cannot serialise the metric {metric!r}: its class is not registered. "
+            "Register it with kp.register(cls) before get_compile_config()."
+        )
+    return {"class_name": cls_name, "config": config}
+
+
+def deserialize(config: dict[str, Any]) -> Metric:
+    name, cfg = config["class_name"], dict(config["config"])
+    if name == "auto":
+        return get(cfg["name"])
+    if name == "MeanMetricWrapper":
+        return MeanMetricWrapper(get_custom(cfg.pop("fn")), **cfg)
+    cls = METRIC_CLASSES.get(name) or get_custom(name)
+    return cls.from_config(cfg)
+
+
+__all__ = [
+    "AUC", "AutoMetric", "F1Score", "FalseNegatives", "FalsePositives", "Mean",
+    "MeanMetricWrapper", "Metric", "Precision", "R2Score", "Recall", "RootMeanSquaredError",
+    "TrueNegatives", "TruePositives", "custom_metric", "deserialize", "get", "serialize",
+] + [n for n in METRIC_CLASSES if n not in ("Metric",)]

@@ -1,0 +1,411 @@
+"""Confusion-count metrics: TP/FP/TN/FN, precision, recall, AUC and the F-scores.
+
+Owns the counting of weighted (true, false) x (positive, negative) outcomes per threshold
+and the metrics computed from those counts, with Keras 3's arguments and numbers. Every
+state is a dict of sums, so ``merge`` is addition. Does not own mean metrics (base.py).
+
+Counting sorts the predictions once instead of comparing every prediction with every
+threshold, so memory is O(predictions + thresholds) rather than their product (Keras's
+AUC with 200 thresholds otherwise materialises a 200 x batch x classes tensor).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import losses, ops
+from ..ops import EPSILON, namespace
+from .base import Metric, State, zeros
+
+NEG_INF = -1e10  # the score given to predictions outside the top k (as in Keras)
+COUNT_KEYS = ("true_positives", "false_positives", "true_negatives", "false_negatives")
+
+
+def parse_thresholds(thresholds: Any, default: float) -> list[float]:
+    if thresholds is None:
+        return [float(default)]
+    values = [thresholds] if isinstance(thresholds, (int, float)) else list(thresholds)
+    bad = [t for t in values if t is None or not 0.0 <= t <= 1.0]
+    if bad or not values:
+        raise ValueError(
+            f"Invalid `thresholds`: expected floats in [0, 1]; received {thresholds!r}."
+        )
+    return [float(t) for t in values]
+
+
+def evenly_spaced(thresholds: list[float]) -> bool:
+    """Keras clips predictions to [0, 1] exactly when thresholds are evenly spaced."""
+    n = len(thresholds)
+    if n < 3:
+        return False
+    even = np.arange(n, dtype=np.float32) / (n - 1)
+    return bool(np.allclose(thresholds, even, atol=EPSILON))
+
+
+def top_k_mask(xp: Any, x: Any, k: int) -> Any:
+    """True for the k largest entries of the last axis (ties go to the lower index)."""
+    order = xp.argsort(-x, axis=-1, stable=True)
+    rank = xp.argsort(order, axis=-1)
+    return rank < k
+
+
+def prepare(xp: Any, y_true: Any, y_pred: Any, sample_weight: Any = None, *, top_k=None,
+            class_id=None, clip=False, label_weights=None, multi_label=False):
+    """Labels (0/1), scores and weights shaped ``(N, L)``: L labels, or everything in one."""
+    y_true, y_pred = losses.align(y_true, y_pred)
+    y_pred = ops.as_float(xp, y_pred)
+    labels = xp.broadcast_to(xp.astype(y_true != 0, y_pred.dtype), y_pred.shape)
+    if sample_weight is None:
+        weights = xp.ones_like(y_pred)
+    else:
+        weights = losses.broadcast_weight(xp, sample_weight, y_pred)
+    if top_k is not None:
+        y_pred = xp.where(top_k_mask(xp, y_pred, top_k), y_pred,
+                          xp.full_like(y_pred, NEG_INF))
+    if class_id is not None:
+        cut = slice(class_id, class_id + 1)
+        labels, y_pred, weights = labels[..., cut], y_pred[..., cut], weights[..., cut]
+    if clip:
+        y_pred = xp.clip(y_pred, min=0.0, max=1.0)
+    if label_weights is not None and not multi_label:
+        weights = weights * xp.asarray(label_weights, dtype=weights.dtype)
+    if multi_label:
+        if y_pred.ndim != 2:
+            raise ValueError(
+                "AUC(multi_label=True) expects predictions of shape (batch, labels); "
+                f"received shape {tuple(y_pred.shape)}. Use multi_label=False to flatten."
+            )
+        return labels, y_pred, weights
+    flat = lambda a: xp.reshape(a, (-1, 1))
+    return flat(labels), flat(y_pred), flat(weights)
+
+
+def confusion_counts(xp: Any, labels: Any, scores: Any, weights: Any,
+                     thresholds: list[float]) -> dict[str, Any]:
+    """Weighted TP/FP/TN/FN of ``scores > t`` for sorted thresholds: each ``(T, L)``.
+
+    Each score falls in a bucket (how many thresholds lie below it); sorting the keys
+    ``label * (T + 1) + bucket`` once lets cumulative sums and ``searchsorted`` read off
+    every (threshold, label) count.
+    """
+    num_t, num_labels = len(thresholds), scores.shape[1]
+    stride = num_t + 1
+    t = xp.asarray(thresholds, dtype=scores.dtype)
+    bucket = xp.searchsorted(t, xp.reshape(scores, (-1,)), side="left")
+    offsets = xp.arange(num_labels, dtype=bucket.dtype) * stride
+    keys = xp.reshape(xp.reshape(bucket, scores.shape) + offsets, (-1,))
+    order = xp.argsort(keys)
+    sorted_keys = xp.take(keys, order)
+    # positions of "key <= label * stride + j" for j = -1 (label start) .. T (label end)
+    steps = xp.arange(-1, num_t + 1, dtype=bucket.dtype)
+    queries = xp.reshape(steps[:, None] + offsets[None, :], (-1,))
+    cuts = xp.searchsorted(sorted_keys, queries, side="right")
+
+    def split(values: Any) -> tuple[Any, Any]:
+        cum = xp.cumulative_sum(xp.take(xp.reshape(values, (-1,)), order), include_initial=True)
+        at = xp.reshape(xp.take(cum, cuts), (num_t + 2, num_labels))
+        above = at[-1:, :] - at[1:-1, :]  # score > t
+        below = at[1:-1, :] - at[:1, :]  # score <= t
+        return above, below
+
+    tp, fn = split(labels * weights)
+    fp, tn = split((1.0 - labels) * weights)
+    return {"true_positives": tp, "false_positives": fp, "true_negatives": tn,
+            "false_negatives": fn}
+
+
+class _ConfusionMetric(Metric):
+    """Counts of some of TP/FP/TN/FN per threshold; result is a scalar for one threshold."""
+
+    keys: tuple[str, ...] = COUNT_KEYS
+
+    def __init__(self, thresholds: Any = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str | None = None, dtype: Any = None,
+                 default_threshold: float = 0.5):
+        super().__init__(name=name, dtype=dtype)
+        self.init_thresholds = thresholds
+        self.top_k = top_k
+        self.class_id = class_id
+        self.thresholds = parse_thresholds(thresholds, default_threshold)
+        self._clip = evenly_spaced(self.thresholds)
+        order = np.argsort(self.thresholds, kind="stable")
+        self._unsort = None if np.all(order[:-1] <= order[1:]) else np.argsort(order)
+        self._sorted = [self.thresholds[i] for i in order]
+
+    def init(self) -> State:
+        return {k: zeros(len(self.thresholds)) for k in self.keys}
+
+    def counts(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
+        xp = namespace(y_pred)
+        prepared = prepare(xp, y_true, y_pred, sample_weight, top_k=self.top_k,
+                           class_id=self.class_id, clip=self._clip)
+        counts = confusion_counts(xp, *prepared, self._sorted)
+        out = {}
+        for k in self.keys:
+            c = counts[k][:, 0]
+            out[k] = c if self._unsort is None else xp.take(c, xp.asarray(self._unsort))
+        return out
+
+    def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
+        counts = self.counts(y_true, y_pred, sample_weight)
+        return {k: state[k] + counts[k] for k in self.keys}
+
+    def _per_threshold(self, value: Any) -> Any:
+        return value[0] if len(self.thresholds) == 1 else value
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "thresholds": self.init_thresholds}
+
+
+class _Count(_ConfusionMetric):
+    def __init__(self, thresholds: Any = None, name: str | None = None, dtype: Any = None):
+        super().__init__(thresholds=thresholds, name=name, dtype=dtype)
+
+    def result(self, state: State) -> Any:
+        return self._per_threshold(state[self.keys[0]])
+
+
+class TruePositives(_Count):
+    """Weighted count of positives predicted above each threshold."""
+
+    keys = ("true_positives",)
+
+
+class FalsePositives(_Count):
+    """Weighted count of negatives predicted above each threshold."""
+
+    keys = ("false_positives",)
+
+
+class TrueNegatives(_Count):
+    """Weighted count of negatives predicted at or below each threshold."""
+
+    keys = ("true_negatives",)
+
+
+class FalseNegatives(_Count):
+    """Weighted count of positives predicted at or below each threshold."""
+
+    keys = ("false_negatives",)
+
+
+class _PrecisionRecall(_ConfusionMetric):
+    def __init__(self, thresholds: Any = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str | None = None, dtype: Any = None):
+        super().__init__(thresholds=thresholds, top_k=top_k, class_id=class_id, name=name,
+                         dtype=dtype, default_threshold=0.5 if top_k is None else NEG_INF)
+
+    def result(self, state: State) -> Any:
+        tp, other = state[self.keys[0]], state[self.keys[1]]
+        return self._per_threshold(losses.safe_divide(namespace(tp), tp, tp + other))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "top_k": self.top_k, "class_id": self.class_id}
+
+
+class Precision(_PrecisionRecall):
+    """TP / (TP + FP) per threshold, optionally over the top k or one class."""
+
+    keys = ("true_positives", "false_positives")
+
+
+class Recall(_PrecisionRecall):
+    """TP / (TP + FN) per threshold, optionally over the top k or one class."""
+
+    keys = ("true_positives", "false_negatives")
+
+
+CURVES = ("ROC", "PR", "PRGAIN")
+SUMMATIONS = ("interpolation", "minoring", "majoring")
+
+
+def _choice(argument: str, value: Any, valid: tuple[str, ...]) -> str:
+    for v in valid:
+        if isinstance(value, str) and value.lower() == v.lower():
+            return v
+    raise ValueError(f"Invalid `{argument}`: expected one of {list(valid)}; received {value!r}.")
+
+
+class AUC(_ConfusionMetric):
+    """Area under the ROC or precision-recall curve, by a Riemann sum over thresholds."""
+
+    def __init__(self, num_thresholds: int = 200, curve: str = "ROC",
+                 summation_method: str = "interpolation", name: str | None = None,
+                 dtype: Any = None, thresholds: Any = None, multi_label: bool = False,
+                 num_labels: int | None = None, label_weights: Any = None,
+                 from_logits: bool = False):
+        self.curve = _choice("curve", curve, CURVES)
+        self.summation_method = _choice("summation_method", summation_method, SUMMATIONS)
+        if thresholds is not None:
+            inner = sorted(parse_thresholds(thresholds, 0.5))
+            clip = evenly_spaced([0.0, *inner, 1.0])
+        else:
+            if num_thresholds <= 1:
+                raise ValueError("Invalid `num_thresholds`: expected an integer > 1; "
+                                 f"received {num_thresholds!r}.")
+            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            clip = True
+        if num_labels and not multi_label:
+            raise ValueError("`num_labels` is only used with `multi_label=True`; "
+                             f"received num_labels={num_labels!r} and multi_label=False.")
+        super().__init__(thresholds=None, name=name, dtype=dtype)
+        self.init_thresholds = thresholds
+        self.thresholds = self._sorted = [-EPSILON, *inner, 1.0 + EPSILON]
+        self.num_thresholds = len(self.thresholds)
+        self._clip, self._unsort = clip, None
+        self.multi_label = multi_label
+        self.num_labels = num_labels
+        self.label_weights = None if label_weights is None else [float(w) for w in
+                                                                 np.ravel(label_weights)]
+        self.from_logits = from_logits
+
+    def init(self) -> State:
+        # Without num_labels the label axis has size 1 and broadcasts at the first update.
+        shape = (self.num_thresholds, self.num_labels or 1) if self.multi_label else (
+            self.num_thresholds,)
+        return {k: zeros(*shape) for k in COUNT_KEYS}
+
+    def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
+        xp = namespace(y_pred)
+        if self.from_logits:
+            y_pred = ops.sigmoid(xp, ops.as_float(xp, y_pred))
+        prepared = prepare(xp, y_true, y_pred, sample_weight, clip=self._clip,
+                           label_weights=self.label_weights, multi_label=self.multi_label)
+        counts = confusion_counts(xp, *prepared, self.thresholds)
+        if not self.multi_label:
+            counts = {k: v[:, 0] for k, v in counts.items()}
+        return {k: state[k] + counts[k] for k in COUNT_KEYS}
+
+    def result(self, state: State) -> Any:
+        tp, fp, tn, fn = (state[k] for k in COUNT_KEYS)
+        xp = namespace(tp)
+        div = lambda a, b: losses.safe_divide(xp, a, b)
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            terms = _interpolated_pr_terms(xp, tp, fp, fn)
+        else:
+            recall = div(tp, tp + fn)
+            if self.curve == "ROC":
+                x, y = div(fp, fp + tn), recall
+            elif self.curve == "PR":
+                x, y = recall, div(tp, tp + fp)
+            else:  # PRGAIN
+                scale = div(tp + fn, tn + fp)
+                no_tp = tp == 0.0
+                x = xp.where(no_tp, xp.zeros_like(tp), 1.0 - scale * div(fn, tp))
+                x = xp.clip(x, min=0.0)
+                y = xp.where(no_tp, xp.ones_like(tp), 1.0 - scale * div(fp, tp))
+            if self.summation_method == "interpolation":
+                heights = (y[:-1] + y[1:]) / 2.0
+            elif self.summation_method == "minoring":
+                heights = xp.minimum(y[:-1], y[1:])
+            else:
+                heights = xp.maximum(y[:-1], y[1:])
+            terms = (x[:-1] - x[1:]) * heights
+        by_label = xp.sum(terms, axis=0)
+        if not self.multi_label:
+            return by_label
+        if self.label_weights is None:
+            return xp.mean(by_label)
+        w = xp.asarray(self.label_weights, dtype=by_label.dtype)
+        return div(xp.sum(by_label * w), xp.sum(w))
+
+    def get_config(self) -> dict[str, Any]:
+        config = {"name": self.name, "dtype": self.dtype, "num_thresholds": self.num_thresholds,
+                  "curve": self.curve, "summation_method": self.summation_method,
+                  "multi_label": self.multi_label, "num_labels": self.num_labels,
+                  "label_weights": self.label_weights, "from_logits": self.from_logits}
+        if self.init_thresholds is not None:
+            config["thresholds"] = self.thresholds[1:-1]
+        return config
+
+
+def _interpolated_pr_terms(xp: Any, tp: Any, fp: Any, fn: Any) -> Any:
+    """PR-AUC pieces interpolating TP and FP linearly between thresholds (Davis, Goadrich)."""
+    div = lambda a, b: losses.safe_divide(xp, a, b)
+    zero = lambda a: xp.zeros_like(a)
+    dtp = tp[:-1] - tp[1:]
+    p = tp + fp
+    dp = p[:-1] - p[1:]
+    slope = div(dtp, xp.maximum(dp, zero(dp)))
+    intercept = tp[1:] - slope * p[1:]
+    both = (p[:-1] > 0) & (p[1:] > 0)
+    ratio = xp.where(both, div(p[:-1], xp.maximum(p[1:], zero(dp))), xp.ones_like(dp))
+    pos = tp[1:] + fn[1:]
+    return div(slope * (dtp + intercept * xp.log(ratio)), xp.maximum(pos, zero(pos)))
+
+
+class FBetaScore(Metric):
+    """F-beta per class from thresholded predictions; averaged as ``average`` says."""
+
+    def __init__(self, average: str | None = None, beta: float = 1.0,
+                 threshold: float | None = None, name: str = "fbeta_score", dtype: Any = None):
+        super().__init__(name=name, dtype=dtype)
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError("Invalid `average`: expected one of None, 'micro', 'macro', "
+                             f"'weighted'; received {average!r}.")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta <= 0:
+            raise ValueError(f"Invalid `beta`: expected a float > 0; received {beta!r}.")
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ValueError("Invalid `threshold`: expected a float in (0, 1] or None; "
+                             f"received {threshold!r}.")
+        self.average, self.beta, self.threshold = average, float(beta), threshold
+
+    def init(self) -> State:
+        # Per-class sums start with one broadcastable entry: classes are known at the first batch.
+        shape = () if self.average == "micro" else (1,)
+        return {k: zeros(*shape) for k in
+                ("true_positives", "false_positives", "false_negatives", "intermediate_weights")}
+
+    def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
+        xp = namespace(y_pred)
+        y_true, y_pred = losses.align(y_true, y_pred)
+        y_pred = ops.as_float(xp, y_pred)
+        y_true = ops.as_float(xp, y_true, like=y_pred)
+        if self.threshold is None:
+            top = xp.max(y_pred, axis=-1, keepdims=True)
+            hit = (y_pred >= top) & (xp.abs(y_pred) > 1e-9)
+        else:
+            hit = y_pred > self.threshold
+        hit = xp.astype(hit, y_pred.dtype)
+        w = (xp.ones_like(y_pred) if sample_weight is None
+             else losses.broadcast_weight(xp, sample_weight, y_pred))
+        axes = None if self.average == "micro" else tuple(range(y_pred.ndim - 1))
+        total = lambda v: xp.sum(v * w, axis=axes)
+        new = {"true_positives": total(hit * y_true),
+               "false_positives": total(hit * (1.0 - y_true)),
+               "false_negatives": total((1.0 - hit) * y_true),
+               "intermediate_weights": total(y_true)}
+        return {k: state[k] + new[k] for k in new}
+
+    def result(self, state: State) -> Any:
+        tp, fp, fn = state["true_positives"], state["false_positives"], state["false_negatives"]
+        xp = namespace(tp)
+        precision = tp / (tp + fp + EPSILON)
+        recall = tp / (tp + fn + EPSILON)
+        b2 = self.beta**2
+        score = (1.0 + b2) * precision * recall / (b2 * precision + recall + EPSILON)
+        if self.average == "weighted":
+            iw = state["intermediate_weights"]
+            return xp.sum(score * (iw / (xp.sum(iw) + EPSILON)))
+        if self.average is not None:
+            return xp.mean(score)
+        return score
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "average": self.average,
+                "beta": self.beta, "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """F1: the harmonic mean of precision and recall (FBetaScore with beta=1)."""
+
+    def __init__(self, average: str | None = None, threshold: float | None = None,
+                 name: str = "f1_score", dtype: Any = None):
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        del config["beta"]
+        return config

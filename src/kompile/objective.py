@@ -1,0 +1,159 @@
+"""The objective: total loss, per-output losses and metric updates for resolved outputs.
+
+Pure functions over flat per-output lists (``ys``, ``preds``, ``sample_weights``),
+written against the array API so the JAX and torch steps share them. Targets and
+weights are checked here once, on the host, with messages naming the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import losses, ops
+from .metrics import Metric
+from .ops import namespace
+
+
+@dataclass
+class OutputEntry:
+    name: str
+    loss: Any
+    weight: float
+    loss_log: str | None
+    metrics: list[tuple[str, Metric]] = field(default_factory=list)
+    weighted_metrics: list[tuple[str, Metric]] = field(default_factory=list)
+    temporal: bool = False
+    pred_shape: tuple[int, ...] = ()
+
+
+def _tracker_update(state: dict[str, Any], value: Any, n: Any) -> dict[str, Any]:
+    return {"total": state["total"] + value * n, "count": state["count"] + n}
+
+
+def _tracker_init() -> dict[str, Any]:
+    return {"total": np.zeros((), np.float32), "count": np.zeros((), np.float32)}
+
+
+class Objective:
+    def __init__(self, entries: list[OutputEntry]):
+        self.entries = entries
+        self.has_loss = any(e.loss is not None for e in entries)
+        self.metric_logs = [log for e in entries for log, _ in e.metrics] + \
+            [log for e in entries for log, _ in e.weighted_metrics]
+        self.log_names = ["loss"] + [e.loss_log for e in entries if e.loss_log] + \
+            self.metric_logs
+        self._metrics = {log: (i, m, False) for i, e in enumerate(self.entries)
+                         for log, m in e.metrics}
+        self._metrics.update({log: (i, m, True) for i, e in enumerate(self.entries)
+                              for log, m in e.weighted_metrics})
+
+    # ------------------------------------------------------------------ host-side checks
+    def check(self, ys: list[Any], sws: list[Any]) -> None:
+        """Validate one batch of targets and weights against the outputs."""
+        for e, y, sw in zip(self.entries, ys, sws):
+            needs_y = e.loss is not None or e.metrics or e.weighted_metrics
+            if needs_y and y is None:
+                raise ValueError(
+                    f"No target `y` was given for output '{e.name}', which has a loss or metrics. "
+                    "Pass `y` (a list or a dict keyed by output name for several outputs), or "
+                    "bind targets with compile(target_tensors=...)."
+                )
+            if y is not None and needs_y:
+                self._check_target(e, tuple(y.shape[1:]))
+            self._check_weight(e, sw, y)
+
+    def _check_target(self, e: OutputEntry, y_shape: tuple[int, ...]) -> None:
+        if e.loss is None:
+            return
+        p = e.pred_shape or (1,)
+        if losses.crossentropy_kind(e.loss) == "sparse":
+            ok = {p[:-1], p[:-1] + (1,)}
+        else:
+            ok = {p, p + (1,)} | ({p[:-1]} if p[-1] == 1 else set())
+        if y_shape not in ok:
+            hint = (" For integer class labels use sparse_categorical_crossentropy."
+                    if y_shape in (p[:-1], p[:-1] + (1,)) else "")
+            raise ValueError(
+                f"Target for output '{e.name}' has per-sample shape {y_shape} but the output has "
+                f"per-sample shape {e.pred_shape}, which the loss {e.loss.name!r} cannot pair "
+                f"with it.{hint}"
+            )
+
+    def _check_weight(self, e: OutputEntry, sw: Any, y: Any) -> None:
+        if e.temporal:
+            if len(e.pred_shape) < 2:
+                raise ValueError(
+                    f"sample_weight_mode='temporal' for output '{e.name}' needs an output of rank "
+                    f">= 3 (batch, timesteps, features); the output has shape "
+                    f"(batch, {', '.join(map(str, e.pred_shape))})."
+                )
+            if sw is not None and np.ndim(sw) != 2:
+                raise ValueError(
+                    f"sample_weight_mode='temporal' for output '{e.name}' expects 2-D sample "
+                    f"weights of shape (batch, timesteps); received shape {np.shape(sw)}."
+                )
+        if sw is None:
+            return
+        values_shape = ((e.pred_shape or (1,))[:-1])
+        w_shape = tuple(np.shape(sw)[1:])
+        if w_shape and w_shape != (1,) and w_shape != values_shape[:len(w_shape)]:
+            raise ValueError(
+                f"sample_weight for output '{e.name}' has per-sample shape {w_shape} but the loss "
+                f"values have per-sample shape {values_shape}: give weights of shape (batch,) "
+                f"or (batch, {', '.join(map(str, values_shape))})."
+            )
+
+    # ------------------------------------------------------------------ pure computation
+    def compute_loss(self, ys: list[Any], preds: list[Any], sws: list[Any]):
+        """Total loss and the unweighted per-output losses (None where no loss)."""
+        total, per_output = None, []
+        for e, y, p, sw in zip(self.entries, ys, preds, sws):
+            if e.loss is None:
+                per_output.append(None)
+                continue
+            xp = namespace(p)
+            y, p = losses.align(y, ops.as_float(xp, p))
+            value = losses.weighted_reduce(e.loss.call(y, p), sw, e.loss.reduction)
+            per_output.append(value)
+            total = value * e.weight if total is None else total + value * e.weight
+        if total is None:
+            xp = namespace(preds[0])
+            total = xp.zeros((), dtype=xp.float32)
+        return total, per_output
+
+    def init_states(self) -> dict[str, Any]:
+        states = {"loss": _tracker_init()}
+        for e in self.entries:
+            if e.loss_log:
+                states[e.loss_log] = _tracker_init()
+        for log, (_, m, _) in self._metrics.items():
+            states[log] = m.init()
+        return states
+
+    def update(self, states: dict[str, Any], ys: list[Any], preds: list[Any], sws: list[Any],
+               total: Any, per_output: list[Any], batch_size: Any) -> dict[str, Any]:
+        new = {"loss": _tracker_update(states["loss"], total, batch_size)}
+        for e, value in zip(self.entries, per_output):
+            if e.loss_log:
+                new[e.loss_log] = _tracker_update(states[e.loss_log], value, batch_size)
+        for log, (i, m, weighted) in self._metrics.items():
+            xp = namespace(preds[i])
+            p = ops.as_float(xp, preds[i])
+            new[log] = m.update(states[log], ys[i], p, sws[i] if weighted else None)
+        return new
+
+    def results(self, states: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for log in self.log_names:
+            if log in self._metrics:
+                out[log] = self._metrics[log][1].result(states[log])
+            else:
+                s = states[log]
+                out[log] = losses.safe_divide(namespace(s["total"]), s["total"], s["count"])
+        return out
+
+    def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        return {log: {k: a[log][k] + b[log][k] for k in a[log]} for log in a}

@@ -1,0 +1,111 @@
+"""Dtype policies and the dynamic loss scale.
+
+A ``Policy`` says in which dtype variables live and in which the forward pass computes.
+``LossScale`` is an immutable value (scale, counter) carried in the jitted step state:
+``scale_loss``, ``unscale``, ``adjust(finite)``. Backends apply them; this module has
+no backend code beyond array-API arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+POLICIES = {
+    "float32": ("float32", "float32"),
+    "mixed_float16": ("float32", "float16"),
+    "mixed_bfloat16": ("float32", "bfloat16"),
+    "float16": ("float16", "float16"),
+    "bfloat16": ("bfloat16", "bfloat16"),
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            from .registry import did_you_mean
+
+            raise ValueError(
+                f"Unknown dtype policy {self.name!r}.{did_you_mean(self.name, POLICIES)} "
+                f"Valid policies: {', '.join(POLICIES)}."
+            )
+
+    @property
+    def variable_dtype(self) -> str:
+        return POLICIES[self.name][0]
+
+    @property
+    def compute_dtype(self) -> str:
+        return POLICIES[self.name][1]
+
+    @property
+    def mixed(self) -> bool:
+        return self.variable_dtype != self.compute_dtype
+
+    @property
+    def needs_loss_scale(self) -> bool:
+        return self.compute_dtype == "float16"
+
+
+_GLOBAL = Policy("float32")
+
+
+def set_global_policy(policy: str | Policy) -> None:
+    """The policy given to every ``kp.Model`` created afterwards without ``dtype_policy``."""
+    global _GLOBAL
+    _GLOBAL = policy if isinstance(policy, Policy) else Policy(policy)
+
+
+def global_policy() -> Policy:
+    return _GLOBAL
+
+
+def get_policy(policy: str | Policy | None) -> Policy:
+    if policy is None:
+        return _GLOBAL
+    return policy if isinstance(policy, Policy) else Policy(policy)
+
+
+@dataclass(frozen=True)
+class LossScale:
+    """Dynamic loss scale: halve on a non-finite step, double after ``growth_steps`` finite
+    steps in a row; no floor. ``scale`` and ``counter`` are arrays of the backend."""
+
+    scale: Any
+    counter: Any
+    growth_steps: int = 2000
+
+    def scale_loss(self, loss: Any) -> Any:
+        return loss * self.scale
+
+    def unscale(self, grads: Any, tree_map: Any) -> Any:
+        inv = 1.0 / self.scale
+        return tree_map(lambda g: g * inv.astype(g.dtype), grads)
+
+    def adjust(self, finite: Any, xp: Any) -> LossScale:
+        counter = xp.where(finite, self.counter + 1, xp.zeros_like(self.counter))
+        grow = counter >= self.growth_steps
+        scale = xp.where(finite, xp.where(grow, self.scale * 2.0, self.scale), self.scale * 0.5)
+        counter = xp.where(grow, xp.zeros_like(counter), counter)
+        return LossScale(scale, counter, self.growth_steps)
+
+
+def _flatten_scale(ls: LossScale):
+    return (ls.scale, ls.counter), ls.growth_steps
+
+
+def _unflatten_scale(growth_steps: int, children: Any) -> LossScale:
+    return LossScale(children[0], children[1], growth_steps)
+
+
+def register_pytree() -> None:
+    """Make LossScale a JAX pytree (called by the JAX backend only)."""
+    import jax
+
+    try:
+        jax.tree_util.register_pytree_node(LossScale, _flatten_scale, _unflatten_scale)
+    except ValueError:  # already registered
+        pass

@@ -1,0 +1,114 @@
+"""Name registries and the error helpers every layer uses.
+
+Owns: looking names up (with aliases and the closest-match hint), checking keyword
+arguments, and the user-level registry of custom callables that makes them
+serialisable (``kp.register``). Owns no losses, metrics or optimizers itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The closest valid name to ``name``, or None."""
+    match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    hint = closest(name, choices)
+    return f" Did you mean '{hint}'?" if hint else ""
+
+
+def check_kwargs(where: str, kwargs: dict[str, Any], valid: Iterable[str]) -> None:
+    """Raise TypeError for keyword arguments that ``where`` does not take."""
+    valid = sorted(valid)
+    for key in kwargs:
+        if key not in valid:
+            raise TypeError(
+                f"{where}() got an unexpected keyword argument '{key}'."
+                f"{did_you_mean(key, valid)} Valid arguments: {', '.join(valid)}."
+            )
+
+
+def type_error(argument: str, expected: str, received: Any) -> TypeError:
+    return TypeError(
+        f"Argument `{argument}` must be {expected}; received {received!r} "
+        f"(of type {type(received).__name__})."
+    )
+
+
+class Registry:
+    """Maps names (and aliases) to objects for one kind: loss, metric or optimizer."""
+
+    def __init__(self, kind: str, case_insensitive: bool = False):
+        self.kind = kind
+        self.case_insensitive = case_insensitive
+        self._items: dict[str, Any] = {}
+        self._canonical: dict[str, str] = {}
+
+    def _key(self, name: str) -> str:
+        return name.lower() if self.case_insensitive else name
+
+    def add(self, names: str | Iterable[str], obj: Any) -> Any:
+        names = [names] if isinstance(names, str) else list(names)
+        for name in names:
+            self._items[self._key(name)] = obj
+            self._canonical[self._key(name)] = names[0]
+        return obj
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._key(name) in self._items
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def canonical(self, name: str) -> str:
+        return self._canonical[self._key(name)]
+
+    def get(self, name: str) -> Any:
+        key = self._key(name)
+        if key not in self._items:
+            raise ValueError(
+                f"Unknown {self.kind} '{name}'.{did_you_mean(key, self._items)} "
+                f"Valid {self.kind} names: {', '.join(self.names())}."
+            )
+        return self._items[key]
+
+
+# User callables registered by name, so that compile configs holding them serialise.
+_CUSTOM: dict[str, Callable[..., Any] | type] = {}
+
+
+def register(obj: Any = None, *, name: str | None = None) -> Any:
+    """Register a custom loss, metric or optimizer for ``get_compile_config``.
+
+    Usable as ``kp.register(fn)``, ``kp.register(fn, name="my_loss")`` or as a decorator.
+    """
+
+    def deco(o: Any) -> Any:
+        key = name or getattr(o, "__name__", None) or type(o).__name__
+        _CUSTOM[key] = o
+        return o
+
+    return deco if obj is None else deco(obj)
+
+
+def custom_name(obj: Any) -> str | None:
+    """The registered name of ``obj``, or None when it was never registered."""
+    for key, value in _CUSTOM.items():
+        if value is obj:
+            return key
+    return None
+
+
+def get_custom(name: str) -> Any:
+    if name not in _CUSTOM:
+        raise ValueError(
+            f"No registered object named '{name}'.{did_you_mean(name, _CUSTOM)} "
+            "Register custom callables with kp.register(fn) before compile_from_config()."
+        )
+    return _CUSTOM[name]

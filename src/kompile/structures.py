@@ -1,0 +1,183 @@
+"""Output names and per-output structures.
+
+Owns the one rule for pairing things with outputs: dicts by name, lists by position,
+never by sorted key order. Every per-output argument (targets, sample weights,
+class weights, losses, loss weights, metrics, sample-weight modes) goes through
+``per_output``; errors print the output names and the structure received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What the module returns: 'single', 'list', 'tuple' or 'dict', and output names."""
+
+    kind: str
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]  # per-sample shapes (batch axis excluded)
+
+    @property
+    def multi(self) -> bool:
+        return self.kind != "single"
+
+    def flatten(self, outputs: Any) -> list[Any]:
+        if self.kind == "single":
+            return [outputs]
+        if self.kind == "dict":
+            return [outputs[name] for name in self.names]
+        return list(outputs)
+
+    def unflatten(self, flat: Sequence[Any]) -> Any:
+        if self.kind == "single":
+            return flat[0]
+        if self.kind == "dict":
+            return dict(zip(self.names, flat))
+        return tuple(flat) if self.kind == "tuple" else list(flat)
+
+
+def describe(value: Any) -> str:
+    """A short picture of a structure for error messages: shapes instead of values."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(describe(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"array{tuple(value.shape)}"
+    return repr(value)
+
+
+def output_spec(outputs: Any, output_names: Sequence[str] | None = None) -> OutputSpec:
+    """Name the outputs of one forward pass (SPEC section 1)."""
+    if isinstance(outputs, Mapping):
+        names = tuple(str(k) for k in outputs)
+        if output_names is not None and list(output_names) != list(names):
+            raise ValueError(
+                f"`output_names` {list(output_names)} does not match the keys of the dict the "
+                f"module returns {list(names)}; drop `output_names` for dict outputs."
+            )
+        flat, kind = [outputs[k] for k in outputs], "dict"
+    elif isinstance(outputs, list | tuple):
+        flat, kind = list(outputs), "tuple" if isinstance(outputs, tuple) else "list"
+        names = tuple(output_names) if output_names else tuple(
+            f"output_{i + 1}" for i in range(len(flat)))
+        if len(names) != len(flat):
+            raise ValueError(
+                f"`output_names` has {len(names)} names but the module returns {len(flat)} "
+                f"outputs: {describe(outputs)}."
+            )
+    else:
+        flat, kind = [outputs], "single"
+        names = tuple(output_names) if output_names else ("output",)
+        if len(names) != 1:
+            raise ValueError(f"`output_names` {list(names)} given for a single-output module.")
+    for name, out in zip(names, flat):
+        if not hasattr(out, "shape"):
+            raise TypeError(
+                f"The module's output '{name}' is not an array: {type(out).__name__}. Modules "
+                "must return an array, a tuple/list of arrays or a dict of arrays."
+            )
+    return OutputSpec(kind, names, tuple(tuple(int(d) for d in o.shape[1:]) for o in flat))
+
+
+def per_output(value: Any, spec: OutputSpec, argument: str, *, broadcast: bool = True,
+               is_leaf: Any = None) -> list[Any]:
+    """Spread ``value`` over the outputs: one value for all, a list by position, a dict by name.
+
+    ``is_leaf(v)`` says whether a value is a single entry (default: not a list/tuple/dict).
+    Missing dict entries are None.
+    """
+    leaf = is_leaf or (lambda v: not isinstance(v, list | tuple | Mapping))
+    n = len(spec.names)
+    if isinstance(value, Mapping) and not leaf(value):
+        unknown = [k for k in value if k not in spec.names]
+        if unknown:
+            raise ValueError(
+                f"`{argument}` has keys {unknown} that are not output names. The model's outputs "
+                f"are {list(spec.names)}; received {argument}={describe(value)}."
+            )
+        return [value.get(name) for name in spec.names]
+    if isinstance(value, list | tuple) and not leaf(value):
+        if len(value) != n:
+            raise ValueError(
+                f"`{argument}` is a {type(value).__name__} of {len(value)} entries but the model "
+                f"has {n} output(s) {list(spec.names)}; received {argument}={describe(value)}. "
+                "Give one entry per output, or a dict keyed by output name."
+            )
+        return list(value)
+    if broadcast or n == 1:
+        return [value] * n
+    raise ValueError(
+        f"`{argument}` must be a list or a dict with one entry per output for a model with "
+        f"outputs {list(spec.names)}; received {argument}={describe(value)}."
+    )
+
+
+def is_array(v: Any) -> bool:
+    return hasattr(v, "shape") and hasattr(v, "dtype")
+
+
+def flatten_targets(y: Any, spec: OutputSpec, argument: str = "y") -> list[Any]:
+    """Targets as one array (or None) per output."""
+    if y is None:
+        return [None] * len(spec.names)
+    if is_array(y) and spec.multi:
+        raise ValueError(
+            f"`{argument}` is a single array {describe(y)} but the model has outputs "
+            f"{list(spec.names)}; give a list (by position) or a dict (by output name)."
+        )
+    return per_output(y, spec, argument, broadcast=False, is_leaf=is_array)
+
+
+def flatten_weights(sample_weight: Any, spec: OutputSpec) -> list[Any]:
+    """Sample weights per output: one array applies to every output."""
+    if sample_weight is None:
+        return [None] * len(spec.names)
+    return per_output(sample_weight, spec, "sample_weight", is_leaf=is_array)
+
+
+def class_weights_to_sample_weights(class_weight: Any, ys: list[Any], spec: OutputSpec,
+                                    sample_weights: list[Any]) -> list[Any]:
+    """Turn ``class_weight`` into per-sample weights, multiplied into ``sample_weights``."""
+    if class_weight is None:
+        return sample_weights
+    nested = isinstance(class_weight, Mapping) and all(
+        isinstance(v, Mapping) for v in class_weight.values()) and class_weight
+    if spec.multi and not nested:
+        raise ValueError(
+            f"`class_weight` for a model with outputs {list(spec.names)} must be a dict of dicts "
+            f"keyed by output name; received {describe(class_weight)}."
+        )
+    per = per_output(class_weight, spec, "class_weight", is_leaf=lambda v: False) if nested \
+        else [class_weight]
+    out = list(sample_weights)
+    for i, cw in enumerate(per):
+        if cw is None:
+            continue
+        if not isinstance(cw, Mapping):
+            raise TypeError(f"`class_weight` must map class index -> weight; received {cw!r}.")
+        if ys[i] is None:
+            raise ValueError(f"`class_weight` for output '{spec.names[i]}' needs targets `y`.")
+        y = np.asarray(ys[i])
+        if y.ndim > 1 and y.shape[-1] > 1:
+            labels = np.argmax(y, axis=-1)
+        else:
+            labels = y.reshape(y.shape[0], *y.shape[1:-1]) if y.ndim > 1 else y
+        labels = labels.astype(np.int64)
+        table = np.ones(int(max([*cw.keys(), int(labels.max(initial=0))])) + 1, np.float32)
+        for k, w in cw.items():
+            table[int(k)] = float(w)
+        w = table[labels]
+        if out[i] is not None:
+            base = np.asarray(out[i], dtype=np.float32)
+            w = (base.reshape(base.shape + (1,) * (w.ndim - base.ndim)) * w
+                 if base.ndim <= w.ndim else base * w)
+        out[i] = w.astype(np.float32)
+    return out

@@ -1,0 +1,137 @@
+"""Test models, each written once per backend with the same initial weights.
+
+``build(backend, kind, **kw)`` returns a module: ``identity`` (no parameters),
+``linear`` (Dense with given initial weights), ``mlp`` (softmax output), ``multi`` (dict outputs of
+different shapes), ``tuple`` (tuple outputs), ``dropout_bn`` (train/eval behaviour).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+
+def torch_ready() -> bool:
+    return importlib.util.find_spec("kompile.backends.torch") is not None
+
+
+def init_weights(n_in: int, n_out: int, seed: int = 0):
+    r = np.random.default_rng(seed)
+    return (r.normal(0, 0.3, (n_in, n_out)).astype(np.float32),
+            r.normal(0, 0.1, (n_out,)).astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- flax
+def _flax(kind, **kw):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    class Identity(nnx.Module):
+        def __call__(self, x):
+            return x
+
+    class Dense(nnx.Module):
+        def __init__(self, n_in, n_out, seed=0):
+            w, b = init_weights(n_in, n_out, seed)
+            self.kernel, self.bias = nnx.Param(jnp.asarray(w)), nnx.Param(jnp.asarray(b))
+
+        def __call__(self, x):
+            return x @ self.kernel + self.bias
+
+    class MLP(nnx.Module):
+        def __init__(self, n_in, hidden, n_out):
+            self.l1, self.l2 = Dense(n_in, hidden, 1), Dense(hidden, n_out, 2)
+
+        def __call__(self, x):
+            return nnx.softmax(self.l2(nnx.relu(self.l1(x))))
+
+    class Multi(nnx.Module):
+        """Dict outputs of different shapes, in a non-sorted key order."""
+
+        def __init__(self, n_in, dict_out=True):
+            self.z, self.a, self.m = Dense(n_in, 3, 3), Dense(n_in, 1, 4), Dense(n_in, 5, 5)
+            self.dict_out = dict_out
+
+        def __call__(self, x):
+            out = {"z": self.z(x), "a": self.a(x), "m": nnx.softmax(self.m(x))}
+            return out if self.dict_out else (out["z"], out["a"], out["m"])
+
+    class DropoutBN(nnx.Module):
+        def __init__(self, n_in, n_out):
+            self.dense = Dense(n_in, n_out)
+            self.bn = nnx.BatchNorm(n_out, rngs=nnx.Rngs(0))
+            self.drop = nnx.Dropout(0.5, rngs=nnx.Rngs(1))
+
+        def __call__(self, x):
+            return self.drop(self.bn(self.dense(x)))
+
+    return {
+        "identity": lambda: Identity(),
+        "linear": lambda: Dense(kw.get("n_in", 4), kw.get("n_out", 1), kw.get("seed", 0)),
+        "mlp": lambda: MLP(kw.get("n_in", 8), kw.get("hidden", 16), kw.get("n_out", 3)),
+        "multi": lambda: Multi(kw.get("n_in", 4)),
+        "tuple": lambda: Multi(kw.get("n_in", 4), dict_out=False),
+        "dropout_bn": lambda: DropoutBN(kw.get("n_in", 4), kw.get("n_out", 2)),
+    }[kind]()
+
+
+# ----------------------------------------------------------------------------- torch
+def _torch(kind, **kw):
+    import torch
+    from torch import nn
+
+    class Identity(nn.Module):
+        def forward(self, x):
+            return x
+
+    class Dense(nn.Module):
+        def __init__(self, n_in, n_out, seed=0):
+            super().__init__()
+            w, b = init_weights(n_in, n_out, seed)
+            self.kernel = nn.Parameter(torch.from_numpy(w))
+            self.bias = nn.Parameter(torch.from_numpy(b))
+
+        def forward(self, x):
+            return x @ self.kernel + self.bias
+
+    class MLP(nn.Module):
+        def __init__(self, n_in, hidden, n_out):
+            super().__init__()
+            self.l1, self.l2 = Dense(n_in, hidden, 1), Dense(hidden, n_out, 2)
+
+        def forward(self, x):
+            return torch.softmax(self.l2(torch.relu(self.l1(x))), -1)
+
+    class Multi(nn.Module):
+        def __init__(self, n_in, dict_out=True):
+            super().__init__()
+            self.z, self.a, self.m = Dense(n_in, 3, 3), Dense(n_in, 1, 4), Dense(n_in, 5, 5)
+            self.dict_out = dict_out
+
+        def forward(self, x):
+            out = {"z": self.z(x), "a": self.a(x), "m": torch.softmax(self.m(x), -1)}
+            return out if self.dict_out else (out["z"], out["a"], out["m"])
+
+    class DropoutBN(nn.Module):
+        def __init__(self, n_in, n_out):
+            super().__init__()
+            self.dense = Dense(n_in, n_out)
+            self.bn = nn.BatchNorm1d(n_out)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.drop(self.bn(self.dense(x)))
+
+    return {
+        "identity": lambda: Identity(),
+        "linear": lambda: Dense(kw.get("n_in", 4), kw.get("n_out", 1), kw.get("seed", 0)),
+        "mlp": lambda: MLP(kw.get("n_in", 8), kw.get("hidden", 16), kw.get("n_out", 3)),
+        "multi": lambda: Multi(kw.get("n_in", 4)),
+        "tuple": lambda: Multi(kw.get("n_in", 4), dict_out=False),
+        "dropout_bn": lambda: DropoutBN(kw.get("n_in", 4), kw.get("n_out", 2)),
+    }[kind]()
+
+
+def build(backend: str, kind: str, **kw):
+    return _flax(kind, **kw) if backend == "jax" else _torch(kind, **kw)
