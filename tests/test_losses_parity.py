@@ -73,6 +73,15 @@ def weight_modes(shape: tuple[int, ...]) -> tuple[str | None, ...]:
     return (None, "sample", "temporal") if len(shape) == 3 else (None, "sample")
 
 
+def shape_modes(full: bool = True, temporal: bool = True) -> list[tuple]:
+    """(shape, weight mode) pairs: all of them, or two (to keep option and alias tests quick)."""
+    shapes = SHAPES if temporal else SHAPES[:1]
+    if not full:
+        return [(shapes[-1], "temporal" if temporal else "sample")] + (
+            [(SHAPES[0], "sample")] if temporal else [(SHAPES[0], None)])
+    return [(shape, mode) for shape in shapes for mode in weight_modes(shape)]
+
+
 # ----------------------------------------------------------------------------- executions
 
 
@@ -88,12 +97,16 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def run_backends(fn, cases: list[tuple]) -> dict[str, list[np.ndarray]]:
-    """``fn(*case)`` for every case on NumPy, under one ``jax.jit`` and on torch tensors."""
+def run_backends(fn, cases: list[tuple], jit_all: bool = True) -> dict[str, list[np.ndarray]]:
+    """``fn(*case)`` for every case on NumPy and torch tensors, and under one ``jax.jit``.
+
+    ``jit_all=False`` jits the first case only: XLA compiles take most of this file's time.
+    """
     out = {}
     for backend in BACKENDS:
         args = [tuple(to_backend(backend, a) for a in case) for case in cases]
         if backend == "jax":
+            args = args if jit_all else args[:1]
             values = jax.jit(lambda batch: [fn(*case) for case in batch])(args)
         else:
             values = [fn(*case) for case in args]
@@ -101,8 +114,9 @@ def run_backends(fn, cases: list[tuple]) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def assert_parity(fn, cases: list[tuple], expected: list[np.ndarray], label: str = "") -> None:
-    for backend, values in run_backends(fn, cases).items():
+def assert_parity(fn, cases: list[tuple], expected: list[np.ndarray], label: str = "",
+                  jit_all: bool = True) -> None:
+    for backend, values in run_backends(fn, cases, jit_all).items():
         for i, (got, want) in enumerate(zip(values, expected)):
             np.testing.assert_allclose(
                 got, want, **TOL, err_msg=f"{label} backend={backend} case={i}")
@@ -149,23 +163,23 @@ LOSS_CASES: dict[str, list[tuple[str, dict]]] = {
 }
 
 
-def loss_cases(kind: str) -> list[tuple]:
+def loss_cases(kind: str, full: bool = True) -> list[tuple]:
     """``(y_true, y_pred, kompile_weight, keras_weight)`` over shapes and weight modes."""
     cases = []
-    for shape in SHAPES:
-        for mode in weight_modes(shape):
-            y_true, y_pred = make_inputs(kind, shape, seed=len(cases))
-            w = make_weights(mode, shape)
-            # Keras cannot spread (N,) weights over (N, T) values; kompile can (SPEC 4).
-            kw = w[:, None] if mode == "sample" and len(shape) == 3 else w
-            cases.append((y_true, y_pred, w, kw))
+    for shape, mode in shape_modes(full):
+        y_true, y_pred = make_inputs(kind, shape, seed=len(cases))
+        w = make_weights(mode, shape)
+        # Keras cannot spread (N,) weights over (N, T) values; kompile can (SPEC 4).
+        kw = w[:, None] if mode == "sample" and len(shape) == 3 else w
+        cases.append((y_true, y_pred, w, kw))
     return cases
 
 
-def check_loss(loss, keras_loss, kind: str, label: str) -> None:
-    cases = loss_cases(kind)
+def check_loss(loss, keras_loss, kind: str, label: str, full: bool = True) -> None:
+    cases = loss_cases(kind, full)
     expected = [np.asarray(keras_loss(yt, yp, sample_weight=kw)) for yt, yp, _, kw in cases]
-    assert_parity(lambda yt, yp, w: loss(yt, yp, w), [c[:3] for c in cases], expected, label)
+    assert_parity(lambda yt, yp, w: loss(yt, yp, w), [c[:3] for c in cases], expected, label,
+                  jit_all=full)
 
 
 def test_every_loss_class_has_cases():
@@ -177,7 +191,8 @@ def test_registered_name_matches_keras(name):
     loss = losses.get(name)
     cls_name = type(loss).__name__
     kind = LOSS_CASES[cls_name][0][0]
-    check_loss(loss, getattr(keras.losses, cls_name)(), kind, name)
+    full = losses.LOSSES.canonical(name) == name  # an alias only needs a quick check
+    check_loss(loss, getattr(keras.losses, cls_name)(), kind, name, full)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +201,8 @@ def test_registered_name_matches_keras(name):
 )
 def test_options_match_keras(cls_name, kind, options):
     loss = losses.LOSS_CLASSES[cls_name](**options)
-    check_loss(loss, getattr(keras.losses, cls_name)(**options), kind, f"{cls_name}{options}")
+    keras_loss = getattr(keras.losses, cls_name)(**options)
+    check_loss(loss, keras_loss, kind, f"{cls_name}{options}", full=False)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "none", "mean_with_sample_weight"])

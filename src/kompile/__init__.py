@@ -10,6 +10,7 @@ the module given to ``kp.Model``.
 """
 
 from . import callbacks, losses, metrics, optimizers, precision
+from . import saving, utils
 from . import precision as mixed_precision
 from .callbacks import Callback, History
 from .metrics import custom_metric
@@ -20,5 +21,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Callback", "History", "Model", "callbacks", "custom_metric", "losses", "metrics",
-    "mixed_precision", "optimizers", "precision", "register",
+    "mixed_precision", "optimizers", "precision", "register", "saving", "utils",
 ]

@@ -213,5 +213,95 @@ class Model:
         state = "compiled" if self._config else "not compiled"
         return f"<kompile.Model {type(self._module).__name__} on {self.backend}, {state}>"
 
+    # ================================================================== issue 7: files, summary,
+    # learning rate (weights files and summary over the backend's weights_dict(); see saving.py)
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        """The module's variables (parameters, batch statistics; no optimizer or RNG state)
+        as one safetensors file, written atomically."""
+        import os
+
+        from . import saving
+
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+        saving.save_weights(self, filepath)
+
+    def load_weights(self, filepath: Any) -> None:
+        """Weights written by ``save_weights`` (or a ModelCheckpoint file); names and shapes
+        must match the module's."""
+        from . import saving
+
+        saving.load_weights(self, filepath)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the next training step uses, read from the optimizer state.
+
+        Setting it changes the optimizer state, not the compiled step: no retrace."""
+        self._require_built("learning_rate")
+        return float(self._backend.learning_rate)
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._require_built("learning_rate")
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+            raise type_error("learning_rate", "a float", value)
+        self._backend.learning_rate = float(value)
+
+    def _require_built(self, what: str) -> None:
+        if self._config is None or self._objective is None:
+            raise ValueError(f"`{what}` lives in the optimizer state, which is created at the "
+                             "first training batch: call fit() or train_on_batch() first.")
+
+    def summary(self, x: Any = None, print_fn: Any = None) -> None:
+        """Print the module's layers and parameter counts.
+
+        Flax NNX with an example batch ``x``: ``flax.nnx.tabulate`` (layers, input and output
+        shapes, parameter counts). Otherwise: torch's module repr (torch), then a table of
+        named variables with shapes and the trainable / non-trainable totals.
+        """
+        print_fn = print_fn or print
+        module = self.module  # synced: the trained values
+        title = f'Model: "{type(module).__name__}" ({self.backend})'
+        if x is not None and self.backend == "jax":
+            from flax import nnx
+
+            try:
+                print_fn(nnx.tabulate(module, data_mod.to_numpy(x, "x"),
+                                      console_kwargs={"force_terminal": False,
+                                                      "no_color": True}))
+                return
+            except Exception as err:  # noqa: BLE001  (fall back to the plain table)
+                print_fn(f"(nnx.tabulate failed: {type(err).__name__}: {err})")
+        lines = [title]
+        if self.backend == "torch":
+            lines.append(repr(module))
+            variables = [(n, p, p.requires_grad) for n, p in module.named_parameters()]
+            variables += [(n, b, False) for n, b in module.named_buffers()]
+        else:
+            from flax import nnx
+
+            params = nnx.state(module, nnx.Param)
+            others = nnx.state(module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+            named = self._backend._named
+            variables = [(n, a, True) for n, a in named(params)]
+            variables += [(n, a, False) for n, a in named(others)]
+        width = max([len(n) for n, _, _ in variables] + [4]) + 2
+        lines.append(f"{'name':<{width}}{'shape':<18}{'dtype':<10}{'params':>10}")
+        lines.append("-" * (width + 38))
+        totals = [0, 0]
+        for name, a, trainable in variables:
+            count = int(np.prod(tuple(a.shape)))
+            totals[0 if trainable else 1] += count
+            dtype = str(a.dtype).replace("torch.", "")
+            lines.append(f"{name:<{width}}{str(tuple(a.shape)):<18}{dtype:<10}{count:>10,}"
+                         + ("" if trainable else "  (non-trainable)"))
+        lines.append("-" * (width + 38))
+        lines.append(f"Total params: {sum(totals):,}")
+        lines.append(f"Trainable params: {totals[0]:,}")
+        lines.append(f"Non-trainable params: {totals[1]:,}")
+        print_fn("\n".join(lines))
+    # ================================================================== end of issue 7 section
+
 
 __all__ = ["Model", "describe", "per_output"]

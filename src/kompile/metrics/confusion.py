@@ -65,8 +65,9 @@ def prepare(xp: Any, y_true: Any, y_pred: Any, sample_weight: Any = None, *, top
         y_pred = xp.where(top_k_mask(xp, y_pred, top_k), y_pred,
                           xp.full_like(y_pred, NEG_INF))
     if class_id is not None:
-        cut = slice(class_id, class_id + 1)
-        labels, y_pred, weights = labels[..., cut], y_pred[..., cut], weights[..., cut]
+        # take (not a slice): a new array, so the flattening below needs no strided view
+        cut = lambda a: xp.take(a, xp.asarray([class_id]), axis=-1)
+        labels, y_pred, weights = cut(labels), cut(y_pred), cut(weights)
     if clip:
         y_pred = xp.clip(y_pred, min=0.0, max=1.0)
     if label_weights is not None and not multi_label:
@@ -103,17 +104,15 @@ def confusion_counts(xp: Any, labels: Any, scores: Any, weights: Any,
     queries = xp.reshape(steps[:, None] + offsets[None, :], (-1,))
     cuts = xp.searchsorted(sorted_keys, queries, side="right")
 
-    def split(values: Any) -> tuple[Any, Any]:
-        cum = xp.cumulative_sum(xp.take(xp.reshape(values, (-1,)), order), include_initial=True)
-        at = xp.reshape(xp.take(cum, cuts), (num_t + 2, num_labels))
-        above = at[-1:, :] - at[1:-1, :]  # score > t
-        below = at[1:-1, :] - at[:1, :]  # score <= t
-        return above, below
-
-    tp, fn = split(labels * weights)
-    fp, tn = split((1.0 - labels) * weights)
-    return {"true_positives": tp, "false_positives": fp, "true_negatives": tn,
-            "false_negatives": fn}
+    # one sorted cumulative sum for positives and negatives together: (M + 1, 2)
+    flat = lambda a: xp.reshape(a * weights, (-1,))
+    values = xp.stack([flat(labels), flat(1.0 - labels)], axis=-1)
+    cum = xp.cumulative_sum(xp.take(values, order, axis=0), axis=0, include_initial=True)
+    at = xp.reshape(xp.take(cum, cuts, axis=0), (num_t + 2, num_labels, 2))
+    above = at[-1:, ...] - at[1:-1, ...]  # score > t
+    below = at[1:-1, ...] - at[:1, ...]  # score <= t
+    return {"true_positives": above[..., 0], "false_positives": above[..., 1],
+            "true_negatives": below[..., 1], "false_negatives": below[..., 0]}
 
 
 class _ConfusionMetric(Metric):

@@ -1,0 +1,344 @@
+"""PyTorch backend for ``torch.nn.Module`` models: the train, eval and predict steps.
+
+Torch trains the user's module in place, so the state kept here is only what the module
+does not hold: the ``torch.optim`` optimizer (built from the compile spec), the
+``torch.amp.GradScaler`` of a loss-scaled optimizer, and metric states (dicts of tensors
+on the module's device). A step is straight-line PyTorch: ``zero_grad``, forward (under
+``torch.autocast`` for a mixed policy), the shared array-API loss, ``backward``, clipping,
+``step``; metric updates on detached predictions; eval and predict under
+``torch.inference_mode``. Nothing in a step reads a value back to the host.
+
+``jit_compile=True`` compiles the forward, loss and metric update of one step with
+``torch.compile`` (backward runs through its compiled graph; the optimizer step stays
+eager so that learning-rate changes never recompile) and reuses it for the N steps of a
+``steps_per_execution`` call. Checkpoint state (``state_dict``) lives in torch_state.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import structures
+from ..data.arrays import map_arrays
+from . import torch_state
+
+# array-api-compat caches its namespace lookups with functools.lru_cache; dynamo traces
+# through the cache (harmless) and warns about it once per function at compile time.
+_DYNAMO_NOISE = "Dynamo detected a call to a `functools.lru_cache`"
+
+
+def _gather(feed: Any, row: torch.Tensor) -> Any:
+    return map_arrays(lambda a: a.index_select(0, row), feed)
+
+
+def _detach(values: list[Any]) -> list[Any]:
+    return [None if v is None else v.detach() for v in values]
+
+
+def _to_numpy(a: Any) -> Any:
+    if not isinstance(a, torch.Tensor):
+        return a
+    a = a.detach()
+    if a.dtype == torch.bfloat16:  # NumPy has no bfloat16
+        a = a.float()
+    return a.cpu().numpy()
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, module: torch.nn.Module, policy: Any, output_names: Any = None):
+        self.module = module
+        self.policy = policy
+        self.output_names = output_names
+        self.spec: structures.OutputSpec | None = None  # set by Model
+        self.jit_compile: Any = None
+        self.objective: Any = None
+        self.opt: Any = None
+        self.opt_spec: Any = None
+        self.scaler: Any = None
+        self.metrics: dict[str, Any] = {"train": None, "eval": None}
+        self._steps = 0  # training steps run (the iteration count when there is no optimizer)
+        self._lr: float | None = None  # the learning rate when there is no optimizer
+        self._jit = False
+        self._fns: dict[str, Any] = {}
+        self._pending: dict[str, np.ndarray] | None = None  # optimizer state loaded pre-build
+
+    # ------------------------------------------------------------------ device and dtypes
+    @property
+    def device(self) -> torch.device:
+        for t in itertools.chain(self.module.parameters(), self.module.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def _amp(self) -> Any:
+        """The autocast context of the forward pass (none under float32)."""
+        dtype = getattr(torch, self.policy.compute_dtype)
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _cast(self, x: Any) -> Any:
+        """Floating inputs to the variable dtype when variables are not float32."""
+        dtype = getattr(torch, self.policy.variable_dtype)
+        if dtype == torch.float32:
+            return x
+        return map_arrays(lambda a: a.to(dtype) if a.is_floating_point() else a, x)
+
+    # ------------------------------------------------------------------ shapes
+    def output_spec(self, x: Any) -> structures.OutputSpec:
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad(), self._amp():
+                out = self.module(self._cast(self.put(x)))
+        finally:
+            self.module.train(was_training)
+        return structures.output_spec(out, self.output_names)
+
+    # ------------------------------------------------------------------ build
+    def resolve_jit(self, config: Any) -> bool:
+        return config.jit_compile is True and not config.run_eagerly
+
+    def build(self, objective: Any, config: Any) -> None:
+        self.objective = objective
+        opt = config.optimizer
+        loss_scale = opt if getattr(opt, "is_loss_scale", False) else None
+        self.opt_spec = loss_scale.inner if loss_scale is not None else opt
+        variable_dtype = getattr(torch, self.policy.variable_dtype)
+        if variable_dtype != torch.float32:
+            self.module.to(variable_dtype)  # only floating parameters and buffers change
+        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        self.opt = self.opt_spec.build_torch(self.params) if self.params else None
+        self._clip = any((getattr(self.opt_spec, k, None) or 0) > 0
+                         for k in ("clipnorm", "global_clipnorm", "clipvalue"))
+        self.scaler = None
+        if loss_scale is not None and self.opt is not None:
+            if variable_dtype == torch.float16:
+                raise ValueError(
+                    f"dtype policy {self.policy.name!r} keeps the variables in float16, whose "
+                    "gradients torch.amp.GradScaler cannot unscale. Use 'mixed_float16' (float32 "
+                    "variables, float16 compute), or compile(auto_scale_loss=False).")
+            self.scaler = torch.amp.GradScaler(
+                self.device.type, init_scale=float(loss_scale.initial_scale),
+                growth_factor=2.0, backoff_factor=0.5,
+                growth_interval=int(loss_scale.dynamic_growth_steps))
+        if loss_scale is not None:
+            scaler, initial = self.scaler, float(loss_scale.initial_scale)
+            # host sync on read
+            loss_scale._reader = lambda: float(scaler.get_scale()) if scaler else initial
+        if config.run_eagerly and config.jit_compile is True:
+            warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
+                          stacklevel=3)
+        self._jit = self.jit_compile = self.resolve_jit(config)
+        self._fns = {}
+        self._steps, self._lr = 0, None
+        self._initial = self._metric_states()
+        self.metrics = {"train": self._initial, "eval": self._initial}
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.load_state_dict(pending)
+
+    def _metric_states(self) -> dict[str, Any]:
+        """The objective's initial NumPy states as device tensors (states are never updated
+        in place, so one copy serves every reset)."""
+        return self.put(self.objective.init_states())
+
+    def unbuild(self) -> None:
+        """Forget optimizer and metric state (a recompile); the module keeps the weights."""
+        self.opt = self.scaler = self.objective = None
+        self.metrics = {"train": None, "eval": None}
+        self.jit_compile, self._jit, self._fns = None, False, {}
+
+    def prepare_predict(self) -> None:
+        """Predict needs nothing built: the module is the whole state."""
+
+    # ------------------------------------------------------------------ steps
+    def _forward(self, x: Any) -> list[Any]:
+        with self._amp():
+            out = self.module(self._cast(x))
+        return self.spec.flatten(out)
+
+    def _train_forward(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
+        """Forward, loss and metric update of one training step (what torch.compile sees)."""
+        x, ys, sws = _gather(feed, row)
+        preds = self._forward(x)
+        total, per_output = self.objective.compute_loss(ys, preds, sws)
+        with torch.no_grad():
+            states = self.objective.update(states, ys, _detach(preds), sws, total.detach(),
+                                           _detach(per_output), row.shape[0])
+        return total, states
+
+    def _train_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
+        opt, scaler = self.opt, self.scaler
+        if opt is None:  # no trainable parameters: nothing to differentiate or update
+            self._steps += 1
+            return self._fn("train_forward")(feed, row, states)[1]
+        opt.zero_grad(set_to_none=True)
+        total, states = self._fn("train_forward")(feed, row, states)
+        if scaler is None:
+            total.backward()
+        else:
+            scaler.scale(total).backward()
+            if self._clip:
+                scaler.unscale_(opt)  # clip the true gradients
+        if self._clip:
+            self.opt_spec.torch_clip(self.params)
+        if scaler is None:
+            opt.step()
+        else:  # skips opt.step() on non-finite gradients; GradScaler reads found_inf here
+            scaler.step(opt)
+            scaler.update()
+        self._steps += 1
+        return states
+
+    def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
+        x, ys, sws = _gather(feed, row)
+        preds = self._forward(x)
+        total, per_output = self.objective.compute_loss(ys, preds, sws)
+        return self.objective.update(states, ys, preds, sws, total, per_output, row.shape[0])
+
+    def _predict_step(self, x: Any, row: torch.Tensor) -> list[Any]:
+        return self._forward(_gather(x, row))
+
+    def _fn(self, kind: str) -> Any:
+        fn = self._fns.get(kind)
+        if fn is None:
+            fn = getattr(self, "_" + kind)
+            if self._jit:
+                fn = _quiet(torch.compile(fn))
+            self._fns[kind] = fn
+        return fn
+
+    def train(self, feed: Any, index: Any, start: int, n: int) -> None:
+        self.module.train()
+        states = self.metrics["train"]
+        for i in range(n):
+            states = self._train_step(feed, index[start + i], states)
+        self.metrics["train"] = states
+
+    def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
+        self.module.eval()
+        step, states = self._fn("eval_step"), self.metrics["eval"]
+        with torch.inference_mode():
+            for i in range(n):
+                states = step(feed, index[start + i], states)
+        self.metrics["eval"] = states
+
+    def predict(self, feed: Any, index: Any, start: int, n: int) -> list[Any]:
+        """Flat per-output predictions covering rows ``start:start+n`` of ``index``."""
+        self.module.eval()
+        step = self._fn("predict_step")
+        with torch.inference_mode():
+            batches = [step(feed[0], index[start + i]) for i in range(n)]
+        if n == 1:
+            return batches[0]
+        return [torch.cat(parts) for parts in zip(*batches)]
+
+    # ------------------------------------------------------------------ metrics and host
+    def reset_metrics(self, phase: str) -> None:
+        self.metrics[phase] = self._initial
+
+    def results(self, phase: str) -> dict[str, Any]:
+        with torch.no_grad():
+            return self.objective.results(self.metrics[phase])
+
+    def put(self, tree: Any) -> Any:
+        """Host arrays to tensors on the module's device (pinned, non-blocking on CUDA)."""
+        device = self.device
+
+        def one(a: Any) -> torch.Tensor:
+            if isinstance(a, torch.Tensor):
+                return a.to(device)
+            a = np.asarray(a)
+            if not a.flags.writeable or not a.flags.c_contiguous:
+                a = np.array(a)  # torch.from_numpy wants writable, contiguous memory
+            t = torch.from_numpy(a)
+            if device.type == "cuda":
+                return t.pin_memory().to(device, non_blocking=True)
+            return t.to(device)
+
+        return map_arrays(one, tree)
+
+    def fits_on_device(self, nbytes: int) -> bool:
+        device = self.device
+        if device.type == "cuda":
+            return nbytes <= torch.cuda.mem_get_info(device)[0] // 4
+        return device.type == "cpu" or nbytes <= 4 << 30  # CPU tensors share NumPy's memory
+
+    def to_host(self, tree: Any) -> Any:
+        return map_arrays(_to_numpy, tree)  # host sync
+
+    # ------------------------------------------------------------------ module state
+    def sync_to_module(self) -> None:
+        """Nothing to do: torch trains the module's own parameters in place."""
+
+    def refresh_from_module(self) -> None:
+        """Nothing to do: weights set on the module between calls are already the live ones."""
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [_to_numpy(p).copy() for p in self.module.parameters()]
+
+    def set_weights(self, weights: list[Any]) -> None:
+        params = list(self.module.parameters())
+        if len(weights) != len(params):
+            raise ValueError(f"set_weights expected {len(params)} arrays; received "
+                             f"{len(weights)}.")
+        for i, (p, w) in enumerate(zip(params, weights)):
+            if tuple(np.shape(w)) != tuple(p.shape):
+                raise ValueError(f"set_weights: array {i} has shape {tuple(np.shape(w))} but "
+                                 f"the parameter it replaces has shape {tuple(p.shape)}.")
+        with torch.no_grad():
+            for p, w in zip(params, weights):
+                p.copy_(torch.as_tensor(np.asarray(w)))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Module, optimizer, loss scale and iteration count as NumPy arrays (checkpoints)."""
+        return torch_state.dump(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch_state.load(self, state)
+
+    def weights_dict(self) -> dict[str, np.ndarray]:
+        """The module's ``state_dict()`` as NumPy arrays."""
+        return torch_state.dump_module(self.module)
+
+    def load_weights_dict(self, weights: dict[str, Any]) -> None:
+        torch_state.load_module(self.module, weights)
+
+    # ------------------------------------------------------------------ optimizer
+    @property
+    def learning_rate(self) -> float:
+        if self.opt is None:
+            lr = self.opt_spec.learning_rate if self._lr is None else self._lr
+            return float(lr(self._steps) if callable(lr) else lr)
+        return float(self.opt_spec.torch_learning_rate(self.opt))
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if self.opt is None:
+            self._lr = float(value)
+        else:
+            self.opt_spec.torch_set_learning_rate(self.opt, value)
+
+    @property
+    def iterations(self) -> int:
+        """Optimizer steps taken (steps skipped by the loss scale do not count)."""
+        if self.opt is None:
+            return self._steps
+        return self.opt_spec.torch_iterations(self.opt)
+
+
+def _quiet(fn: Any) -> Any:
+    def call(*args: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_DYNAMO_NOISE)
+            return fn(*args)
+
+    return call

@@ -1,0 +1,115 @@
+"""ModelCheckpoint: save the model (or its weights) during training.
+
+Keras's arguments: ``filepath`` may be a template filled with the 1-based ``epoch``, the
+1-based ``batch`` (batch-level saving) and any log value (``"ckpt-{epoch:02d}-{val_loss:.2f}
+.safetensors"``); ``save_best_only`` writes only when ``monitor`` improves on the best seen
+so far (``initial_value_threshold`` is the starting best); ``save_freq`` is ``"epoch"`` or
+a number of batches. Files are safetensors written atomically (see kompile.saving):
+``save_weights_only=True`` writes the module's variables (``model.load_weights`` reads
+them); ``False`` writes the whole training state too (weights, optimizer and RNG state),
+restored with ``kp.saving.load_training_state(model, path)``; ``load_weights`` reads its
+weights as well.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from .. import saving
+from .monitor import MonitorCallback
+
+
+def template_fields(template: str) -> set[str]:
+    """The top-level names a ``str.format`` template uses."""
+    fields = set()
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name:
+            fields.add(name.split(".")[0].split("[")[0])
+    return fields
+
+
+class ModelCheckpoint(MonitorCallback):
+    """Save the model or its weights every epoch (or ``save_freq`` batches)."""
+
+    def __init__(self, filepath: Any, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, save_weights_only: bool = False,
+                 mode: str = "auto", save_freq: Any = "epoch",
+                 initial_value_threshold: float | None = None):
+        super().__init__(monitor, mode, initial_value_threshold)
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
+                                     or save_freq < 1):
+            raise ValueError("ModelCheckpoint: `save_freq` must be 'epoch' or a positive number "
+                             f"of batches; received {save_freq!r}.")
+        self.filepath = str(filepath)
+        self.verbose = verbose
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        self._fields = template_fields(self.filepath)
+        self._epoch = 0
+        self._last_batch: int | None = None
+        self._since_save = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        # one call per steps_per_execution group: count the batches it ran
+        if self._last_batch is None or batch <= self._last_batch:
+            self._since_save += batch + 1
+        else:
+            self._since_save += batch - self._last_batch
+        self._last_batch = batch
+        if self._since_save >= self.save_freq:
+            self._since_save = 0
+            self._save(self._epoch, batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save(epoch, None, logs)
+
+    def file_path(self, epoch: int, batch: int | None, logs: Any) -> str:
+        # reads only the log entries the template names (batch logs are read lazily)
+        values = {k: logs[k] for k in self._fields if logs is not None and k in logs}
+        values["epoch"] = epoch + 1
+        if batch is not None:
+            values.setdefault("batch", batch + 1)
+        try:
+            return self.filepath.format(**values)
+        except (KeyError, IndexError, ValueError) as err:
+            raise KeyError(f"ModelCheckpoint cannot fill the filepath template "
+                           f"{self.filepath!r}: {type(err).__name__}: {err}. Available: "
+                           f"epoch, batch and the logs {sorted(logs or {})}.") from None
+
+    def _save(self, epoch: int, batch: int | None, logs: Any) -> None:
+        path = self.file_path(epoch, batch, logs)
+        if self.save_best_only:
+            current = (logs or {}).get(self.monitor)
+            if current is None:
+                self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
+            elif not isinstance(current, float):
+                raise TypeError(f"ModelCheckpoint: `{self.monitor}` must be a scalar to compare; "
+                                f"received {current!r}.")
+            elif self.is_improvement(current, self.best):
+                if self.verbose > 0:
+                    best = "None" if self.best is None else f"{self.best:.5f}"
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to "
+                          f"{current:.5f}, saving model to {path}")
+                self.best = current
+            else:
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
+                          f"{self.best:.5f}")
+                return
+        elif self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            saving.save_weights(self.model, path)
+        else:
+            saving.save_training_state(self.model, path, {"epoch": epoch + 1,
+                                                          "batch": None if batch is None
+                                                          else batch + 1},
+                                       include_weights=True)

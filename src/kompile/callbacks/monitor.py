@@ -1,0 +1,87 @@
+"""What the monitoring callbacks share: reading a monitored value and judging improvement.
+
+EarlyStopping, ModelCheckpoint and ReduceLROnPlateau watch one log entry (``monitor``)
+in ``mode`` ``"min"``, ``"max"`` or ``"auto"``. ``"auto"`` reads the direction from the
+name as Keras does from the metric: losses and errors go down; accuracies, AUC, precision,
+recall, F1, R2, true positives/negatives and cosine similarity go up. An improvement is a
+change of more than ``min_delta`` in that direction.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+from .base import Callback
+
+MODES = ("auto", "min", "max")
+_UP = ("accuracy", "acc", "auc", "precision", "recall", "f1_score", "f1", "r2_score", "r2",
+       "true_positives", "true_negatives", "cosine_similarity")
+_DOWN = ("loss", "error", "crossentropy", "ce", "divergence", "kld", "poisson", "hinge",
+         "logcosh", "log_cosh", "huber", "mse", "mae", "mape", "msle", "false_positives",
+         "false_negatives")
+
+
+def direction(monitor: str) -> str | None:
+    """``"min"`` or ``"max"`` for a log name, from its last words; None if unknown."""
+    name = re.sub(r"_\d+$", "", monitor.removeprefix("val_"))  # duplicates: "mae_1"
+    for suffix in sorted(_UP + _DOWN, key=len, reverse=True):
+        if name == suffix or name.endswith("_" + suffix):
+            return "max" if suffix in _UP else "min"
+    return None
+
+
+def check_mode(mode: Any, owner: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{owner}: `mode` must be one of {', '.join(map(repr, MODES))}; "
+                         f"received {mode!r}.")
+    return mode
+
+
+class MonitorCallback(Callback):
+    """A callback that watches ``monitor`` and compares it with ``self.best``."""
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", baseline: Any = None,
+                 min_delta: float = 0.0):
+        super().__init__()
+        if not isinstance(monitor, str):
+            raise TypeError(f"{type(self).__name__}: `monitor` must be a log name (str); "
+                            f"received {monitor!r}.")
+        self.monitor = monitor
+        self.mode = check_mode(mode, type(self).__name__)
+        self.baseline = baseline
+        self.best = baseline
+        self.min_delta = abs(min_delta)
+        self._resolved: str | None = None
+
+    @property
+    def resolved_mode(self) -> str:
+        """``"min"`` or ``"max"``; ``"auto"`` resolved from the monitored name."""
+        if self._resolved is None:
+            mode = self.mode if self.mode != "auto" else direction(self.monitor)
+            if mode is None:
+                raise ValueError(
+                    f"{type(self).__name__} received monitor={self.monitor!r} with mode='auto', "
+                    "but cannot tell whether that quantity should go up or down. Pass "
+                    "mode='max' to keep the highest value or mode='min' for the lowest.")
+            self._resolved = mode
+        return self._resolved
+
+    def is_improvement(self, current: float, reference: float | None) -> bool:
+        if reference is None:
+            return True
+        if self.resolved_mode == "min":
+            return current + self.min_delta < reference
+        return current - self.min_delta > reference
+
+    def monitor_value(self, logs: Any, what: str) -> float | None:
+        """The monitored value, or None with a warning listing the available logs."""
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"{what} is conditioned on `{self.monitor}`, which is not in the "
+                          f"logs. Available logs: {', '.join(logs) or '(none)'}.", stacklevel=3)
+            return None
+        return value
+

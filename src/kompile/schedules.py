@@ -1,0 +1,200 @@
+"""Learning-rate schedules with Keras's names, arguments and numbers.
+
+Owns the Keras schedules (``ExponentialDecay``, ``PiecewiseConstantDecay``,
+``InverseTimeDecay``, ``PolynomialDecay``, ``CosineDecay``) as backend-neutral callables
+``schedule(step) -> learning rate``, and their serialisation. The step may be a Python int
+(the result is a float), a jax array (also a tracer inside ``jax.jit``: the result is a jax
+array) or a torch tensor (a torch tensor). The math is written once against the array API.
+Owns nothing of the optimizers that call them (see optimizers.py); any plain callable
+``step -> lr``, an optax schedule for instance, is accepted there too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .ops import namespace
+from .registry import Registry, custom_name, get_custom, type_error
+
+
+class LearningRateSchedule:
+    """Base class: subclasses define ``_lr(xp, step)`` on a float32 step array."""
+
+    _args: tuple[str, ...] = ()
+
+    def __call__(self, step: Any) -> Any:
+        if isinstance(step, int | float | np.integer | np.floating):
+            return float(self._lr(namespace(np.zeros(())), np.asarray(step, np.float64)))
+        xp = namespace(step)
+        return self._lr(xp, xp.astype(step, xp.float32))
+
+    def _lr(self, xp: Any, step: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define _lr(xp, step).")
+
+    def get_config(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._args}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
+        return cls(**config)
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(sorted(self.get_config().items()))))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase``
+    the exponent is floored."""
+
+    _args = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
+
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                 staircase: bool = False, name: str = "ExponentialDecay"):
+        _check_positive(type(self).__name__, decay_steps)
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
+
+    def _lr(self, xp: Any, step: Any) -> Any:
+        p = step / self.decay_steps
+        return self.initial_learning_rate * self.decay_rate ** (xp.floor(p) if self.staircase
+                                                               else p)
+
+
+class InverseTimeDecay(LearningRateSchedule):
+    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``; with
+    ``staircase`` the ratio is floored."""
+
+    _args = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
+
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                 staircase: bool = False, name: str = "InverseTimeDecay"):
+        _check_positive(type(self).__name__, decay_steps)
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
+
+    def _lr(self, xp: Any, step: Any) -> Any:
+        p = step / self.decay_steps
+        return self.initial_learning_rate / (1 + self.decay_rate * (xp.floor(p)
+                                                                    if self.staircase else p))
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[0]`` while ``step <= boundaries[0]``, ``values[i]`` while
+    ``boundaries[i-1] < step <= boundaries[i]``, ``values[-1]`` after the last boundary."""
+
+    _args = ("boundaries", "values", "name")
+
+    def __init__(self, boundaries: list[float], values: list[float],
+                 name: str = "PiecewiseConstant"):
+        if len(boundaries) != len(values) - 1:
+            raise ValueError(
+                "PiecewiseConstantDecay needs one more value than boundaries; received "
+                f"boundaries={boundaries} (length {len(boundaries)}) and values={values} "
+                f"(length {len(values)})."
+            )
+        self.boundaries, self.values, self.name = list(boundaries), list(values), name
+
+    def _lr(self, xp: Any, step: Any) -> Any:
+        lr = xp.full_like(step, self.values[-1])
+        for boundary, value in zip(reversed(self.boundaries), reversed(self.values[:-1])):
+            lr = xp.where(step <= boundary, xp.full_like(step, value), lr)
+        return lr
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """From ``initial_learning_rate`` to ``end_learning_rate`` over ``decay_steps`` along
+    ``(1 - step / decay_steps) ** power``; with ``cycle`` the decay restarts from the next
+    multiple of ``decay_steps`` instead of staying at the end value."""
+
+    _args = ("initial_learning_rate", "decay_steps", "end_learning_rate", "power", "cycle",
+             "name")
+
+    def __init__(self, initial_learning_rate: float, decay_steps: float,
+                 end_learning_rate: float = 0.0001, power: float = 1.0, cycle: bool = False,
+                 name: str = "PolynomialDecay"):
+        _check_positive(type(self).__name__, decay_steps)
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.end_learning_rate, self.power, self.cycle = end_learning_rate, power, cycle
+        self.name = name
+
+    def _lr(self, xp: Any, step: Any) -> Any:
+        if self.cycle:  # the first multiple of decay_steps not below step (1 at step 0)
+            decay_steps = self.decay_steps * xp.clip(xp.ceil(step / self.decay_steps), min=1.0)
+        else:
+            decay_steps, step = self.decay_steps, xp.clip(step, max=float(self.decay_steps))
+        fraction = 1 - step / decay_steps
+        return ((self.initial_learning_rate - self.end_learning_rate) * fraction ** self.power
+                + self.end_learning_rate)
+
+
+class CosineDecay(LearningRateSchedule):
+    """Optional linear warmup from ``initial_learning_rate`` to ``warmup_target`` over
+    ``warmup_steps``, then a cosine decay over ``decay_steps`` down to ``alpha`` times the
+    starting value (``warmup_target`` when given, else ``initial_learning_rate``)."""
+
+    _args = ("initial_learning_rate", "decay_steps", "alpha", "name", "warmup_target",
+             "warmup_steps")
+
+    def __init__(self, initial_learning_rate: float, decay_steps: float, alpha: float = 0.0,
+                 name: str = "CosineDecay", warmup_target: float | None = None,
+                 warmup_steps: float = 0):
+        _check_positive(type(self).__name__, decay_steps)
+        self.initial_learning_rate, self.decay_steps, self.alpha = (
+            initial_learning_rate, decay_steps, alpha)
+        self.name, self.warmup_target, self.warmup_steps = name, warmup_target, warmup_steps
+
+    def _decay(self, xp: Any, step: Any, start: float) -> Any:
+        cosine = 0.5 * (1.0 + xp.cos(math.pi * (step / self.decay_steps)))
+        return start * ((1 - self.alpha) * cosine + self.alpha)
+
+    def _lr(self, xp: Any, step: Any) -> Any:
+        if self.warmup_target is None:
+            return self._decay(xp, xp.clip(step, max=float(self.decay_steps)),
+                               self.initial_learning_rate)
+        warmup = float(self.warmup_steps)
+        step = xp.clip(step, max=float(self.decay_steps) + warmup)
+        start, target = self.initial_learning_rate, self.warmup_target
+        warm = (target - start) * (step / max(warmup, 1.0)) + start  # unused when warmup == 0
+        return xp.where(step < warmup, warm, self._decay(xp, step - warmup, target))
+
+
+def _check_positive(where: str, decay_steps: Any) -> None:
+    if not decay_steps > 0:
+        raise ValueError(f"{where}: `decay_steps` must be > 0; received {decay_steps!r}.")
+
+
+SCHEDULES = Registry("learning-rate schedule")
+for _cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, PolynomialDecay,
+             CosineDecay):
+    SCHEDULES.add(_cls.__name__, _cls)
+
+
+def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
+    """``{"class_name", "config"}``; a custom subclass must be registered (``kp.register``)."""
+    if not isinstance(schedule, LearningRateSchedule):
+        raise type_error("schedule", "a kompile LearningRateSchedule", schedule)
+    name = type(schedule).__name__
+    if name not in SCHEDULES:
+        name = custom_name(type(schedule))
+        if name is None:
+            raise ValueError(
+                f"Cannot serialise the schedule {schedule!r}: its class is not registered. "
+                "Register it with kp.register(cls) before get_compile_config()."
+            )
+    return {"class_name": name, "config": schedule.get_config()}
+
+
+def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
+    name = config["class_name"]
+    cls = SCHEDULES.get(name) if name in SCHEDULES else get_custom(name)
+    return cls.from_config(dict(config["config"]))

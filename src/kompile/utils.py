@@ -1,0 +1,45 @@
+"""Small user-facing utilities: ``set_random_seed``.
+
+What a seed covers in kompile:
+
+- Python's ``random`` module;
+- NumPy's global RNG, which the training loop uses to shuffle the data each epoch
+  (``np.random.permutation``), so a seed fixes the data order;
+- torch's global RNG (CPU and every CUDA device) when torch is already imported: torch
+  modules draw their initial weights and dropout masks from it.
+
+JAX has no global RNG: a Flax NNX module carries its own random state in the
+``nnx.Rngs`` it was built with (initial weights, dropout keys), and kompile trains that
+state as part of the module. Seed JAX by building the module with a fixed seed,
+``MyModule(rngs=nnx.Rngs(seed))``, after calling ``set_random_seed(seed)``.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import numpy as np
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy and (if imported) torch, so that ``fit`` is reproducible.
+
+    Two runs that call ``set_random_seed(s)`` and then build the same module (Flax modules
+    with a fixed ``nnx.Rngs`` seed) and call ``fit`` with the same arguments end with
+    identical weights on the same hardware.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"`seed` must be an int; received {seed!r} (of type "
+                        f"{type(seed).__name__}).")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"`seed` must be in [0, 2**32); received {seed}.")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)  # seeds the CPU generator and every CUDA device
+
+
+__all__ = ["set_random_seed"]

@@ -1,0 +1,137 @@
+"""SPEC section 5: run_eagerly, jit_compile and steps_per_execution (JAX; torch in
+test_torch_backend.py)."""
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import kompile as kp
+
+from .models import build
+
+
+class Counting(nnx.Module):
+    """A linear model that counts how often its Python body runs."""
+
+    def __init__(self):
+        self.w = nnx.Param(jnp.full((3, 2), 0.1))
+        self.calls = 0
+
+    def __call__(self, x):
+        Counting.calls += 1
+        return x @ self.w
+
+
+class NotTraceable(nnx.Module):
+    """Calls float() on an array: fine eagerly, impossible under jax.jit."""
+
+    def __init__(self):
+        self.w = nnx.Param(jnp.full((3, 2), 0.1))
+
+    def __call__(self, x):
+        scale = 2.0 if float(jnp.mean(x)) > -100 else 1.0
+        return scale * (x @ self.w)
+
+
+def _data(n=40):
+    r = np.random.default_rng(0)
+    return r.normal(size=(n, 3)).astype(np.float32), r.normal(size=(n, 2)).astype(np.float32)
+
+
+def test_run_eagerly_runs_python_every_batch():
+    x, y = _data(40)
+    Counting.calls = 0
+    model = kp.Model(Counting()).compile("sgd", "mse", run_eagerly=True)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    eager_calls = Counting.calls
+    assert model.run_eagerly is True and model.jit_compile is False
+    Counting.calls = 0
+    jitted = kp.Model(Counting()).compile("sgd", "mse")
+    jitted.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert model.jit_compile is False and jitted.jit_compile is True
+    assert eager_calls >= 10  # 5 batches x 2 epochs, each runs the module's Python
+    assert Counting.calls <= 3  # traced once (plus the shape probe)
+
+
+def test_jit_auto_falls_back_with_a_warning():
+    x, y = _data(16)
+    model = kp.Model(NotTraceable()).compile("sgd", "mse")
+    with pytest.warns(UserWarning, match="runs eagerly.*Cause: .*Concretization|runs eagerly"):
+        hist = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert model.jit_compile is False
+    assert hist.history["loss"][1] < hist.history["loss"][0]
+    strict = kp.Model(NotTraceable()).compile("sgd", "mse", jit_compile=True)
+    with pytest.raises(Exception, match="concrete|Concretization|tracer|Tracer"):
+        strict.fit(x, y, batch_size=8, verbose=0)
+    eager = kp.Model(NotTraceable()).compile("sgd", "mse", jit_compile=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        eager.fit(x, y, batch_size=8, verbose=0)
+
+
+def test_run_eagerly_wins_over_jit_compile():
+    x, y = _data(8)
+    model = kp.Model(Counting()).compile("sgd", "mse", run_eagerly=True, jit_compile=True)
+    with pytest.warns(UserWarning, match="run_eagerly=True overrides jit_compile=True"):
+        model.fit(x, y, batch_size=8, verbose=0)
+    assert model.jit_compile is False
+
+
+def test_callback_indices_with_steps_per_execution():
+    x, y = _data(40)
+    begins, ends = [], []
+
+    class Rec(kp.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            begins.append(batch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            ends.append(batch)
+
+    model = kp.Model(Counting()).compile("sgd", "mse", steps_per_execution=3)
+    model.fit(x, y, batch_size=4, callbacks=[Rec()], verbose=0)  # 10 batches
+    assert begins == [0, 3, 6, 9] and ends == [2, 5, 8, 9]
+
+
+@pytest.mark.parametrize("batch_size", [4, 6])  # 6: a partial last batch
+def test_steps_per_execution_matches_single_steps(batch_size):
+    x, y = _data(40)
+    results = []
+    for n in (1, 3, 1000):
+        model = kp.Model(build("jax", "linear", n_in=3, n_out=2)).compile(
+            "adam", "mse", metrics=["mae"], steps_per_execution=n)
+        hist = model.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0)
+        ev = model.evaluate(x, y, batch_size=batch_size, verbose=0)
+        pred = model.predict(x, batch_size=batch_size, verbose=0)
+        results.append((hist.history, model.get_weights(), ev, pred))
+    for hist, weights, ev, pred in results[1:]:
+        for key in results[0][0]:
+            np.testing.assert_allclose(hist[key], results[0][0][key], rtol=1e-5)
+        for a, b in zip(weights, results[0][1]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ev, results[0][2], rtol=1e-5)
+        np.testing.assert_allclose(pred, results[0][3], rtol=1e-5, atol=1e-6)
+
+
+def test_tracing_does_not_grow_with_steps_per_execution():
+    x, y = _data(64)
+    counts = {}
+    for n in (4, 64):
+        Counting.calls = 0
+        model = kp.Model(Counting()).compile("sgd", "mse", steps_per_execution=n)
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0)  # 16 batches per epoch
+        counts[n] = Counting.calls
+    assert counts[4] == counts[64] <= 3
+
+
+def test_steps_per_execution_validation():
+    with pytest.raises(ValueError, match="steps_per_execution.*integer >= 1.*0"):
+        kp.Model(Counting()).compile("sgd", "mse", steps_per_execution=0)
+    with pytest.warns(DeprecationWarning, match="experimental_steps_per_execution"):
+        model = kp.Model(Counting()).compile("sgd", "mse", experimental_steps_per_execution=4)
+    assert model.get_compile_config()["steps_per_execution"] == 4
+    with pytest.raises(ValueError, match="jit_compile"):
+        kp.Model(Counting()).compile("sgd", "mse", jit_compile="yes")
