@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_mlp.py
+	$(BIN)/python benchmarks/bench_jax.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,7 +2,10 @@
 
 ``build(backend, kind, **kw)`` returns a module: ``identity`` (no parameters),
 ``linear`` (Dense with given initial weights), ``mlp`` (softmax output), ``multi`` (dict outputs of
-different shapes), ``tuple`` (tuple outputs), ``dropout_bn`` (train/eval behaviour).
+different shapes), ``tuple`` (tuple outputs), ``dropout_bn`` (train/eval behaviour),
+``heads`` (fixed sigmoid heads of any per-sample shape, returned as a dict, tuple, list or
+single array; ``heads_numpy`` is their NumPy reference), ``multi_input`` (a dict or tuple of
+inputs to a tuple of outputs).
 """
 
 from __future__ import annotations
@@ -14,6 +17,29 @@ import numpy as np
 
 def torch_ready() -> bool:
     return importlib.util.find_spec("kompile.backends.torch") is not None
+
+
+def head_seed(name: str, shape: tuple[int, ...]) -> int:
+    """Each head's weights depend on its name and shape, never on its position."""
+    return sum(ord(c) * (i + 1) for i, c in enumerate(name)) + 7 * sum(shape) + len(shape)
+
+
+def heads_numpy(x: np.ndarray, heads) -> dict[str, np.ndarray]:
+    """The NumPy reference of the ``heads`` model, keyed by head name."""
+    out = {}
+    for name, shape in heads:
+        w, b = init_weights(x.shape[1], int(np.prod(shape, dtype=int)), head_seed(name, shape))
+        z = x.astype(np.float64) @ w + b
+        out[name] = (1.0 / (1.0 + np.exp(-z))).reshape((x.shape[0], *shape))
+    return out
+
+
+def _pack(out: dict, structure: str):
+    if structure == "dict":
+        return out
+    if structure == "single":
+        return next(iter(out.values()))
+    return tuple(out.values()) if structure == "tuple" else list(out.values())
 
 
 def init_weights(n_in: int, n_out: int, seed: int = 0):
@@ -66,6 +92,31 @@ def _flax(kind, **kw):
         def __call__(self, x):
             return self.drop(self.bn(self.dense(x)))
 
+
+    class Heads(nnx.Module):
+        """Sigmoid heads; ``heads`` is a sequence of (name, per-sample shape)."""
+
+        def __init__(self, n_in, heads, structure):
+            self.heads = [(n, tuple(s)) for n, s in heads]
+            self.layers = nnx.List([Dense(n_in, int(np.prod(s, dtype=int)), head_seed(n, s))
+                                    for n, s in self.heads])
+            self.structure = structure
+
+        def __call__(self, x):
+            out = {name: nnx.sigmoid(layer(x)).reshape((x.shape[0], *shape))
+                   for (name, shape), layer in zip(self.heads, self.layers)}
+            return _pack(out, self.structure)
+
+    class MultiInput(nnx.Module):
+        """Inputs {"b": (N, 3), "a": (N, 2)} (or a tuple (a, b)) to outputs (N, 2), (N,)."""
+
+        def __init__(self):
+            self.da, self.db = Dense(2, 2, 11), Dense(3, 1, 12)
+
+        def __call__(self, x):
+            a, b = (x["a"], x["b"]) if isinstance(x, dict) else x
+            return self.da(a) + b[:, :2], self.db(b)[:, 0] + a[:, 0]
+
     return {
         "identity": lambda: Identity(),
         "linear": lambda: Dense(kw.get("n_in", 4), kw.get("n_out", 1), kw.get("seed", 0)),
@@ -73,6 +124,8 @@ def _flax(kind, **kw):
         "multi": lambda: Multi(kw.get("n_in", 4)),
         "tuple": lambda: Multi(kw.get("n_in", 4), dict_out=False),
         "dropout_bn": lambda: DropoutBN(kw.get("n_in", 4), kw.get("n_out", 2)),
+        "heads": lambda: Heads(kw.get("n_in", 4), kw["heads"], kw.get("structure", "dict")),
+        "multi_input": lambda: MultiInput(),
     }[kind]()
 
 
@@ -123,6 +176,29 @@ def _torch(kind, **kw):
         def forward(self, x):
             return self.drop(self.bn(self.dense(x)))
 
+
+    class Heads(nn.Module):
+        def __init__(self, n_in, heads, structure):
+            super().__init__()
+            self.heads = [(n, tuple(s)) for n, s in heads]
+            self.layers = nn.ModuleList([Dense(n_in, int(np.prod(s, dtype=int)), head_seed(n, s))
+                                         for n, s in self.heads])
+            self.structure = structure
+
+        def forward(self, x):
+            out = {name: torch.sigmoid(layer(x)).reshape((x.shape[0], *shape))
+                   for (name, shape), layer in zip(self.heads, self.layers)}
+            return _pack(out, self.structure)
+
+    class MultiInput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.da, self.db = Dense(2, 2, 11), Dense(3, 1, 12)
+
+        def forward(self, x):
+            a, b = (x["a"], x["b"]) if isinstance(x, dict) else x
+            return self.da(a) + b[:, :2], self.db(b)[:, 0] + a[:, 0]
+
     return {
         "identity": lambda: Identity(),
         "linear": lambda: Dense(kw.get("n_in", 4), kw.get("n_out", 1), kw.get("seed", 0)),
@@ -130,6 +206,8 @@ def _torch(kind, **kw):
         "multi": lambda: Multi(kw.get("n_in", 4)),
         "tuple": lambda: Multi(kw.get("n_in", 4), dict_out=False),
         "dropout_bn": lambda: DropoutBN(kw.get("n_in", 4), kw.get("n_out", 2)),
+        "heads": lambda: Heads(kw.get("n_in", 4), kw["heads"], kw.get("structure", "dict")),
+        "multi_input": lambda: MultiInput(),
     }[kind]()
 
 

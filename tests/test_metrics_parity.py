@@ -265,3 +265,39 @@ def test_any_split_gives_the_same_result(cut, seed, which):
         if s.stop > s.start:
             state = metric.update(state, y_true[s], y_pred[s], w[s])
     np.testing.assert_allclose(metric.result(state), one, **TOL)
+
+
+@pytest.mark.parametrize("cls_name,options", [
+    (c, o) for c, _, o in OPTION_CASES if c in CONFUSION | TWO_D_ONLY | {"RootMeanSquaredError"}
+], ids=lambda v: str(v))
+def test_config_round_trip(cls_name, options):
+    metric = ours(cls_name, options)
+    clone = type(metric).from_config(metric.get_config())
+    y_true, y_pred = make_inputs(_kind(cls_name, options), (8, 5))
+    np.testing.assert_allclose(clone(y_true, y_pred), metric(y_true, y_pred), **TOL)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: confusion.TruePositives(thresholds=[0.5, 1.5]), "thresholds"),
+    (lambda: confusion.Precision(thresholds=-0.1), "thresholds"),
+    (lambda: confusion.AUC(curve="ROCK"), "curve.*'ROC', 'PR', 'PRGAIN'"),
+    (lambda: confusion.AUC(summation_method="trapezoid"), "summation_method"),
+    (lambda: confusion.AUC(num_thresholds=1), "num_thresholds"),
+    (lambda: confusion.AUC(num_labels=3), "multi_label=True"),
+    (lambda: confusion.F1Score(average="mean"), "average"),
+    (lambda: confusion.FBetaScore(beta=0.0), "beta"),
+    (lambda: confusion.F1Score(threshold=1.5), "threshold"),
+    (lambda: regression.R2Score(class_aggregation="mean"), "class_aggregation"),
+    (lambda: regression.R2Score(num_regressors=-1), "num_regressors"),
+])
+def test_invalid_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_shape_errors():
+    y_true, y_pred = make_inputs("binary", (4, 3, 5))
+    with pytest.raises(ValueError, match=r"shape \(batch, labels\)"):
+        confusion.AUC(multi_label=True)(y_true, y_pred)
+    with pytest.raises(ValueError, match=r"shape \(batch, columns\)"):
+        regression.R2Score()(y_true, y_pred)

@@ -54,9 +54,21 @@ CASES = [(name, {}) for name in optimizers.OPTIMIZERS.names()] + [
     ("lion", {"learning_rate": 0.1, "beta_1": 0.5, "global_clipnorm": 1.0}),
     ("ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01, "beta": 0.1,
               "l2_regularization_strength": 0.02, "l2_shrinkage_regularization_strength": 0.01}),
-    ("adafactor", {"learning_rate": 0.1, "clip_threshold": 0.5, "weight_decay": 0.1}),
+    ("adafactor", {"learning_rate": 0.1, "weight_decay": 0.1}),
+    ("adafactor", {"learning_rate": 0.1, "clip_threshold": 0.5}),
 ]
-TORCH_MISSING = {"ftrl"}  # no torch.optim counterpart: NotImplementedError, tested below
+RMSPROP_EPS = ("torch.optim.RMSprop adds eps outside the square root: steps on gradients "
+               "near sqrt(epsilon) differ (pinned in test_torch_rmsprop_differs_*)")
+
+
+def torch_cases():
+    """The cases torch runs: not Ftrl (no torch counterpart) nor Adafactor with
+    clip_threshold < 1 (torch refuses it); RMSprop is a known difference."""
+    for case in CASES:
+        if case[0] == "ftrl" or case[1].get("clip_threshold", 1.0) < 1.0:
+            continue
+        marks = [pytest.mark.xfail(reason=RMSPROP_EPS, strict=True)] if case[0] == "rmsprop" else []
+        yield pytest.param(case, marks=marks, id=case_id(case))
 
 
 def case_id(case):
@@ -146,15 +158,18 @@ def test_optax_matches_keras(case, keras_results):
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] not in TORCH_MISSING], ids=case_id)
+@pytest.mark.parametrize("case", list(torch_cases()))
 def test_torch_matches_keras(case, keras_results):
     weights, grads = make_data()
     assert_same(run_torch(spec_for(*case), weights, grads), keras_results(case), weights)
 
 
-def test_torch_ftrl_is_not_implemented():
+def test_torch_refusals():
+    params = [torch.nn.Parameter(torch.zeros(2))]
     with pytest.raises(NotImplementedError, match="Ftrl has no torch.optim counterpart"):
-        optimizers.Ftrl().build_torch([torch.nn.Parameter(torch.zeros(2))])
+        optimizers.Ftrl().build_torch(params)
+    with pytest.raises(ValueError, match="threshold"):
+        optimizers.Adafactor(clip_threshold=0.5).build_torch(params)
 
 
 @pytest.mark.parametrize("g", [1e-3, 1e-2, 1.0])
@@ -283,8 +298,8 @@ def test_native_optax_learning_rate():
 
 # ----------------------------------------------------------------------------- names and errors
 def test_unknown_name_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"Unknown optimizer 'adma'\. Did you mean 'adam'\?"):
-        optimizers.get("adma")
+    with pytest.raises(ValueError, match=r"Unknown optimizer 'rmsporp'\. Did you mean 'rmsprop'\?"):
+        optimizers.get("rmsporp")
 
 
 @pytest.mark.parametrize("name", ["ADAM", "RMSProp", "AdamW", "sgd", "Nadam", "FTRL"])

@@ -125,10 +125,14 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     logs: dict[str, Any] = {}
     try:
         cbs.call("on_train_begin", None)
+        initial_epoch, skip = _resume(model, history, initial_epoch)
         for epoch in range(initial_epoch, epochs):
-            backend.reset_metrics("train")
+            if not skip:  # a mid-epoch resume keeps the restored running metrics
+                backend.reset_metrics("train")
             cbs.call("on_epoch_begin", epoch, None)
             for call in source.calls(backend, spe):
+                if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
+                    continue
                 cbs.call("on_train_batch_begin", call.first_step, None)
                 for part in call.parts:
                     backend.train(part.feed, part.index, part.start, part.n)
@@ -144,12 +148,24 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
                 logs = dict(sorted(logs.items()))
             cbs.call("on_epoch_end", epoch, logs)
+            skip = 0
             if model.stop_training:
                 break
         cbs.call("on_train_end", logs)
     finally:
         backend.sync_to_module()
     return history
+
+
+def _resume(model: Any, history: History, initial_epoch: int) -> tuple[int, int]:
+    """The epoch and batch to start from: a backup restored by BackupAndRestore in
+    ``on_train_begin`` (it sets ``model._resume``), else ``initial_epoch`` and 0."""
+    resume = model.__dict__.pop("_resume", None)
+    if resume is None:
+        return initial_epoch, 0
+    history.epoch = list(resume["history"]["epoch"])
+    history.history = {k: list(v) for k, v in resume["history"]["history"].items()}
+    return resume["epoch"], resume["step"]
 
 
 def _validation_source(validation_data: Any, batch_size: Any, steps: Any) -> Any:

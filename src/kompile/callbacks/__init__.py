@@ -1,6 +1,14 @@
-"""Callbacks with Keras's names and hooks."""
+"""Callbacks with Keras's names, arguments and hooks."""
 
+from .backup import BackupAndRestore
 from .base import Callback, CallbackList, History, LazyLogs
+from .checkpoint import ModelCheckpoint
+from .early_stopping import EarlyStopping
+from .loggers import CSVLogger, TensorBoard
+from .misc import LambdaCallback, TerminateOnNaN
 from .progbar import ProgbarLogger
+from .schedules import LearningRateScheduler, ReduceLROnPlateau
 
-__all__ = ["Callback", "CallbackList", "History", "LazyLogs", "ProgbarLogger"]
+__all__ = ["BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping",
+           "History", "LambdaCallback", "LazyLogs", "LearningRateScheduler", "ModelCheckpoint",
+           "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]

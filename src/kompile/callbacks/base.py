@@ -148,6 +148,7 @@ class History(Callback):
         Saves a PNG when ``path`` is given; returns the matplotlib figure.
         """
         import matplotlib
+        import matplotlib.ticker
 
         if path is not None:
             matplotlib.use("Agg")
@@ -166,6 +167,7 @@ class History(Callback):
             ax.grid(alpha=0.3)
             ax.legend()
         axes[-1, 0].set_xlabel("epoch")
+        axes[-1, 0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=110)

@@ -16,6 +16,8 @@ from tqdm.auto import tqdm
 
 from .base import Callback
 
+BAR = "{n_fmt}/{total_fmt} [{bar:30}] - {elapsed}"
+
 
 def resolve_verbose(verbose: Any) -> int:
     if verbose == "auto":
@@ -58,8 +60,7 @@ class ProgbarLogger(Callback):
             if title:
                 print(title, flush=True)
             self._bar = tqdm(total=total, file=sys.stdout, leave=True, dynamic_ncols=True,
-                             bar_format="{n_fmt}/{total_fmt} [{bar:30}] - {elapsed} {postfix}",
-                             ascii=" =", mininterval=self.interval)
+                             bar_format=BAR, ascii=" =", mininterval=self.interval)
 
     def _batch(self, batch: int, logs: Any) -> None:
         done = batch + 1 - self._seen
@@ -74,7 +75,11 @@ class ProgbarLogger(Callback):
             text = f"{per_step * 1e3:.0f}ms/step"
             if logs:
                 text += " - " + format_logs(logs)
-            self._bar.set_postfix_str(text, refresh=False)
+            self._set_text(text)
+
+    def _set_text(self, text: str) -> None:
+        # Keras's layout ("- 2ms/step - loss: ...") rather than tqdm's ", key=value" postfix
+        self._bar.bar_format = BAR + " " + text.replace("{", "{{").replace("}", "}}")
 
     def _end(self, logs: Any, title: str | None = None) -> None:
         elapsed = time.perf_counter() - self._t0
@@ -83,7 +88,7 @@ class ProgbarLogger(Callback):
         if logs:
             text += " - " + format_logs(logs)
         if self._bar is not None:
-            self._bar.set_postfix_str(text, refresh=False)
+            self._set_text(text)
             self._bar.close()
             self._bar = None
         elif self.verbose == 2:

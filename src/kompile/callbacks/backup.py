@@ -1,0 +1,138 @@
+"""BackupAndRestore: survive an interrupted fit() and resume it exactly.
+
+At the end of every epoch (or every ``save_freq`` batches) the whole training state goes
+into one safetensors file in ``backup_dir``, written atomically (kompile.saving), so a
+kill during a save leaves the previous backup intact. A later ``fit`` with the same
+callback finds the file in ``on_train_begin`` and restores:
+
+- weights, batch statistics, the module's RNG state (Flax ``nnx.Rngs``), optimizer state,
+  loss scale and, mid-epoch, the running training metrics (the backend's ``state_dict``);
+- NumPy's global RNG as it was when the interrupted epoch began, so the loop draws the same
+  shuffle order again; and torch's global RNG (dropout) as it was at the save;
+- the epoch and batch to continue from, and the epochs already done in ``History``, so the
+  resumed ``fit`` returns the same history as an uninterrupted one **[decision]** (Keras
+  returns only the epochs run after the restart, and with an integer ``save_freq`` restarts
+  the interrupted epoch from its first batch; here it continues after the last saved batch).
+
+Exact resumption assumes the same data, batch size and ``steps_per_execution``, and data
+whose order comes from kompile's shuffle (arrays) or is fixed; a generator is consumed
+from wherever it stands, and a torch ``DataLoader`` with ``shuffle=True`` draws its order
+from torch's RNG. Other callbacks' own state (EarlyStopping's patience count, ...) is not
+part of the backup, as in Keras. When training ends normally the backup is deleted
+(``delete_checkpoint=True``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from .. import saving
+from .base import Callback
+
+FILE = "backup.safetensors"
+
+
+class BackupAndRestore(Callback):
+    """Back up the training state to ``backup_dir`` and resume from it after a crash."""
+
+    def __init__(self, backup_dir: Any, save_freq: Any = "epoch", double_checkpoint: bool = False,
+                 delete_checkpoint: bool = True):
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("BackupAndRestore: `backup_dir` must be a directory path; received "
+                             f"{backup_dir!r}.")
+        if save_freq not in ("epoch", False) and (
+                isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError("BackupAndRestore: `save_freq` must be 'epoch', a positive number of "
+                             f"batches or False; received {save_freq!r}.")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.double_checkpoint = double_checkpoint
+        self.delete_checkpoint = delete_checkpoint
+        self.path = os.path.join(self.backup_dir, FILE)
+        self.prev_path = self.path + ".prev"
+        self._reset()
+
+    def _reset(self) -> None:
+        self._records: dict[str, Any] = {"epoch": [], "history": {}}
+        self._epoch = 0
+        self._epoch_rng: Any = None
+        self._since_save = 0
+        self._last_batch = -1
+        self._resume_at: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ restore
+    def on_train_begin(self, logs=None):
+        self._reset()
+        candidates = [p for p in (self.path, self.prev_path) if os.path.isfile(p)]
+        if not candidates:
+            return
+        try:
+            info, extra = saving.load_training_state(self.model, candidates[0])
+        except ValueError:
+            if len(candidates) < 2:
+                raise
+            info, extra = saving.load_training_state(self.model, candidates[1])
+        pos, has_gauss, cached = info["numpy_rng"]
+        np.random.set_state(("MT19937", extra["numpy_rng"], pos, has_gauss, cached))
+        if "torch_rng" in extra:
+            import torch
+
+            torch.random.set_rng_state(torch.from_numpy(extra["torch_rng"].copy()))
+        self._records = info["history"]
+        self._resume_at = (info["epoch"], info["step"])
+        self.model._resume = {"epoch": info["epoch"], "step": info["step"],
+                              "history": info["history"]}  # read by the loop (loop._resume)
+
+    # ------------------------------------------------------------------ save
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_rng = np.random.get_state()  # the loop draws this epoch's order next
+        resumed = self._resume_at is not None and self._resume_at[0] == epoch
+        self._last_batch = self._resume_at[1] - 1 if resumed else -1
+        self._resume_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq in ("epoch", False):
+            return
+        self._since_save += batch - self._last_batch  # a call may run several batches
+        self._last_batch = batch
+        if self._since_save >= self.save_freq:
+            self._since_save = 0
+            self._save(self._epoch, batch + 1, self._epoch_rng)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._records["epoch"].append(epoch)
+        for key, value in (logs or {}).items():  # as History records them
+            self._records["history"].setdefault(key, []).append(value)
+        if self.save_freq == "epoch":
+            self._save(epoch + 1, 0, np.random.get_state())
+
+    def _save(self, epoch: int, step: int, rng: Any) -> None:
+        _, keys, pos, has_gauss, cached = rng
+        info = {"epoch": epoch, "step": step, "numpy_rng": [int(pos), int(has_gauss),
+                                                            float(cached)],
+                "history": self._records}
+        extra = {"numpy_rng": np.asarray(keys, np.uint32)}
+        torch = sys.modules.get("torch")
+        if torch is not None and self.model.backend == "torch":
+            extra["torch_rng"] = torch.random.get_rng_state().numpy()
+        if self.double_checkpoint and os.path.isfile(self.path):
+            os.replace(self.path, self.prev_path)
+        saving.save_training_state(self.model, self.path, info, extra)
+
+    # ------------------------------------------------------------------ finish
+    def on_train_end(self, logs=None):
+        if not self.delete_checkpoint:
+            return
+        for path in (self.path, self.prev_path):
+            if os.path.isfile(path):
+                os.remove(path)
+        try:
+            os.rmdir(self.backup_dir)  # only if nothing else lives there
+        except OSError:
+            pass
