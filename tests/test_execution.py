@@ -135,3 +135,37 @@ def test_steps_per_execution_validation():
     assert model.get_compile_config()["steps_per_execution"] == 4
     with pytest.raises(ValueError, match="jit_compile"):
         kp.Model(Counting()).compile("sgd", "mse", jit_compile="yes")
+
+
+def test_no_implicit_transfers_in_the_training_loop():
+    """Every host<->device transfer in fit is explicit (data once, logs per epoch)."""
+    import jax
+
+    x, y = _data(64)
+    model = kp.Model(build("jax", "linear", n_in=3, n_out=2)).compile(
+        "adam", "mse", metrics=["mae"], steps_per_execution=2)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # compile outside the guard
+    with jax.transfer_guard("disallow"):
+        hist = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    assert len(hist.history["loss"]) == 3
+
+
+def test_streaming_input_matches_device_resident(monkeypatch):
+    """Data too large for the device is gathered on the host per call: same results."""
+    from kompile.backends.jax import JaxBackend
+
+    x, y = _data(50)
+    results = []
+    for fits in (True, False):
+        monkeypatch.setattr(JaxBackend, "fits_on_device", lambda self, nbytes, f=fits: f)
+        model = kp.Model(build("jax", "linear", n_in=3, n_out=2)).compile(
+            "adam", "mse", metrics=["mae"], steps_per_execution=2)
+        np.random.seed(1)
+        hist = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        results.append((hist.history, model.get_weights(), model.predict(x, verbose=0)))
+    (h1, w1, p1), (h2, w2, p2) = results
+    for key in h1:
+        np.testing.assert_allclose(h1[key], h2[key], rtol=1e-6)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(p1, p2, rtol=1e-6)

@@ -253,7 +253,7 @@ class JaxBackend:
 
     def _seek(self, phase: str, state: dict[str, Any], index: Any, start: int) -> None:
         if self._cursor[phase] != start or self._index_id[phase] is not index:
-            state["cursor"] = jnp.asarray(start, jnp.int32)  # a transfer, once per epoch
+            state["cursor"] = jax.device_put(np.int32(start))  # a transfer, once per epoch
         self._index_id[phase] = index
 
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
