@@ -9,7 +9,7 @@ Importing kompile imports neither JAX nor torch: the backend is loaded from the 
 the module given to ``kp.Model``.
 """
 
-from . import callbacks, losses, metrics, optimizers, precision
+from . import callbacks, distribution, losses, metrics, optimizers, precision
 from . import saving, utils
 from . import precision as mixed_precision
 from .callbacks import Callback, History
@@ -20,6 +20,6 @@ from .registry import register
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "History", "Model", "callbacks", "custom_metric", "losses", "metrics",
+    "Callback", "History", "Model", "callbacks", "custom_metric", "distribution", "losses", "metrics",
     "mixed_precision", "optimizers", "precision", "register", "saving", "utils",
 ]

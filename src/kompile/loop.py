@@ -7,6 +7,7 @@ the progress bar reads the batch logs.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,9 @@ def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
 def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     """Name the outputs, build the objective once, and flatten targets per output."""
     spec = model._output_spec(source.peek_x())
+    check = getattr(model._backend, "check_batch_size", None)
+    if check is not None and isinstance(source, data_mod.ArraySource):
+        check(source.batch_size)
 
     def prepare(x: Any, y: Any, sw: Any):
         if y is None and model._config is not None and model._config.target_tensors is not None:
@@ -130,6 +134,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             if not skip:  # a mid-epoch resume keeps the restored running metrics
                 backend.reset_metrics("train")
             cbs.call("on_epoch_begin", epoch, None)
+            call = None
             for call in source.calls(backend, spe):
                 if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
                     continue
@@ -140,6 +145,11 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                     cbs.call("on_train_batch_end", call.last_step, LazyLogs(batch_logs))
                 if model.stop_training:
                     break
+            if call is None:  # a generator that is used up: no batch this epoch
+                warnings.warn("Your input ran out of data; interrupting training. Make sure "
+                              "that your generator can yield at least `steps_per_epoch * "
+                              "epochs` batches.", stacklevel=3)
+                break
             logs = batch_logs()  # host sync: epoch logs for History
             if val_source is not None and _val_due(epoch, validation_freq):
                 params["in_fit"] = True

@@ -13,22 +13,24 @@ import numpy as np
 
 from . import compile as compile_mod
 from . import data as data_mod
+from . import distribution as distribution_mod
 from . import loop, precision, serialization
 from .registry import check_kwargs, type_error
 from .structures import OutputSpec, describe, per_output
 
 
-def _backend_for(module: Any, policy: precision.Policy, output_names: Any) -> Any:
+def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
+                 distribution: Any) -> Any:
     module_type = type(module)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.Module):
         from .backends.torch import TorchBackend
 
-        return TorchBackend(module, policy, output_names)
+        return TorchBackend(module, policy, output_names, distribution)
     if any(c.__module__.startswith("flax.nnx") for c in module_type.__mro__):
         from .backends.jax import JaxBackend
 
-        return JaxBackend(module, policy, output_names)
+        return JaxBackend(module, policy, output_names, distribution)
     raise TypeError(
         f"kp.Model(module) needs a flax.nnx.Module or a torch.nn.Module; received "
         f"{module_type.__name__} (from {module_type.__module__})."
@@ -49,8 +51,11 @@ class Model:
                 isinstance(n, str) for n in output_names)):
             raise type_error("output_names", "a list of strings", output_names)
         self.dtype_policy = precision.get_policy(dtype_policy)
-        self.distribution = kwargs.get("distribution")
-        self._backend = _backend_for(module, self.dtype_policy, output_names)
+        self.distribution = kwargs.get("distribution") or distribution_mod.distribution()
+        if self.distribution is not None and not isinstance(self.distribution,
+                                                            distribution_mod.DataParallel):
+            raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
+        self._backend = _backend_for(module, self.dtype_policy, output_names, self.distribution)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
         self._objective = None

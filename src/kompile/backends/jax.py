@@ -40,8 +40,9 @@ class JaxBackend:
     name = "jax"
 
     def __init__(self, module: nnx.Module, policy: precision.Policy,
-                 output_names: Any = None):
+                 output_names: Any = None, distribution: Any = None):
         self.module = module
+        self.dist = distribution
         self.policy = policy
         self.output_names = output_names
         self.jit_compile: Any = None
@@ -102,6 +103,9 @@ class JaxBackend:
                            "cursor": jnp.zeros((), jnp.int32)}
         # donation needs one buffer per leaf; optimizer states may share arrays
         self.state = jax.tree.map(lambda a: jnp.array(a, copy=True), self.state)
+        if self.dist is not None:  # one replica of the whole state per device
+            self.state = jax.device_put(self.state, self.dist.replicated())
+            self.eval_state = jax.device_put(self.eval_state, self.dist.replicated())
         self._synced = jax.tree.leaves(nnx.state(self.module))
         eager = not self.resolve_jit(config)
         if config.run_eagerly and config.jit_compile is True:
@@ -199,7 +203,8 @@ class JaxBackend:
         return {**state, "metrics": metrics}
 
     def _predict_one(self, params: Any, rest: Any, feed: Any, row: Any) -> list[Any]:
-        return self._forward(self.gd_eval, params, rest, _gather(feed[0], row))[0]
+        return self._forward(self.gd_eval, params, rest,
+                             self._shard(_gather(feed[0], row), 0))[0]
 
     # ------------------------------------------------------------------ compiled calls
     def _compiled(self, kind: str, n: int):
@@ -227,9 +232,10 @@ class JaxBackend:
             cursor = state["cursor"]
             if n == 1 or not jit:
                 for i in range(n):
-                    state = one(state, _gather(feed, idx[cursor + i]), *extra)
+                    state = one(state, self._shard(_gather(feed, idx[cursor + i]), 0), *extra)
             else:  # gather the call's n batches at once, then one scan traced once
                 batches = _gather(feed, jax.lax.dynamic_slice_in_dim(idx, cursor, n))
+                batches = self._shard(batches, 1)
                 state = jax.lax.scan(lambda s, b: (one(s, b, *extra), None), state, batches)[0]
             return {**state, "cursor": cursor + n}
 
@@ -281,7 +287,16 @@ class JaxBackend:
         target = self.state if phase == "train" else self.eval_state
         return self._results(target["metrics"])
 
+    def check_batch_size(self, batch_size: int) -> None:
+        if self.dist is not None:
+            self.dist.check_batch_size(batch_size)
+
+    def _shard(self, batch: Any, leading: int) -> Any:
+        return batch if self.dist is None else self.dist.shard_batch(batch, leading)
+
     def put(self, tree: Any) -> Any:
+        if self.dist is not None:  # the feed is replicated; steps shard each batch
+            return jax.device_put(tree, self.dist.replicated())
         return jax.device_put(tree)
 
     def fits_on_device(self, nbytes: int) -> bool:

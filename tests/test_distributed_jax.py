@@ -1,0 +1,47 @@
+"""Data-parallel JAX training equals single-device training (4 host CPU devices)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "jax_data_parallel.py")
+
+
+@pytest.fixture(scope="module")
+def results():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _close(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _close(a[k], b[k])
+    elif isinstance(a, list) and a and isinstance(a[0], list | dict):
+        for x, y in zip(a, b):
+            _close(x, y)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_data_parallel_equals_single_device(results, kind):
+    one, dp = results[kind]["one"], results[kind]["dp"]
+    # the data-parallel step really is split across devices: XLA inserted all-reduces
+    assert dp.pop("all_reduce") is True and one.pop("all_reduce") is False
+    assert set(one["history"]) == set(dp["history"]) and len(one["history"]["loss"]) == 3
+    _close(one, dp)
+
+
+@pytest.mark.distributed
+def test_indivisible_batch_size_is_a_clear_error(results):
+    assert "`batch_size`=6 is not divisible by the 4 devices" in results["error"]
