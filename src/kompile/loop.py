@@ -20,6 +20,12 @@ from .structures import class_weights_to_sample_weights, flatten_targets, flatte
 
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
                history: History | None = None) -> CallbackList:
+    if getattr(model._backend, "process_index", 0) != 0:
+        # several processes: only process 0 prints and writes files
+        verbose = 0
+        callbacks = callbacks if isinstance(callbacks, list | tuple) else [callbacks]
+        callbacks = [cb for cb in callbacks if cb is not None
+                     and not getattr(cb, "writes_files", False)]
     cbs = CallbackList(callbacks, model, params)
     if history is not None:
         history.set_params(params)

@@ -8,14 +8,14 @@ import json
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from tests.models import build  # noqa: E402
 
 import kompile as kp  # noqa: E402
-from tests.models import build  # noqa: E402
 
 
 def run(kind, distribution):
@@ -37,7 +37,8 @@ def run(kind, distribution):
                           metrics={"m": ["accuracy"], "z": ["mae"]}, weighted_metrics=["mse"])
     model = kp.Model(module, distribution=distribution).compile(
         kp.optimizers.Adam(0.01), steps_per_execution=2, **compile_kw)
-    np.random.seed(0)
+    if jax.process_count() == 1:
+        np.random.seed(0)
     hist = model.fit(x, y, batch_size=8, epochs=3, sample_weight=sw, verbose=0)
     ev = model.evaluate(x, y, batch_size=8, sample_weight=sw, verbose=0, return_dict=True)
     pred = model.predict(x, batch_size=8, verbose=0)

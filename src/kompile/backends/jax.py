@@ -104,6 +104,7 @@ class JaxBackend:
         # donation needs one buffer per leaf; optimizer states may share arrays
         self.state = jax.tree.map(lambda a: jnp.array(a, copy=True), self.state)
         if self.dist is not None:  # one replica of the whole state per device
+            self.state["params"] = self.agree(self.state["params"])  # process 0's weights
             self.state = jax.device_put(self.state, self.dist.replicated())
             self.eval_state = jax.device_put(self.eval_state, self.dist.replicated())
         self._synced = jax.tree.leaves(nnx.state(self.module))
@@ -306,7 +307,25 @@ class JaxBackend:
         return nbytes <= limit
 
     def to_host(self, tree: Any) -> Any:
+        if jax.process_count() > 1:  # arrays split across processes are gathered first
+            from jax.experimental import multihost_utils
+
+            tree = jax.tree.map(lambda a: a if getattr(a, "is_fully_addressable", True)
+                                or a.is_fully_replicated else
+                                multihost_utils.process_allgather(a, tiled=True), tree)
         return jax.device_get(tree)  # host sync
+
+    @property
+    def process_index(self) -> int:
+        return jax.process_index()
+
+    def agree(self, value: Any) -> Any:
+        """The same host value on every process (process 0's), e.g. the epoch's data order."""
+        if jax.process_count() == 1:
+            return value
+        from jax.experimental import multihost_utils
+
+        return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(value))
 
     @property
     def spec(self) -> structures.OutputSpec:

@@ -93,6 +93,8 @@ class ArraySource:
     def calls(self, backend: Any, spe: int, shuffle: bool | None = None) -> Iterator[Call]:
         shuffle = self.shuffle if shuffle is None else shuffle
         order = np.random.permutation(self.n) if shuffle else None  # seeded by set_random_seed
+        if order is not None and hasattr(backend, "agree"):
+            order = backend.agree(order)  # several processes: process 0's order for all
         rows, tail = batch_rows(self.n, self.batch_size, order)
         steps = self.steps
         if steps <= len(rows):
