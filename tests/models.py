@@ -5,7 +5,8 @@
 different shapes), ``tuple`` (tuple outputs), ``dropout_bn`` (train/eval behaviour),
 ``heads`` (fixed sigmoid heads of any per-sample shape, returned as a dict, tuple, list or
 single array; ``heads_numpy`` is their NumPy reference), ``multi_input`` (a dict or tuple of
-inputs to a tuple of outputs).
+inputs to a tuple of outputs), ``passthrough`` (returns named entries of a dict input, so
+predictions are exactly the inputs).
 """
 
 from __future__ import annotations
@@ -107,6 +108,15 @@ def _flax(kind, **kw):
                    for (name, shape), layer in zip(self.heads, self.layers)}
             return _pack(out, self.structure)
 
+    class Passthrough(nnx.Module):
+        """Returns the entries ``names`` of a dict input, packed as ``structure``."""
+
+        def __init__(self, names, structure):
+            self.names, self.structure = list(names), structure
+
+        def __call__(self, x):
+            return _pack({n: x[n] for n in self.names}, self.structure)
+
     class MultiInput(nnx.Module):
         """Inputs {"b": (N, 3), "a": (N, 2)} (or a tuple (a, b)) to outputs (N, 2), (N,)."""
 
@@ -126,6 +136,7 @@ def _flax(kind, **kw):
         "dropout_bn": lambda: DropoutBN(kw.get("n_in", 4), kw.get("n_out", 2)),
         "heads": lambda: Heads(kw.get("n_in", 4), kw["heads"], kw.get("structure", "dict")),
         "multi_input": lambda: MultiInput(),
+        "passthrough": lambda: Passthrough(kw["names"], kw.get("structure", "dict")),
     }[kind]()
 
 
@@ -190,6 +201,14 @@ def _torch(kind, **kw):
                    for (name, shape), layer in zip(self.heads, self.layers)}
             return _pack(out, self.structure)
 
+    class Passthrough(nn.Module):
+        def __init__(self, names, structure):
+            super().__init__()
+            self.names, self.structure = list(names), structure
+
+        def forward(self, x):
+            return _pack({n: x[n] for n in self.names}, self.structure)
+
     class MultiInput(nn.Module):
         def __init__(self):
             super().__init__()
@@ -208,6 +227,7 @@ def _torch(kind, **kw):
         "dropout_bn": lambda: DropoutBN(kw.get("n_in", 4), kw.get("n_out", 2)),
         "heads": lambda: Heads(kw.get("n_in", 4), kw["heads"], kw.get("structure", "dict")),
         "multi_input": lambda: MultiInput(),
+        "passthrough": lambda: Passthrough(kw["names"], kw.get("structure", "dict")),
     }[kind]()
 
 

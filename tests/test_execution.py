@@ -16,9 +16,10 @@ from .models import build
 class Counting(nnx.Module):
     """A linear model that counts how often its Python body runs."""
 
+    calls = 0
+
     def __init__(self):
         self.w = nnx.Param(jnp.full((3, 2), 0.1))
-        self.calls = 0
 
     def __call__(self, x):
         Counting.calls += 1

@@ -9,8 +9,7 @@ Importing kompile imports neither JAX nor torch: the backend is loaded from the 
 the module given to ``kp.Model``.
 """
 
-from . import callbacks, distribution, losses, metrics, optimizers, precision
-from . import saving, utils
+from . import callbacks, distribution, losses, metrics, optimizers, precision, saving, utils
 from . import precision as mixed_precision
 from .callbacks import Callback, History
 from .metrics import custom_metric
@@ -20,6 +19,6 @@ from .registry import register
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "History", "Model", "callbacks", "custom_metric", "distribution", "losses", "metrics",
-    "mixed_precision", "optimizers", "precision", "register", "saving", "utils",
+    "Callback", "History", "Model", "callbacks", "custom_metric", "distribution", "losses",
+    "metrics", "mixed_precision", "optimizers", "precision", "register", "saving", "utils",
 ]

@@ -9,6 +9,7 @@ resolves the shape-dependent names (``"accuracy"``, ``"crossentropy"``) in one f
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,9 +61,10 @@ def _get_loss(identifier: Any) -> Any:
     return losses_mod.get(identifier)
 
 
-def _check_weight(value: Any) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
+def _check_weight(value: Any) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise type_error("loss_weights", "a number (or a list/dict of numbers per output)", value)
+    return float(value)
 
 
 def _check_mode(value: Any) -> None:
@@ -88,8 +90,7 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
         value = raw.get(key)
         if value is not None and not isinstance(value, list | tuple | Mapping):
             raise type_error(key, "a list of metrics or a dict keyed by output name", value)
-    cfg.loss_weights = kwargs.get("loss_weights")
-    _map_leaves(cfg.loss_weights, _check_weight)
+    cfg.loss_weights = _map_leaves(kwargs.get("loss_weights"), _check_weight)
     spe = kwargs.get("steps_per_execution", 1)
     if not isinstance(spe, int) or isinstance(spe, bool) or spe < 1:
         raise ValueError(f"`steps_per_execution` must be an integer >= 1; received {spe!r}.")
@@ -151,28 +152,38 @@ def resolve_auto(auto: AutoMetric, loss: Any, y_shape: Any, pred_shape: Any,
     return cls(name=auto.name)
 
 
-def _metric_list(entry: Any, argument: str) -> list[Metric]:
+def _metric_list(entry: Any, argument: str, spec: OutputSpec, i: int, raw: Any) -> list[Metric]:
     if entry is None:
         return []
     if isinstance(entry, Metric):
         return [entry]
     if isinstance(entry, list | tuple) and all(isinstance(m, Metric) for m in entry):
         return list(entry)
-    raise type_error(argument, "a metric, a list of metrics or None per output", entry)
+    raise TypeError(
+        f"`{argument}` for output '{spec.names[i]}' must be a metric, a list of metrics or None; "
+        f"the model's outputs are {list(spec.names)}; received {argument}={describe(raw)}."
+    )
 
 
-def _metrics_per_output(value: Any, spec: OutputSpec, argument: str) -> list[list[Metric]]:
+def _metrics_per_output(value: Any, spec: OutputSpec, argument: str,
+                        raw: Any) -> list[list[Metric]]:
+    """SPEC section 3: a flat list is for every output unless it has one entry per output."""
+    n = len(spec.names)
     if value is None:
         return [[] for _ in spec.names]
     if isinstance(value, Mapping):
-        return [_metric_list(v, argument) for v in per_output(value, spec, argument)]
+        return [_metric_list(v, argument, spec, i, raw)
+                for i, v in enumerate(per_output(value, spec, argument, shown=raw))]
     value = list(value)
-    if spec.multi and len(value) == len(spec.names):
-        return [_metric_list(v, argument) for v in value]
-    if any(isinstance(v, list | tuple) for v in value):
+    nested = any(v is None or isinstance(v, list | tuple) for v in value)
+    if len(value) == n and (spec.multi or nested):
+        return [_metric_list(v, argument, spec, i, raw) for i, v in enumerate(value)]
+    if nested:
         raise ValueError(
-            f"`{argument}` mixes nested lists with a length ({len(value)}) that differs from "
-            f"the number of outputs {list(spec.names)}; received {describe(value)}."
+            f"`{argument}` has per-output entries (lists or None) but {len(value)} entries for "
+            f"{n} output(s) {list(spec.names)}; received {argument}={describe(raw)}. Give one "
+            "entry per output, a dict keyed by output name, or a flat list of metrics for "
+            "every output."
         )
     return [list(value) for _ in spec.names]
 
@@ -181,25 +192,34 @@ def resolve(cfg: CompileConfig, spec: OutputSpec, y_shapes: list[Any]) -> Object
     """Pair the configuration with the outputs; resolve shape-dependent names."""
     names = spec.names
     loss_leaf = lambda v: isinstance(v, losses_mod.Loss | AutoMetric)  # noqa: E731
-    per_loss = per_output(cfg.loss, spec, "loss", is_leaf=loss_leaf) \
+    raw = cfg.raw
+    per_loss = per_output(cfg.loss, spec, "loss", is_leaf=loss_leaf, shown=raw.get("loss")) \
         if cfg.loss is not None else [None] * len(names)
     for i, loss in enumerate(per_loss):
         if isinstance(loss, AutoMetric):
             per_loss[i] = resolve_auto(loss, None, y_shapes[i], spec.shapes[i], as_loss=True)
         elif loss is not None and not isinstance(loss, losses_mod.Loss):
-            raise type_error("loss", "a loss or None per output", loss)
+            raise TypeError(
+                f"`loss` for output '{names[i]}' must be one loss or None; the model's outputs "
+                f"are {list(names)}; received loss={describe(raw.get('loss'))}."
+            )
     if cfg.loss_weights is None:
         weights = [1.0] * len(names)
-    else:
-        weights = per_output(cfg.loss_weights, spec, "loss_weights")
+    else:  # a dict is matched by name whatever form `loss` has [SPEC 3: 41, not 14]
+        weights = per_output(cfg.loss_weights, spec, "loss_weights",
+                             shown=raw.get("loss_weights"))
         weights = [1.0 if w is None else float(w) for w in weights]
     modes = per_output(cfg.sample_weight_mode, spec, "sample_weight_mode")
-    metric_sets = [_metrics_per_output(cfg.metrics, spec, "metrics"),
-                   _metrics_per_output(cfg.weighted_metrics, spec, "weighted_metrics")]
-    entries, used = [], {"loss"}
+    metric_sets = [
+        _metrics_per_output(cfg.metrics, spec, "metrics", raw.get("metrics")),
+        _metrics_per_output(cfg.weighted_metrics, spec, "weighted_metrics",
+                            raw.get("weighted_metrics"))]
     n_loss = sum(loss is not None for loss in per_loss)
+    loss_logs = [f"{name}_loss" if n_loss > 1 and loss is not None else None
+                 for name, loss in zip(names, per_loss)]
+    entries, used = [], {"loss", *filter(None, loss_logs)}
     for i, name in enumerate(names):
-        prefix = f"{name}_" if spec.multi else ""
+        prefix = f"{name}_" if len(names) > 1 else ""  # one output: no prefix, as in Keras
         resolved: list[list[tuple[str, Metric]]] = [[], []]
         for weighted in (0, 1):
             for metric in metric_sets[weighted][i]:
@@ -216,7 +236,7 @@ def resolve(cfg: CompileConfig, spec: OutputSpec, y_shapes: list[Any]) -> Object
                 resolved[weighted].append((log, metric))
         entries.append(OutputEntry(
             name=name, loss=per_loss[i], weight=weights[i],
-            loss_log=f"{name}_loss" if spec.multi and n_loss > 1 and per_loss[i] else None,
+            loss_log=loss_logs[i],
             metrics=resolved[0], weighted_metrics=resolved[1],
             temporal=modes[i] == "temporal", pred_shape=spec.shapes[i]))
     return Objective(entries)

@@ -94,7 +94,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         validation_steps: Any = None, validation_batch_size: Any = None,
         validation_freq: Any = 1) -> History:
     model._require_compiled("fit")
-    model._check_no_y_with_targets(y)
+    y = model._bind_targets(x, y)  # compile-time target_tensors, split with x
     verbose = resolve_verbose(verbose)
     if not isinstance(validation_freq, int) and not (
             isinstance(validation_freq, list | tuple)
@@ -198,7 +198,7 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
              verbose: Any = "auto", sample_weight: Any = None, steps: Any = None,
              callbacks: Any = None, return_dict: bool = False) -> Any:
     model._require_compiled("evaluate")
-    model._check_no_y_with_targets(y)
+    y = model._bind_targets(x, y)  # compile-time target_tensors, split with x
     verbose = resolve_verbose(verbose)
     source = data_mod.adapt(x, y, sample_weight, batch_size=batch_size, steps=steps)
     model._backend.refresh_from_module()

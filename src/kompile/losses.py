@@ -364,7 +364,7 @@ def serialize(loss: Loss) -> dict[str, Any]:
                 "Register it with kp.register(fn) (or @kp.register) before get_compile_config()."
             )
         return {"class_name": "LossFunctionWrapper", "config": {**loss.get_config(), "fn": name}}
-    cls_name = type(loss).__name__
+    cls_name = custom_name(type(loss)) or type(loss).__name__  # the name it is registered under
     if cls_name not in LOSS_CLASSES and custom_name(type(loss)) is None:
         raise ValueError(
             f"Cannot serialise the loss {loss!r}: its class is not registered. "

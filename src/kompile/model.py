@@ -140,10 +140,17 @@ class Model:
             self._backend.build(self._objective, self._config)
         return self._objective
 
-    def _check_no_y_with_targets(self, y: Any) -> None:
-        if y is not None and self._config.target_tensors is not None:
+    def _bind_targets(self, x: Any, y: Any) -> Any:
+        """``y``, or the targets bound by compile(target_tensors=...) for array ``x``."""
+        if self._config.target_tensors is None:
+            return y
+        if y is not None:
             raise ValueError("`y` was given but the model was compiled with `target_tensors`; "
                              "pass one or the other.")
+        if x is not None and not isinstance(data_mod.adapt(x), data_mod.ArraySource):
+            raise ValueError(f"`target_tensors` need `x` as arrays; received a "
+                             f"{type(x).__name__}. Yield (x, y) batches from it instead.")
+        return None if x is None else self._target_tensors_for(x)
 
     def _target_tensors_for(self, x: Any) -> Any:
         targets = data_mod.to_numpy(self._config.target_tensors, "target_tensors")
@@ -178,7 +185,7 @@ class Model:
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: Any = None, return_dict: bool = False) -> Any:
         self._require_compiled("train_on_batch")
-        self._check_no_y_with_targets(y)
+        y = self._bind_targets(x, y)
         source = data_mod.adapt(x, y, sample_weight, batch_size=None)
         source.batch_size = source.n
         self._backend.refresh_from_module()
@@ -274,7 +281,7 @@ class Model:
             try:
                 print_fn(nnx.tabulate(module, data_mod.to_numpy(x, "x"),
                                       console_kwargs={"force_terminal": False,
-                                                      "no_color": True}))
+                                                      "no_color": True, "width": 120}))
                 return
             except Exception as err:  # noqa: BLE001  (fall back to the plain table)
                 print_fn(f"(nnx.tabulate failed: {type(err).__name__}: {err})")
@@ -286,9 +293,10 @@ class Model:
         else:
             from flax import nnx
 
+            from .backends.jax_state import named
+
             params = nnx.state(module, nnx.Param)
             others = nnx.state(module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
-            named = self._backend._named
             variables = [(n, a, True) for n, a in named(params)]
             variables += [(n, a, False) for n, a in named(others)]
         width = max([len(n) for n, _, _ in variables] + [4]) + 2

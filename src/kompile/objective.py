@@ -29,6 +29,10 @@ class OutputEntry:
     pred_shape: tuple[int, ...] = ()
 
 
+def _batch_shape(per_sample: tuple[int, ...]) -> str:
+    return "(" + ", ".join(["batch", *map(str, per_sample)]) + ")"
+
+
 def _tracker_update(state: dict[str, Any], value: Any, n: Any) -> dict[str, Any]:
     return {"total": state["total"] + value * n, "count": state["count"] + n}
 
@@ -40,6 +44,7 @@ def _tracker_init() -> dict[str, Any]:
 class Objective:
     def __init__(self, entries: list[OutputEntry]):
         self.entries = entries
+        self.names = [e.name for e in entries]
         self.has_loss = any(e.loss is not None for e in entries)
         self.metric_logs = [log for e in entries for log, _ in e.metrics] + \
             [log for e in entries for log, _ in e.weighted_metrics]
@@ -57,17 +62,18 @@ class Objective:
             needs_y = e.loss is not None or e.metrics or e.weighted_metrics
             if needs_y and y is None:
                 raise ValueError(
-                    f"No target `y` was given for output '{e.name}', which has a loss or metrics. "
-                    "Pass `y` (a list or a dict keyed by output name for several outputs), or "
-                    "bind targets with compile(target_tensors=...)."
+                    f"No target `y` was given for output '{e.name}', which has a loss or metrics "
+                    f"(the model's outputs are {self.names}). Pass `y` (a list or a dict keyed "
+                    "by output name for several outputs), or bind targets with "
+                    "compile(target_tensors=...)."
                 )
             if y is not None and needs_y:
                 self._check_target(e, tuple(y.shape[1:]))
             self._check_weight(e, sw, y)
 
     def _check_target(self, e: OutputEntry, y_shape: tuple[int, ...]) -> None:
-        if e.loss is None or isinstance(e.loss, losses.LossFunctionWrapper):
-            return  # a user's function sets its own shape contract
+        if e.loss is None or type(e.loss).fn is None:
+            return  # a user's function or Loss subclass sets its own shape contract
         p = e.pred_shape or (1,)
         if losses.crossentropy_kind(e.loss) == "sparse":
             ok = {p[:-1], p[:-1] + (1,)}
@@ -77,23 +83,25 @@ class Objective:
             hint = (" For integer class labels use sparse_categorical_crossentropy."
                     if y_shape in (p[:-1], p[:-1] + (1,)) else "")
             raise ValueError(
-                f"Target for output '{e.name}' has per-sample shape {y_shape} but the output has "
+                f"`y` for output '{e.name}' has per-sample shape {y_shape} but the output has "
                 f"per-sample shape {e.pred_shape}, which the loss {e.loss.name!r} cannot pair "
-                f"with it.{hint}"
+                f"with it (the model's outputs are {self.names}).{hint}"
             )
 
     def _check_weight(self, e: OutputEntry, sw: Any, y: Any) -> None:
         if e.temporal:
             if len(e.pred_shape) < 2:
                 raise ValueError(
-                    f"sample_weight_mode='temporal' for output '{e.name}' needs an output of rank "
-                    f">= 3 (batch, timesteps, features); the output has shape "
-                    f"(batch, {', '.join(map(str, e.pred_shape))})."
+                    f"`sample_weight_mode`='temporal' for output '{e.name}' needs an output of "
+                    f"rank >= 3 (batch, timesteps, features); the output has shape "
+                    f"{_batch_shape(e.pred_shape)}. The model's outputs are {self.names}."
                 )
             if sw is not None and np.ndim(sw) != 2:
                 raise ValueError(
-                    f"sample_weight_mode='temporal' for output '{e.name}' expects 2-D sample "
-                    f"weights of shape (batch, timesteps); received shape {np.shape(sw)}."
+                    f"`sample_weight_mode`='temporal' for output '{e.name}' expects 2-D "
+                    f"`sample_weight` of shape {_batch_shape(e.pred_shape[:1])} (batch, "
+                    f"timesteps); received shape {np.shape(sw)}. The model's outputs are "
+                    f"{self.names}."
                 )
         if sw is None:
             return
@@ -101,9 +109,9 @@ class Objective:
         w_shape = tuple(np.shape(sw)[1:])
         if w_shape and w_shape != (1,) and w_shape != values_shape[:len(w_shape)]:
             raise ValueError(
-                f"sample_weight for output '{e.name}' has per-sample shape {w_shape} but the loss "
-                f"values have per-sample shape {values_shape}: give weights of shape (batch,) "
-                f"or (batch, {', '.join(map(str, values_shape))})."
+                f"`sample_weight` for output '{e.name}' has per-sample shape {w_shape} but the "
+                f"loss values have per-sample shape {values_shape}: give weights of shape "
+                f"(batch,) or {_batch_shape(values_shape)}. The model's outputs are {self.names}."
             )
 
     # ------------------------------------------------------------------ pure computation

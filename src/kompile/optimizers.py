@@ -101,7 +101,8 @@ class Optimizer:
     # ------------------------------------------------------------------ optax
     def build_optax(self) -> Any:
         """The whole chain (clipping, weight decay, update rule), lr kept in the state."""
-        return optax.inject_hyperparams(self._optax_chain)(learning_rate=self.learning_rate)
+        inject = optax.inject_hyperparams(self._optax_chain, hyperparam_dtype=jnp.float32)
+        return inject(learning_rate=self.learning_rate)
 
     def _optax_chain(self, learning_rate: Any) -> Any:
         clip = None
@@ -118,8 +119,7 @@ class Optimizer:
 
     def _optax_rule(self, lr: Any) -> Any:
         scale_by, *args = self._optax
-        return _chain(getattr(optax, scale_by)(*[getattr(self, a) for a in args]),
-                      optax.scale(-lr))
+        return _chain(getattr(optax, scale_by)(*[getattr(self, a) for a in args]), _scale(lr))
 
     def optax_learning_rate(self, opt_state: Any) -> Any:
         """The learning rate of the next step (Keras's ``optimizer.learning_rate``)."""
@@ -229,11 +229,17 @@ def _chain(*parts: Any) -> Any:
     return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
 
+def _scale(lr: Any) -> Any:
+    """``-lr * g`` computed in float32 (the lr's dtype), returned in g's dtype."""
+    step = lambda g: (g * -lr).astype(g.dtype)
+    return optax.stateless(lambda updates, params: jax.tree.map(step, updates))
+
+
 def _decay_first(tx: Any, weight_decay: float, lr: Any) -> Any:
     """Keras's decoupled weight decay: ``w -= w * wd * lr``, then the update sees that w."""
 
     def update(grads: Any, state: Any, params: Any = None) -> Any:
-        decayed = jax.tree.map(lambda p: p - p * weight_decay * lr.astype(p.dtype), params)
+        decayed = jax.tree.map(lambda p: (p - p * weight_decay * lr).astype(p.dtype), params)
         updates, state = tx.update(grads, state, decayed)
         return jax.tree.map(lambda u, d, p: u + (d - p), updates, decayed, params), state
 
@@ -338,7 +344,7 @@ class SGD(Optimizer):
 
     def _optax_rule(self, lr: Any) -> Any:
         trace = optax.trace(self.momentum, self.nesterov) if self.momentum else None
-        return _chain(optax.scale(-lr), trace)
+        return _chain(_scale(lr), trace)
 
 
 class RMSprop(Optimizer):
@@ -357,7 +363,7 @@ class RMSprop(Optimizer):
 
     def _optax_rule(self, lr: Any) -> Any:
         scale = optax.scale_by_stddev if self.centered else optax.scale_by_rms
-        return _chain(scale(self.rho, self.epsilon), optax.scale(-lr),
+        return _chain(scale(self.rho, self.epsilon), _scale(lr),
                       optax.trace(self.momentum) if self.momentum > 0 else None)
 
 

@@ -82,8 +82,10 @@ class LossScale:
         return loss * self.scale
 
     def unscale(self, grads: Any, tree_map: Any) -> Any:
+        """Gradients divided by the scale, in float32: a float16 gradient that needed the
+        scale to be representable would underflow again if unscaled in float16."""
         inv = 1.0 / self.scale
-        return tree_map(lambda g: g * inv.astype(g.dtype), grads)
+        return tree_map(lambda g: g.astype(inv.dtype) * inv, grads)
 
     def adjust(self, finite: Any, xp: Any) -> LossScale:
         counter = xp.where(finite, self.counter + 1, xp.zeros_like(self.counter))

@@ -77,7 +77,8 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, Any],
 
     out, views = {}, {}
     for name, value in arrays.items():
-        a = np.ascontiguousarray(np.asarray(value))
+        a = np.asarray(value)
+        a = a if a.flags.c_contiguous else a.copy(order="C")  # keeps 0-d arrays 0-d
         if a.dtype.kind == "V" or a.dtype.name not in np.sctypeDict:  # bfloat16, float8...
             views[name] = a.dtype.name
             a = a.view(_VIEW[a.dtype.itemsize])

@@ -1,78 +1,101 @@
 """get_compile_config / compile_from_config: compile arguments as JSON-serialisable dicts.
 
 Names stay names; objects become ``{"class_name": ..., "config": ...}``; structures
-(lists, dicts keyed by output name) are kept. Unregistered callables get an error that
-says how to register them.
+(lists, dicts keyed by output name) are kept, so per-output pairing survives a round
+trip. A loss object given as a metric is stored as ``{"class_name": "LossMetric", ...}``.
+Unregistered callables get an error that names where they were found and says how to
+register them. Owns no registry itself: losses, metrics and optimizers serialise their
+own objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from . import losses, metrics, optimizers
 
+LOSS_METRIC = "LossMetric"  # a loss object used as a metric
+
 
 def _is_object(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) == {"class_name", "config"}
 
 
-def _walk(value: Any, fn: Any) -> Any:
-    if value is None or isinstance(value, str | bool | int | float):
-        return value if not isinstance(value, str) else fn(value)
+def _walk(value: Any, fn: Callable[[Any, str], Any], path: str) -> Any:
+    """Apply ``fn(leaf, path)`` to every leaf of a per-output structure."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, Mapping) and not _is_object(value):
-        return {str(k): _walk(v, fn) for k, v in value.items()}
+        return {str(k): _walk(v, fn, f"{path}[{k!r}]") for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_walk(v, fn) for v in value]
-    return fn(value)
+        return [_walk(v, fn, f"{path}[{i}]") for i, v in enumerate(value)]
+    return fn(value, path)
 
 
-def _dump(kind: str):
-    def dump(value: Any) -> Any:
+def _dump(kind: str) -> Callable[[Any, str], Any]:
+    def dump(value: Any, path: str) -> Any:
         if isinstance(value, str):
             return value
-        if kind == "loss":
-            loss = losses.get(value)
-            return losses.serialize(loss)
-        return metrics.serialize(metrics.get(value))
+        try:
+            if kind == "loss":
+                return losses.serialize(losses.get(value))
+            if isinstance(value, losses.Loss) or (
+                    isinstance(value, type) and issubclass(value, losses.Loss)):
+                return {"class_name": LOSS_METRIC, "config": losses.serialize(losses.get(value))}
+            return metrics.serialize(metrics.get(value))
+        except ValueError as err:
+            raise ValueError(f"get_compile_config(): cannot serialise `{path}`. {err}") from None
 
     return dump
 
 
-def _load(kind: str):
-    def load(value: Any) -> Any:
+def _load(kind: str) -> Callable[[Any, str], Any]:
+    def load(value: Any, path: str) -> Any:
         if not _is_object(value):
             return value
-        return losses.deserialize(value) if kind == "loss" else metrics.deserialize(value)
+        if kind == "loss":
+            return losses.deserialize(value)
+        if value["class_name"] == LOSS_METRIC:
+            return losses.deserialize(value["config"])
+        return metrics.deserialize(value)
 
     return load
 
 
+def _array(a: Any, path: str) -> dict[str, Any]:
+    a = np.asarray(a)
+    return {"array": a.tolist(), "dtype": str(a.dtype)}
+
+
+def _same(value: Any, path: str) -> Any:
+    return value
+
+
 def compile_config(cfg: Any) -> dict[str, Any]:
+    """Every compile argument of ``cfg`` as a JSON-serialisable dict."""
     raw = cfg.raw
     opt = raw.get("optimizer", "rmsprop")
-    out: dict[str, Any] = {
+    return {
         "optimizer": opt if isinstance(opt, str) else optimizers.serialize(optimizers.get(opt)),
-        "loss": _walk(raw.get("loss"), _dump("loss")),
-        "metrics": _walk(raw.get("metrics"), _dump("metric")),
-        "weighted_metrics": _walk(raw.get("weighted_metrics"), _dump("metric")),
-        "loss_weights": _walk(cfg.loss_weights, lambda v: v),
+        "loss": _walk(raw.get("loss"), _dump("loss"), "loss"),
+        "metrics": _walk(raw.get("metrics"), _dump("metric"), "metrics"),
+        "weighted_metrics": _walk(raw.get("weighted_metrics"), _dump("metric"),
+                                  "weighted_metrics"),
+        "loss_weights": _walk(cfg.loss_weights, _same, "loss_weights"),
         "run_eagerly": cfg.run_eagerly,
         "steps_per_execution": cfg.steps_per_execution,
         "jit_compile": cfg.jit_compile,
         "auto_scale_loss": cfg.auto_scale_loss,
-        "sample_weight_mode": _walk(cfg.sample_weight_mode, lambda v: v),
-        "target_tensors": None,
+        "sample_weight_mode": _walk(cfg.sample_weight_mode, _same, "sample_weight_mode"),
+        "target_tensors": _walk(cfg.target_tensors, _array, "target_tensors"),
     }
-    if cfg.target_tensors is not None:
-        out["target_tensors"] = _walk(cfg.target_tensors, lambda a: {
-            "array": np.asarray(a).tolist(), "dtype": str(np.asarray(a).dtype)})
-    return out
 
 
 def compile_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """compile() keyword arguments from a dict made by ``compile_config``."""
     if not isinstance(config, Mapping):
         raise TypeError(f"compile_from_config() needs the dict from get_compile_config(); "
                         f"received {type(config).__name__}.")
@@ -83,20 +106,19 @@ def compile_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     opt = kwargs.get("optimizer")
     if _is_object(opt):
         kwargs["optimizer"] = optimizers.deserialize(opt)
-    kwargs["loss"] = _walk(kwargs.get("loss"), _load("loss"))
-    kwargs["metrics"] = _walk(kwargs.get("metrics"), _load("metric"))
-    kwargs["weighted_metrics"] = _walk(kwargs.get("weighted_metrics"), _load("metric"))
+    for key, kind in (("loss", "loss"), ("metrics", "metric"), ("weighted_metrics", "metric")):
+        kwargs[key] = _walk(kwargs.get(key), _load(kind), key)
     targets = kwargs.get("target_tensors")
     if targets is not None:
-        kwargs["target_tensors"] = _walk_arrays(targets)
+        kwargs["target_tensors"] = _load_arrays(targets)
     return kwargs
 
 
-def _walk_arrays(value: Any) -> Any:
+def _load_arrays(value: Any) -> Any:
     if isinstance(value, Mapping) and set(value) == {"array", "dtype"}:
         return np.asarray(value["array"], dtype=value["dtype"])
     if isinstance(value, Mapping):
-        return {k: _walk_arrays(v) for k, v in value.items()}
+        return {k: _load_arrays(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_walk_arrays(v) for v in value]
+        return [_load_arrays(v) for v in value]
     return value

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .registry import did_you_mean
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -87,28 +89,33 @@ def output_spec(outputs: Any, output_names: Sequence[str] | None = None) -> Outp
     return OutputSpec(kind, names, tuple(tuple(int(d) for d in o.shape[1:]) for o in flat))
 
 
+_SHOWN = object()
+
+
 def per_output(value: Any, spec: OutputSpec, argument: str, *, broadcast: bool = True,
-               is_leaf: Any = None) -> list[Any]:
+               is_leaf: Any = None, shown: Any = _SHOWN) -> list[Any]:
     """Spread ``value`` over the outputs: one value for all, a list by position, a dict by name.
 
     ``is_leaf(v)`` says whether a value is a single entry (default: not a list/tuple/dict).
-    Missing dict entries are None.
+    Missing dict entries are None. Errors print ``shown`` (what the user passed) when given.
     """
     leaf = is_leaf or (lambda v: not isinstance(v, list | tuple | Mapping))
+    received = f"{argument}={describe(value if shown is _SHOWN else shown)}"
     n = len(spec.names)
     if isinstance(value, Mapping) and not leaf(value):
         unknown = [k for k in value if k not in spec.names]
         if unknown:
+            hint = did_you_mean(str(unknown[0]), spec.names)
             raise ValueError(
-                f"`{argument}` has keys {unknown} that are not output names. The model's outputs "
-                f"are {list(spec.names)}; received {argument}={describe(value)}."
+                f"`{argument}` has keys {unknown} that are not output names.{hint} The model's "
+                f"outputs are {list(spec.names)}; received {received}."
             )
         return [value.get(name) for name in spec.names]
     if isinstance(value, list | tuple) and not leaf(value):
         if len(value) != n:
             raise ValueError(
                 f"`{argument}` is a {type(value).__name__} of {len(value)} entries but the model "
-                f"has {n} output(s) {list(spec.names)}; received {argument}={describe(value)}. "
+                f"has {n} output(s) {list(spec.names)}; received {received}. "
                 "Give one entry per output, or a dict keyed by output name."
             )
         return list(value)
@@ -116,7 +123,7 @@ def per_output(value: Any, spec: OutputSpec, argument: str, *, broadcast: bool =
         return [value] * n
     raise ValueError(
         f"`{argument}` must be a list or a dict with one entry per output for a model with "
-        f"outputs {list(spec.names)}; received {argument}={describe(value)}."
+        f"outputs {list(spec.names)}; received {received}."
     )
 
 
@@ -143,17 +150,42 @@ def flatten_weights(sample_weight: Any, spec: OutputSpec) -> list[Any]:
     return per_output(sample_weight, spec, "sample_weight", is_leaf=is_array)
 
 
+def _class_labels(y: np.ndarray, pred_shape: tuple[int, ...]) -> np.ndarray:
+    """Class labels of targets: argmax of one-hot rows, a trailing axis of 1 squeezed,
+    sparse labels (rank below the prediction's) as they are."""
+    per = y.shape[1:]
+    if per and per[-1] > 1 and len(per) >= len(pred_shape):
+        return np.argmax(y, axis=-1)
+    if per and per[-1] == 1 and len(per) >= len(pred_shape):
+        return y[..., 0]
+    return y
+
+
+def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two weight arrays of shapes (N,) and (N, T): the shorter spread over trailing axes."""
+    if a.ndim < b.ndim:
+        a = a.reshape(a.shape + (1,) * (b.ndim - a.ndim))
+    elif b.ndim < a.ndim:
+        b = b.reshape(b.shape + (1,) * (a.ndim - b.ndim))
+    return a * b
+
+
 def class_weights_to_sample_weights(class_weight: Any, ys: list[Any], spec: OutputSpec,
                                     sample_weights: list[Any]) -> list[Any]:
     """Turn ``class_weight`` into per-sample weights, multiplied into ``sample_weights``."""
     if class_weight is None:
         return sample_weights
-    nested = isinstance(class_weight, Mapping) and all(
-        isinstance(v, Mapping) for v in class_weight.values()) and class_weight
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(
+            f"`class_weight` must be a dict mapping class index -> weight (a dict of such dicts "
+            f"keyed by output name for outputs {list(spec.names)}); received "
+            f"{describe(class_weight)}."
+        )
+    nested = bool(class_weight) and all(isinstance(v, Mapping) for v in class_weight.values())
     if spec.multi and not nested:
         raise ValueError(
             f"`class_weight` for a model with outputs {list(spec.names)} must be a dict of dicts "
-            f"keyed by output name; received {describe(class_weight)}."
+            f"keyed by output name; received class_weight={describe(class_weight)}."
         )
     per = per_output(class_weight, spec, "class_weight", is_leaf=lambda v: False) if nested \
         else [class_weight]
@@ -161,23 +193,23 @@ def class_weights_to_sample_weights(class_weight: Any, ys: list[Any], spec: Outp
     for i, cw in enumerate(per):
         if cw is None:
             continue
-        if not isinstance(cw, Mapping):
-            raise TypeError(f"`class_weight` must map class index -> weight; received {cw!r}.")
+        bad = [k for k in cw if isinstance(k, bool) or not isinstance(k, int | np.integer)]
+        if bad:
+            raise ValueError(
+                f"`class_weight` for output '{spec.names[i]}' must map integer class indices to "
+                f"weights; received keys {bad} in class_weight={describe(class_weight)}."
+            )
         if ys[i] is None:
-            raise ValueError(f"`class_weight` for output '{spec.names[i]}' needs targets `y`.")
-        y = np.asarray(ys[i])
-        if y.ndim > 1 and y.shape[-1] > 1:
-            labels = np.argmax(y, axis=-1)
-        else:
-            labels = y.reshape(y.shape[0], *y.shape[1:-1]) if y.ndim > 1 else y
-        labels = labels.astype(np.int64)
-        table = np.ones(int(max([*cw.keys(), int(labels.max(initial=0))])) + 1, np.float32)
+            raise ValueError(f"`class_weight` for output '{spec.names[i]}' needs targets `y` "
+                             f"for that output; the model's outputs are {list(spec.names)}.")
+        labels = _class_labels(np.asarray(ys[i]), spec.shapes[i]).astype(np.int64)
+        size = int(max([*map(int, cw), int(labels.max(initial=0))])) + 1
+        table = np.ones(size, np.float32)
         for k, w in cw.items():
-            table[int(k)] = float(w)
-        w = table[labels]
+            if int(k) >= 0:
+                table[int(k)] = float(w)
+        w = table[np.clip(labels, 0, None)]
         if out[i] is not None:
-            base = np.asarray(out[i], dtype=np.float32)
-            w = (base.reshape(base.shape + (1,) * (w.ndim - base.ndim)) * w
-                 if base.ndim <= w.ndim else base * w)
+            w = _multiply(np.asarray(out[i], dtype=np.float32), w)
         out[i] = w.astype(np.float32)
     return out

@@ -12,6 +12,9 @@ JAX has no global RNG: a Flax NNX module carries its own random state in the
 ``nnx.Rngs`` it was built with (initial weights, dropout keys), and kompile trains that
 state as part of the module. Seed JAX by building the module with a fixed seed,
 ``MyModule(rngs=nnx.Rngs(seed))``, after calling ``set_random_seed(seed)``.
+
+Seed after importing JAX/Flax: importing JAX draws from NumPy's global RNG, so a seed set
+before the first ``import jax`` does not fix the data order of the first ``fit``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import optax
 from flax import nnx
 
 from .. import precision, structures
+from . import jax_state
 
 precision.register_pytree()
 
@@ -383,9 +384,8 @@ class JaxBackend:
         return int(self.opt_spec.optax_iterations(self.state["opt"]))
 
     # ================================================================== state files (issue 7)
-    # Flat ``name -> NumPy array`` views of the state, for kompile.saving and the checkpoint
-    # callbacks. Names are pytree paths ("params/l1/kernel", "opt/0/mu/3"); RNG key arrays
-    # are stored as their raw key data and rewrapped with the current implementation.
+    # Flat ``name -> NumPy array`` views of the state for kompile.saving and the checkpoint
+    # callbacks; the naming and conversion live in jax_state.py.
     def _state_trees(self) -> dict[str, Any]:
         if self.state is None or "opt" not in self.state:
             raise ValueError("The model has no training state yet: compile it and run fit() or "
@@ -399,15 +399,15 @@ class JaxBackend:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Weights, other module variables (RNG included), optimizer, train-metric and
         loss-scale state: everything a resumed fit needs."""
-        return self._to_host(self._named(self._state_trees()))
+        return jax_state.to_host(jax_state.named(self._state_trees()))
 
     def load_state_dict(self, arrays: dict[str, Any]) -> None:
         trees = self._state_trees()
-        missing = [n for n, _ in self._named(trees) if n not in arrays]
+        missing = [n for n, _ in jax_state.named(trees) if n not in arrays]
         if missing:
             raise ValueError(f"load_state_dict: the arrays lack {missing[:6]} "
                              f"({len(missing)} missing).")
-        new = self._replace(trees, arrays)
+        new = jax_state.replace(trees, arrays)
         self.state["params"], self.state["rest"] = self._leaves(new["params"], new["rest"])
         self.state.update({k: v for k, v in new.items() if k not in ("params", "rest")})
 
@@ -419,63 +419,17 @@ class JaxBackend:
 
     def weights_dict(self) -> dict[str, np.ndarray]:
         """The module's parameters and other variables except RNG state, by module path."""
-        rng = {n for n, _ in self._named(nnx.state(self.module, nnx.RngState))}
+        rng = {n for n, _ in jax_state.named(nnx.state(self.module, nnx.RngState))}
         params, rest = self._module_trees()
-        named = self._named(params) + [(n, a) for n, a in self._named(rest) if n not in rng]
-        return self._to_host(named)
+        pairs = jax_state.named(params) + [(n, a) for n, a in jax_state.named(rest)
+                                           if n not in rng]
+        return jax_state.to_host(pairs)
 
     def load_weights_dict(self, arrays: dict[str, Any]) -> None:
         params, rest = self._module_trees()
-        params, rest = self._replace(params, arrays), self._replace(rest, arrays)
+        params, rest = jax_state.replace(params, arrays), jax_state.replace(rest, arrays)
         if self.state is None:
             nnx.update(self.module, params, rest)
             return
         self.state["params"], self.state["rest"] = self._leaves(params, rest)
         self.sync_to_module()
-
-    @staticmethod
-    def _name(path: Any) -> str:
-        parts = []
-        for k in path:
-            for attr in ("key", "name", "idx"):
-                if hasattr(k, attr):
-                    parts.append(str(getattr(k, attr)))
-                    break
-        if parts and parts[-1] == "value" and type(path[-1]).__name__ == "GetAttrKey":
-            parts.pop()  # an nnx.Variable's value: name the variable
-        return "/".join(parts)
-
-    @staticmethod
-    def _is_key(a: Any) -> bool:
-        return hasattr(a, "dtype") and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
-
-    @classmethod
-    def _named(cls, tree: Any) -> list[tuple[str, Any]]:
-        return [(cls._name(p), a) for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]]
-
-    @classmethod
-    def _to_host(cls, named: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
-        values = [jax.random.key_data(a) if cls._is_key(a) else a for _, a in named]
-        host = jax.device_get(values)  # host sync: one transfer for the whole state
-        return {n: np.asarray(v) for (n, _), v in zip(named, host)}
-
-    @classmethod
-    def _replace(cls, tree: Any, arrays: dict[str, Any]) -> Any:
-        """``tree`` with the leaves named in ``arrays`` replaced, dtypes kept."""
-        pairs, treedef = jax.tree_util.tree_flatten_with_path(tree)
-        leaves = []
-        for path, old in pairs:
-            name = cls._name(path)
-            if name not in arrays:
-                leaves.append(old)
-            elif not hasattr(old, "dtype"):  # a Python scalar in an optimizer state
-                leaves.append(type(old)(np.asarray(arrays[name]).item()))
-            elif cls._is_key(old):
-                leaves.append(jax.random.wrap_key_data(jnp.asarray(arrays[name]),
-                                                       impl=jax.random.key_impl(old)))
-            else:
-                value = np.asarray(arrays[name], dtype=np.dtype(old.dtype))
-                sharding = getattr(old, "sharding", None)
-                leaves.append(jax.device_put(value, sharding) if sharding is not None
-                              else jnp.asarray(value))
-        return jax.tree_util.tree_unflatten(treedef, leaves)

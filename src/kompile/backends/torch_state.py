@@ -2,7 +2,8 @@
 
 Keys: ``module/<name>`` (the module's ``state_dict``), ``optimizer/state/<param index>/<slot>``
 and ``optimizer/groups/<group index>/<hyperparameter>`` (the ``torch.optim`` state),
-``loss_scale/scale`` and ``loss_scale/growth_tracker`` (the GradScaler), ``iterations``.
+``loss_scale/scale`` and ``loss_scale/growth_tracker`` (the GradScaler),
+``metrics/<log>/<sum>`` (the running training metrics) and ``iterations``.
 Flat NumPy dicts save with ``np.savez`` or safetensors and load on any device. This module
 owns only the translation; the backend owns the objects.
 """
@@ -65,12 +66,18 @@ def load_module(module: torch.nn.Module, weights: dict[str, Any]) -> None:
 
 
 def dump(backend: Any) -> dict[str, np.ndarray]:
+    if backend.objective is None:
+        raise ValueError("The model has no training state yet: compile it and run fit() or "
+                         "train_on_batch() once, so that its optimizer state exists.")
     out = {f"module/{k}": v for k, v in dump_module(backend.module).items()}
     if backend.opt is not None:
         sd = backend.opt.state_dict()
-        for index, slots in sd["state"].items():
-            for slot, value in slots.items():
-                out[f"optimizer/state/{index}/{slot}"] = _np(value)
+        if not sd["state"] and backend._slots is None:
+            backend._slots = _first_step_slots(backend.opt)
+        for index, values in (sd["state"] or backend._slots).items():
+            for slot, value in values.items():
+                if value is not None:
+                    out[f"optimizer/state/{index}/{slot}"] = _np(value)
         for g, group in enumerate(sd["param_groups"]):
             for key, value in group.items():
                 if key != "params" and _plain(value):
@@ -79,27 +86,50 @@ def dump(backend: Any) -> dict[str, np.ndarray]:
         sd = backend.scaler.state_dict()  # host sync
         out["loss_scale/scale"] = np.asarray(sd["scale"], np.float32)
         out["loss_scale/growth_tracker"] = np.asarray(sd["_growth_tracker"], np.int64)
+    for log, values in backend.metrics["train"].items():
+        for key, value in values.items():
+            out[f"metrics/{log}/{key}"] = _np(value)
     out["iterations"] = np.asarray(backend.iterations, np.int64)
     return out
 
 
+def _first_step_slots(opt: Any) -> dict[int, dict[str, Any]]:
+    """The slots ``opt`` will hold after its first step (names and shapes; the values mean
+    nothing), from one zero-gradient step of a same-class optimizer on parameter copies.
+    torch creates optimizer state lazily, so before the first step (or while a loss scale
+    skips steps) this gives the state the same names and shapes as later, and a checkpoint
+    restores into a fresh model."""
+    params = [p.detach().clone() for group in opt.param_groups for p in group["params"]]
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    twin = type(opt)(params, **opt.defaults)
+    for group, mine in zip(twin.param_groups, opt.param_groups):
+        group.update({k: v for k, v in mine.items() if k in ("fused", "foreach")})
+    twin.step()
+    return twin.state_dict()["state"]
+
+
 def load(backend: Any, state: dict[str, Any]) -> None:
-    module = {k[len("module/"):]: v for k, v in state.items() if k.startswith("module/")}
-    if module:
-        load_module(backend.module, module)
-    rest = {k: v for k, v in state.items() if not k.startswith("module/")}
-    if backend.objective is None:  # not built yet: the optimizer exists from the first batch
-        backend._pending = rest or None
-        return
+    expected = dump(backend)
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise ValueError(f"load_state_dict: the arrays lack {missing[:6]} ({len(missing)} "
+                         "missing).")
+    load_module(backend.module, {k[len("module/"):]: v for k, v in state.items()
+                                 if k.startswith("module/")})
     if backend.opt is not None:
-        _load_optimizer(backend.opt, rest)
-    elif "iterations" in rest:
-        backend._steps = int(rest["iterations"])
-    if backend.scaler is not None and "loss_scale/scale" in rest:
+        _load_optimizer(backend.opt, state)
+    backend._steps = int(state["iterations"])
+    if backend.scaler is not None:
         sd = backend.scaler.state_dict()
-        sd["scale"] = float(rest["loss_scale/scale"])
-        sd["_growth_tracker"] = int(rest.get("loss_scale/growth_tracker", 0))
+        sd["scale"] = float(state["loss_scale/scale"])
+        sd["_growth_tracker"] = int(state["loss_scale/growth_tracker"])
         backend.scaler.load_state_dict(sd)
+    device = backend.device
+    backend.metrics["train"] = {
+        log: {key: torch.as_tensor(np.asarray(state[f"metrics/{log}/{key}"]), device=device)
+              for key in values}
+        for log, values in backend.metrics["train"].items()}
 
 
 def _load_optimizer(opt: Any, state: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import saving
 from .base import Callback
+from .monitor import batches_run
 
 FILE = "backup.safetensors"
 
@@ -99,7 +100,7 @@ class BackupAndRestore(Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq in ("epoch", False):
             return
-        self._since_save += batch - self._last_batch  # a call may run several batches
+        self._since_save += batches_run(batch, self._last_batch)
         self._last_batch = batch
         if self._since_save >= self.save_freq:
             self._since_save = 0

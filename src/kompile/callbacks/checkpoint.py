@@ -17,7 +17,7 @@ import string
 from typing import Any
 
 from .. import saving
-from .monitor import MonitorCallback
+from .monitor import MonitorCallback, batches_run
 
 
 def template_fields(template: str) -> set[str]:
@@ -57,11 +57,7 @@ class ModelCheckpoint(MonitorCallback):
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":
             return
-        # one call per steps_per_execution group: count the batches it ran
-        if self._last_batch is None or batch <= self._last_batch:
-            self._since_save += batch + 1
-        else:
-            self._since_save += batch - self._last_batch
+        self._since_save += batches_run(batch, self._last_batch)
         self._last_batch = batch
         if self._since_save >= self.save_freq:
             self._since_save = 0

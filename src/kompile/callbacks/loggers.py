@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from .base import Callback
+from .monitor import batches_run
 
 
 class CSVLogger(Callback):
@@ -109,7 +110,11 @@ class TensorBoard(Callback):
 
     def _writer(self, name: str) -> Any:
         if name not in self._writers:
-            from tensorboardX import SummaryWriter
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                raise ImportError("The TensorBoard callback writes its files with tensorboardX, "
+                                  "which is not installed: pip install tensorboardX.") from None
 
             self._writers[name] = SummaryWriter(os.path.join(self.log_dir, name))
         return self._writers[name]
@@ -134,7 +139,7 @@ class TensorBoard(Callback):
             self._batch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        done = batch - self._last_batch  # a steps_per_execution call runs several batches
+        done = batches_run(batch, self._last_batch)
         self._last_batch = batch
         before, self._global_batch = self._global_batch, self._global_batch + done
         self._epoch_batches += done

@@ -1,4 +1,5 @@
-"""What the monitoring callbacks share: reading a monitored value and judging improvement.
+"""What the monitoring callbacks share: reading a monitored value and judging improvement
+(and counting the batches a training call ran, for the callbacks that act every N batches).
 
 EarlyStopping, ModelCheckpoint and ReduceLROnPlateau watch one log entry (``monitor``)
 in ``mode`` ``"min"``, ``"max"`` or ``"auto"``. ``"auto"`` reads the direction from the
@@ -30,6 +31,12 @@ def direction(monitor: str) -> str | None:
         if name == suffix or name.endswith("_" + suffix):
             return "max" if suffix in _UP else "min"
     return None
+
+
+def batches_run(batch: int, last: int | None) -> int:
+    """How many batches the call ending at ``batch`` ran, given the previous call's last
+    index (a ``steps_per_execution`` call runs several; a lower index starts a new epoch)."""
+    return batch + 1 if last is None or batch <= last else batch - last
 
 
 def check_mode(mode: Any, owner: str) -> str:
@@ -69,9 +76,10 @@ class MonitorCallback(Callback):
         return self._resolved
 
     def is_improvement(self, current: float, reference: float | None) -> bool:
+        mode = self.resolved_mode  # raises for an unknown direction, even at the first value
         if reference is None:
             return True
-        if self.resolved_mode == "min":
+        if mode == "min":
             return current + self.min_delta < reference
         return current - self.min_delta > reference
 

@@ -118,7 +118,7 @@ def serialize(metric: Metric) -> dict[str, Any]:
     if isinstance(metric, AutoMetric):
         return {"class_name": "auto", "config": {"name": metric.name}}
     config = metric.get_config()
-    cls_name = type(metric).__name__
+    cls_name = custom_name(type(metric)) or type(metric).__name__  # its registered name
     if cls_name == "MeanMetricWrapper":
         fn_name = custom_name(metric.wrapped)
         if fn_name is None:
