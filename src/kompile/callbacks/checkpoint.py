@@ -32,6 +32,8 @@ def template_fields(template: str) -> set[str]:
 class ModelCheckpoint(MonitorCallback):
     """Save the model or its weights every epoch (or ``save_freq`` batches)."""
 
+    writes_files = True  # several processes: only process 0 runs it
+
     def __init__(self, filepath: Any, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False,
                  mode: str = "auto", save_freq: Any = "epoch",

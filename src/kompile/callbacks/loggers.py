@@ -30,6 +30,8 @@ from .monitor import batches_run
 class CSVLogger(Callback):
     """Stream epoch results to a CSV file."""
 
+    writes_files = True  # several processes: only process 0 runs it
+
     def __init__(self, filename: Any, separator: str = ",", append: bool = False):
         super().__init__()
         self.filename = os.fspath(filename)
@@ -81,6 +83,8 @@ def _cell(value: Any) -> Any:
 
 class TensorBoard(Callback):
     """Write scalar logs (and optionally weight histograms) for TensorBoard."""
+
+    writes_files = True  # several processes: only process 0 runs it
 
     def __init__(self, log_dir: Any = "logs", histogram_freq: int = 0, write_graph: bool = True,
                  write_images: bool = False, write_steps_per_second: bool = False,
