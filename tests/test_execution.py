@@ -170,3 +170,19 @@ def test_streaming_input_matches_device_resident(monkeypatch):
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     np.testing.assert_allclose(p1, p2, rtol=1e-6)
+
+
+def test_metrics_whose_state_is_sized_by_the_data_run_in_scans():
+    """F1Score / R2Score / multi-label AUC learn their class count from the data; their
+    state must have its final shape before it is carried through a scan."""
+    r = np.random.default_rng(0)
+    x = r.normal(size=(64, 8)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[r.integers(0, 3, 64)]
+    metrics = ["f1_score", kp.metrics.R2Score(), kp.metrics.AUC(multi_label=True)]
+    logs = []
+    for n in (1, 4):
+        model = kp.Model(build("jax", "mlp")).compile(
+            "adam", "categorical_crossentropy", metrics=metrics, steps_per_execution=n)
+        logs.append(model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history)
+    for key in logs[0]:
+        np.testing.assert_allclose(logs[0][key], logs[1][key], rtol=1e-5)

@@ -238,5 +238,5 @@ def resolve(cfg: CompileConfig, spec: OutputSpec, y_shapes: list[Any]) -> Object
             name=name, loss=per_loss[i], weight=weights[i],
             loss_log=loss_logs[i],
             metrics=resolved[0], weighted_metrics=resolved[1],
-            temporal=modes[i] == "temporal", pred_shape=spec.shapes[i]))
+            temporal=modes[i] == "temporal", pred_shape=spec.shapes[i], y_shape=y_shapes[i]))
     return Objective(entries)

@@ -27,6 +27,7 @@ class OutputEntry:
     weighted_metrics: list[tuple[str, Metric]] = field(default_factory=list)
     temporal: bool = False
     pred_shape: tuple[int, ...] = ()
+    y_shape: tuple[int, ...] | None = None
 
 
 def _batch_shape(per_sample: tuple[int, ...]) -> str:
@@ -137,9 +138,23 @@ class Objective:
         for e in self.entries:
             if e.loss_log:
                 states[e.loss_log] = _tracker_init()
-        for log, (_, m, _) in self._metrics.items():
-            states[log] = m.init()
+        for log, (i, m, _) in self._metrics.items():
+            states[log] = self._sized_init(self.entries[i], m)
         return states
+
+    @staticmethod
+    def _sized_init(e: OutputEntry, m: Metric) -> dict[str, Any]:
+        """``m.init()`` with per-class axes at their real size: a metric whose class count
+        comes from the data (F1Score, R2Score, ...) starts at size 1 and grows at the first
+        update, which a jitted loop cannot carry. One NumPy update on a zero sample of the
+        output's shapes tells the final shapes (the states are sums, so they start at 0)."""
+        state = m.init()
+        if e.y_shape is None:
+            return state
+        probe = m.update(state, np.zeros((1, *e.y_shape), np.float32),
+                         np.zeros((1, *(e.pred_shape or (1,))), np.float32), None)
+        return {k: v if np.shape(probe[k]) == np.shape(v)
+                else np.zeros(np.shape(probe[k]), np.asarray(v).dtype) for k, v in state.items()}
 
     def update(self, states: dict[str, Any], ys: list[Any], preds: list[Any], sws: list[Any],
                total: Any, per_output: list[Any], batch_size: Any) -> dict[str, Any]:

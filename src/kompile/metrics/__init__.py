@@ -26,6 +26,7 @@ from .base import (
 from .confusion import (
     AUC,
     F1Score,
+    FBetaScore,
     FalseNegatives,
     FalsePositives,
     Precision,
@@ -70,7 +71,7 @@ for _cls, _names in [
     (TruePositives, ["true_positives"]), (FalsePositives, ["false_positives"]),
     (TrueNegatives, ["true_negatives"]), (FalseNegatives, ["false_negatives"]),
     (RootMeanSquaredError, ["root_mean_squared_error"]), (R2Score, ["r2_score"]),
-    (F1Score, []), (Mean, []), (MeanMetricWrapper, []),
+    (F1Score, []), (FBetaScore, []), (Mean, []), (MeanMetricWrapper, []),
 ]:
     _add(_cls, *_names)
 
@@ -146,7 +147,7 @@ def deserialize(config: dict[str, Any]) -> Metric:
 
 
 __all__ = [
-    "AUC", "AutoMetric", "F1Score", "FalseNegatives", "FalsePositives", "Mean",
+    "AUC", "AutoMetric", "F1Score", "FBetaScore", "FalseNegatives", "FalsePositives", "Mean",
     "MeanMetricWrapper", "Metric", "Precision", "R2Score", "Recall", "RootMeanSquaredError",
     "TrueNegatives", "TruePositives", "custom_metric", "deserialize", "get", "serialize",
 ] + [n for n in METRIC_CLASSES if n not in ("Metric",)]
