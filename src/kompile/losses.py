@@ -248,8 +248,8 @@ class Loss:
         fn = type(self).fn
         if fn is not None:
             params = inspect.signature(fn).parameters
-            check_kwargs(type(self).__name__, options,
-                         [p for p in params if p not in ("y_true", "y_pred")] + ["reduction", "name"])
+            valid = [p for p in params if p not in ("y_true", "y_pred")]
+            check_kwargs(type(self).__name__, options, valid + ["reduction", "name"])
         self.reduction = check_reduction(reduction)
         self.name = name or (fn.__name__ if fn is not None else type(self).__name__)
         self.options = options

@@ -24,9 +24,9 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
     module_type = type(module)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.Module):
-        from .backends.torch import TorchBackend
+        from .backends.torch_ddp import torch_backend  # DDP when a process group is initialised
 
-        return TorchBackend(module, policy, output_names, distribution)
+        return torch_backend(module, policy, output_names, distribution)
     if any(c.__module__.startswith("flax.nnx") for c in module_type.__mro__):
         from .backends.jax import JaxBackend
 

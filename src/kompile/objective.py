@@ -127,10 +127,11 @@ class Objective:
             y, p = losses.align(y, ops.as_float(xp, p))
             value = losses.weighted_reduce(e.loss.call(y, p), sw, e.loss.reduction)
             per_output.append(value)
-            total = value * e.weight if total is None else total + value * e.weight
+            weighted = value if e.weight == 1.0 else value * e.weight  # one kernel less
+            total = weighted if total is None else total + weighted
         if total is None:
             xp = namespace(preds[0])
-            total = xp.zeros((), dtype=xp.float32)
+            total = xp.zeros((), dtype=xp.float32, device=ops.device(preds[0]))
         return total, per_output
 
     def init_states(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 EPSILON = 1e-7  # Keras's backend epsilon, used by every clipped log
 
@@ -68,7 +68,7 @@ def softplus(xp: Any, x: Any) -> Any:
 
 
 def one_hot(xp: Any, labels: Any, depth: int, dtype: Any = None) -> Any:
-    classes = xp.arange(depth, dtype=labels.dtype)
+    classes = xp.arange(depth, dtype=labels.dtype, device=device(labels))
     return xp.astype(labels[..., None] == classes, dtype or xp.float32)
 
 

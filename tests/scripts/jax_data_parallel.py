@@ -13,9 +13,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from tests.models import build  # noqa: E402
 
 import kompile as kp  # noqa: E402
+from tests.models import build  # noqa: E402
 
 
 def run(kind, distribution):

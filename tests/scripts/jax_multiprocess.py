@@ -18,9 +18,9 @@ jax.distributed.initialize(f"127.0.0.1:{sys.argv[2]}", num_processes=2,
                            process_id=int(sys.argv[1]))
 
 import numpy as np  # noqa: E402
-from tests.scripts.jax_data_parallel import run  # noqa: E402
 
 import kompile as kp  # noqa: E402
+from tests.scripts.jax_data_parallel import run  # noqa: E402
 
 if __name__ == "__main__":
     assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2

@@ -79,6 +79,7 @@ class TorchBackend:
         self._lr: float | None = None  # the learning rate when there is no optimizer
         self._jit = False
         self._fns: dict[str, Any] = {}
+        self.train_module: Any = None  # what the training forward calls, if not `module` (DDP)
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
         self._compute_dtype = None if compute == torch.float32 else compute
@@ -144,8 +145,7 @@ class TorchBackend:
                 # so that checkpoints hold the same names before and after it
                 group.setdefault("iterations", 0)
                 group.setdefault("keras_lr", group["lr"])
-            if self.scaler is None:  # a user's own torch optimizer stays as built
-                _use_fused_kernels(self.opt)
+            _use_fused_kernels(self.opt)  # (a user's own torch optimizer stays as built)
         if loss_scale is not None:
             scaler, initial = self.scaler, float(loss_scale.initial_scale)
             # host sync on read
@@ -175,16 +175,17 @@ class TorchBackend:
         """Predict needs nothing built: the module is the whole state."""
 
     # ------------------------------------------------------------------ steps
-    def _forward(self, x: Any) -> list[Any]:
+    def _forward(self, x: Any, module: Any = None) -> list[Any]:
+        module = self.module if module is None else module
         if self._compute_dtype is None:
-            return self.spec.flatten(self.module(x))
+            return self.spec.flatten(module(x))
         with self._amp():
-            return self.spec.flatten(self.module(self._cast(x)))
+            return self.spec.flatten(module(self._cast(x)))
 
     def _train_forward(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
         """Forward, loss and metric update of one training step (what torch.compile sees)."""
         x, ys, sws = _gather(feed, row)
-        preds = self._forward(x)
+        preds = self._forward(x, self.train_module)
         total, per_output = self.objective.compute_loss(ys, preds, sws)
         with torch.no_grad():
             states = self.objective.update(states, ys, _detach(preds), sws, total.detach(),
@@ -357,9 +358,10 @@ class TorchBackend:
 
 def _use_fused_kernels(opt: Any) -> None:
     """Adam, AdamW and SGD in torch's fused kernels (one kernel per parameter group instead
-    of a Python loop over parameters: 3x faster steps for small models on CPU), where the
-    optimizer left ``fused`` and ``foreach`` unset. Not with a GradScaler: its skipped steps
-    must skip the Keras pre-step hook too, which fused kernels would not."""
+    of a Python loop over parameters: a 3x faster optimizer step for small models on CPU),
+    where the optimizer left ``fused`` and ``foreach`` unset. Same math; a GradScaler still
+    skips the whole ``step()`` (and the spec's pre-step hook) on non-finite gradients, as
+    ``_step_supports_amp_scaling`` is left unset."""
     if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
         return
     for group in opt.param_groups:

@@ -26,9 +26,9 @@ from .base import (
 from .confusion import (
     AUC,
     F1Score,
-    FBetaScore,
     FalseNegatives,
     FalsePositives,
+    FBetaScore,
     Precision,
     Recall,
     TrueNegatives,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from array_api_compat import device
 
 from .. import losses, ops
 from ..ops import EPSILON, namespace
@@ -66,12 +67,13 @@ def prepare(xp: Any, y_true: Any, y_pred: Any, sample_weight: Any = None, *, top
                           xp.full_like(y_pred, NEG_INF))
     if class_id is not None:
         # take (not a slice): a new array, so the flattening below needs no strided view
-        cut = lambda a: xp.take(a, xp.asarray([class_id]), axis=-1)
+        cut = lambda a: xp.take(a, xp.asarray([class_id], device=device(a)), axis=-1)
         labels, y_pred, weights = cut(labels), cut(y_pred), cut(weights)
     if clip:
         y_pred = xp.clip(y_pred, min=0.0, max=1.0)
     if label_weights is not None and not multi_label:
-        weights = weights * xp.asarray(label_weights, dtype=weights.dtype)
+        weights = weights * xp.asarray(label_weights, dtype=weights.dtype,
+                                       device=device(weights))
     if multi_label:
         if y_pred.ndim != 2:
             raise ValueError(
@@ -93,14 +95,14 @@ def confusion_counts(xp: Any, labels: Any, scores: Any, weights: Any,
     """
     num_t, num_labels = len(thresholds), scores.shape[1]
     stride = num_t + 1
-    t = xp.asarray(thresholds, dtype=scores.dtype)
+    t = xp.asarray(thresholds, dtype=scores.dtype, device=device(scores))
     bucket = xp.searchsorted(t, xp.reshape(scores, (-1,)), side="left")
-    offsets = xp.arange(num_labels, dtype=bucket.dtype) * stride
+    offsets = xp.arange(num_labels, dtype=bucket.dtype, device=device(bucket)) * stride
     keys = xp.reshape(xp.reshape(bucket, scores.shape) + offsets, (-1,))
     order = xp.argsort(keys)
     sorted_keys = xp.take(keys, order)
     # positions of "key <= label * stride + j" for j = -1 (label start) .. T (label end)
-    steps = xp.arange(-1, num_t + 1, dtype=bucket.dtype)
+    steps = xp.arange(-1, num_t + 1, dtype=bucket.dtype, device=device(bucket))
     queries = xp.reshape(steps[:, None] + offsets[None, :], (-1,))
     cuts = xp.searchsorted(sorted_keys, queries, side="right")
 
@@ -144,7 +146,8 @@ class _ConfusionMetric(Metric):
         out = {}
         for k in self.keys:
             c = counts[k][:, 0]
-            out[k] = c if self._unsort is None else xp.take(c, xp.asarray(self._unsort))
+            out[k] = c if self._unsort is None else xp.take(
+                c, xp.asarray(self._unsort, device=device(c)))
         return out
 
     def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
@@ -307,7 +310,7 @@ class AUC(_ConfusionMetric):
             return by_label
         if self.label_weights is None:
             return xp.mean(by_label)
-        w = xp.asarray(self.label_weights, dtype=by_label.dtype)
+        w = xp.asarray(self.label_weights, dtype=by_label.dtype, device=device(by_label))
         return div(xp.sum(by_label * w), xp.sum(w))
 
     def get_config(self) -> dict[str, Any]:
