@@ -63,12 +63,11 @@ def weighted_reduce(values: Any, sample_weight: Any = None, reduction: Any = "su
         values = values * weights
     if reduction in (None, "none"):
         return values
-    total = xp.sum(values)
     if reduction == "sum":
-        return total
+        return xp.sum(values)
     if reduction == "mean_with_sample_weight" and weights is not None:
-        return safe_divide(xp, total, xp.sum(weights))
-    return total / max(ops.size(values), 1)
+        return safe_divide(xp, xp.sum(values), xp.sum(weights))
+    return xp.mean(values)  # sum over the number of elements, in one kernel
 
 
 # ----------------------------------------------------------------------------- functions
