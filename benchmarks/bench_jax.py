@@ -185,9 +185,9 @@ def run_keras(kind, spe, bs):
                   keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)]
     else:
         layers = [keras.Input((32, 32, 3)), keras.layers.Conv2D(32, 3, padding="same",
-                  activation="relu"), keras.layers.AveragePooling2D(),
+                  activation="relu"), keras.layers.AveragePooling2D(2),
                   keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-                  keras.layers.AveragePooling2D(), keras.layers.Flatten(), keras.layers.Dense(10)]
+                  keras.layers.AveragePooling2D(2), keras.layers.Flatten(), keras.layers.Dense(10)]
     model = keras.Sequential(layers)
     model.compile(keras.optimizers.Adam(1e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -102,7 +102,7 @@ CONFIGS = {
     "confusion_metrics": dict(
         optimizer="adam", loss={"a": "bce", "z": "mse"},
         metrics={"a": [kp.metrics.AUC(num_thresholds=50), kp.metrics.Precision(thresholds=0.3),
-                       "recall"], "z": [kp.losses.Huber(delta=0.2)]}),
+                       "recall"], "z": [kp.losses.Huber(delta=0.2), kp.losses.LogCosh]}),
     "registered_functions": dict(
         optimizer=kp.optimizers.Nadam(0.01), loss={"z": scaled_squares, "a": abs_error},
         metrics={"z": [kp.custom_metric("sq", scaled_squares), abs_error]}),

@@ -111,3 +111,23 @@ def test_indivisible_batch_size_is_a_clear_error(ranks):
         assert result["error"].startswith(
             "`batch_size`=5 is not divisible by the world size 2 of the torch.distributed "
             "process group; use a multiple of 2")
+
+
+@pytest.mark.distributed
+def test_mean_with_sample_weight_reduction_warns(ranks):
+    for result, _ in ranks:
+        assert any("reduction='mean_with_sample_weight' under DistributedDataParallel divides "
+                   "each process's loss by its own sum of sample weights" in w
+                   for w in result["warnings"])
+
+
+@pytest.mark.distributed
+def test_torchrun_without_a_process_group_warns(monkeypatch):
+    import kompile as kp
+    from tests.models import build
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.warns(UserWarning, match=r"WORLD_SIZE=4 \(torchrun\?\) but no torch.distributed "
+                      r"process group is initialised, so every process trains alone"):
+        model = kp.Model(build("torch", "mlp"))
+    assert not hasattr(model._backend, "process_index")

@@ -9,7 +9,17 @@ Importing kompile imports neither JAX nor torch: the backend is loaded from the 
 the module given to ``kp.Model``.
 """
 
-from . import callbacks, distribution, losses, metrics, optimizers, precision, saving, utils
+from . import (
+    callbacks,
+    distribution,
+    losses,
+    metrics,
+    optimizers,
+    precision,
+    saving,
+    schedules,
+    utils,
+)
 from . import precision as mixed_precision
 from .callbacks import Callback, History
 from .metrics import custom_metric
@@ -20,5 +30,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Callback", "History", "Model", "callbacks", "custom_metric", "distribution", "losses",
-    "metrics", "mixed_precision", "optimizers", "precision", "register", "saving", "utils",
+    "metrics", "mixed_precision", "optimizers", "precision", "register", "saving", "schedules",
+    "utils",
 ]

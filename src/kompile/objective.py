@@ -152,8 +152,9 @@ class Objective:
         state = m.init()
         if e.y_shape is None:
             return state
-        probe = m.update(state, np.zeros((1, *e.y_shape), np.float32),
-                         np.zeros((1, *(e.pred_shape or (1,))), np.float32), None)
+        with np.errstate(divide="ignore", invalid="ignore"):  # zeros: only shapes matter
+            probe = m.update(state, np.zeros((1, *e.y_shape), np.float32),
+                             np.zeros((1, *(e.pred_shape or (1,))), np.float32), None)
         return {k: v if np.shape(probe[k]) == np.shape(v)
                 else np.zeros(np.shape(probe[k]), np.asarray(v).dtype) for k, v in state.items()}
 

@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import sys
+import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -81,6 +82,12 @@ def main():
         out["error"] = None
     except ValueError as err:
         out["error"] = str(err)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kp.Model(build("torch", "linear", n_in=2, n_out=1)).compile(
+            "sgd", kp.losses.MeanSquaredError(reduction="mean_with_sample_weight")).fit(
+            np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32), batch_size=4, verbose=0)
+    out["warnings"] = [str(w.message) for w in caught]
     torch.distributed.destroy_process_group()
     print(json.dumps(out))
 

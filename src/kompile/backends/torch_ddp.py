@@ -179,7 +179,11 @@ class DistributedTorchBackend(TorchBackend):
         """Run a call from zero metric states, then add the processes' increments."""
         before = self.metrics[phase]
         self.metrics[phase] = self._initial
-        yield
+        try:
+            yield
+        except BaseException:  # no collective after a failed step: the others may not be here
+            self.metrics[phase] = before
+            raise
         with torch.no_grad():
             delta = _reduce_states(self.metrics[phase], shared)
             self.metrics[phase] = self.objective.merge(before, delta)

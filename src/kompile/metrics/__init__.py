@@ -105,6 +105,8 @@ def get(identifier: Any) -> Metric:
         return metric
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
+    if isinstance(identifier, type) and issubclass(identifier, losses.Loss):
+        identifier = identifier()  # a loss class as a metric: its default instance
     if isinstance(identifier, losses.Loss):
         return MeanMetricWrapper(identifier.call, name=identifier.name)
     if callable(identifier):

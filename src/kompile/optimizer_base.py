@@ -1,0 +1,323 @@
+"""The optimizer spec base class and the optax building blocks the table uses.
+
+Owns ``Optimizer`` (argument checks, config, the learning rate kept in the optax state and
+read/set without a retrace, the torch pre-step hook that puts Keras's numbers in the param
+groups, clipping) and the small optax helpers (chains, Keras's decay-before-update, a
+per-variable rule for updates written as Keras writes them). The table of named optimizers
+is in optimizers.py. Importing this module imports neither JAX, optax nor torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, NamedTuple
+
+from . import schedules
+from .registry import check_kwargs, custom_name, get_custom, type_error
+
+COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
+
+
+class _Lazy:
+    """A module imported on first attribute access (kompile imports no backend eagerly)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+jax, jnp, optax = _Lazy("jax"), _Lazy("jax.numpy"), _Lazy("optax")
+
+
+def _hyper(local_vars: dict[str, Any]) -> dict[str, Any]:
+    """A subclass's own arguments, in signature order, from its ``locals()``."""
+    skip = ("self", "learning_rate", "kwargs", "__class__")
+    return {k: v for k, v in local_vars.items() if k not in skip}
+
+
+class Optimizer:
+    """Backend-neutral optimizer spec; ``build_optax()`` or ``build_torch(params)`` builds it.
+
+    Subclasses declare ``_optax`` (an optax ``scale_by_*`` name and the attributes it takes;
+    the learning rate is applied after it) or override ``_optax_rule``, and ``_torch`` (a
+    torch.optim class name and its keywords as attribute names).
+    """
+
+    name = "optimizer"
+    clipnorm = clipvalue = global_clipnorm = weight_decay = None
+    learning_rate: Any = None
+    _args: tuple[str, ...] = ()
+    _optax: tuple[str, ...] = ()
+    _torch: Any = None
+    _torch_momentum = False  # torch keeps lr outside its momentum buffer, Keras inside
+
+    def __init__(self, learning_rate: Any, kwargs: dict[str, Any], **hyper: Any):
+        check_kwargs(type(self).__name__, kwargs, ("learning_rate", *hyper, *COMMON))
+        if sum(kwargs.get(k) is not None for k in COMMON[:3]) > 1:
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                             "set; received " + ", ".join(f"{k}={kwargs.get(k)}"
+                                                          for k in COMMON[:3]) + ".")
+        self.learning_rate, self._args = _check_lr(learning_rate), tuple(hyper)
+        for key, value in {**hyper, **kwargs}.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        names = ("learning_rate", *self._args, *(k for k in COMMON if getattr(self, k) is not None))
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in names)})"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "learning_rate": _lr_config(self.learning_rate),
+                **{k: getattr(self, k) for k in (*self._args, *COMMON)}}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        config = dict(config)
+        name, lr = config.pop("name", None), config.get("learning_rate")
+        if cls is Optimizer:
+            from .optimizers import OPTIMIZERS  # the table imports this module
+
+            cls = OPTIMIZERS.get(str(name))
+        if isinstance(lr, str):
+            config["learning_rate"] = get_custom(lr)
+        return cls(**config)
+
+    def _lr_at(self, step: int) -> float:
+        lr = self.learning_rate
+        return float(lr(step)) if callable(lr) else float(lr)
+
+    def _check_settable(self) -> None:
+        if callable(self.learning_rate):
+            raise TypeError(
+                f"This optimizer was created with the schedule {self.learning_rate!r} as its "
+                "`learning_rate`, so its learning rate cannot be set. Create it with a float "
+                "`learning_rate` to change the learning rate during training.")
+
+    # ------------------------------------------------------------------ optax
+    def build_optax(self) -> Any:
+        """The whole chain (clipping, weight decay, update rule), lr kept in the state."""
+        inject = optax.inject_hyperparams(self._optax_chain, hyperparam_dtype=jnp.float32)
+        return inject(learning_rate=self.learning_rate)
+
+    def _optax_chain(self, learning_rate: Any) -> Any:
+        clip = None
+        if (self.clipnorm or 0) > 0:  # per variable: g * c / max(|g|, c)
+            c = self.clipnorm
+            each = lambda g: g * c / jnp.maximum(jnp.sqrt(jnp.sum(g * g)), c)
+            clip = optax.stateless(lambda updates, params: jax.tree.map(each, updates))
+        elif (self.global_clipnorm or 0) > 0:
+            clip = optax.clip_by_global_norm(self.global_clipnorm)
+        elif (self.clipvalue or 0) > 0:
+            clip = optax.clip(self.clipvalue)
+        tx = _chain(clip, self._optax_rule(learning_rate))
+        return _decay_first(tx, self.weight_decay, learning_rate) if self.weight_decay else tx
+
+    def _optax_rule(self, lr: Any) -> Any:
+        scale_by, *args = self._optax
+        return _chain(getattr(optax, scale_by)(*[getattr(self, a) for a in args]), _scale(lr))
+
+    def optax_learning_rate(self, opt_state: Any) -> Any:
+        """The learning rate of the next step (Keras's ``optimizer.learning_rate``)."""
+        if callable(self.learning_rate):
+            return self.learning_rate(self.optax_iterations(opt_state))
+        return _lr_node(opt_state).hyperparams["learning_rate"]
+
+    def optax_set_learning_rate(self, opt_state: Any, value: Any) -> Any:
+        """A new state with the learning rate set; same dtype and shape, so no retrace."""
+        self._check_settable()
+        node = _lr_node(opt_state)
+        if "learning_rate" in (getattr(node, "hyperparams_states", None) or {}):
+            raise TypeError("This optax optimizer takes its learning rate from a schedule; it "
+                            "cannot be set.")
+        new = jnp.asarray(value, node.hyperparams["learning_rate"].dtype)
+        return _replace(opt_state, node, node._replace(
+            hyperparams={**node.hyperparams, "learning_rate": new}))
+
+    def optax_iterations(self, opt_state: Any) -> Any:
+        count = _find(opt_state, lambda s: "count" in getattr(s, "_fields", ()))
+        if count is None:
+            raise ValueError("This optax optimizer state holds no step count.")
+        return count.count
+
+    # ------------------------------------------------------------------ torch
+    def build_torch(self, params: Any) -> Any:
+        """A torch.optim optimizer with the Keras numbers, kept by a pre-step hook."""
+        if self._torch is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no torch.optim counterpart. Use the JAX backend, "
+                "or pass a torch optimizer as `optimizer` (an instance, or "
+                "kp.optimizers.NativeTorch(torch_optimizer_class, **kwargs)).")
+        cls, keywords = self._torch
+        torch = importlib.import_module("torch")
+        cls = getattr(torch.optim, cls) if isinstance(cls, str) else cls()
+        opt = cls(params, lr=self._lr_at(0), **{k: self._attrs(v) for k, v in keywords.items()})
+        opt.register_step_pre_hook(self._torch_pre_step)
+        return opt
+
+    def _attrs(self, value: Any) -> Any:
+        if isinstance(value, tuple):
+            return tuple(self._attrs(v) for v in value)
+        return getattr(self, value) if isinstance(value, str) else value
+
+    def _torch_adjust(self, group: dict[str, Any], step: int) -> None:
+        """Per-step param-group changes giving torch Keras's numbers (step counts from 1)."""
+
+    def _torch_pre_step(self, opt: Any, args: Any, kwargs: Any) -> None:
+        torch = importlib.import_module("torch")
+        with torch.no_grad():
+            for group in opt.param_groups:
+                step = group.setdefault("iterations", 0)  # steps taken, as Keras counts
+                if callable(self.learning_rate):
+                    group["lr"] = self._lr_at(step)
+                lr, previous = group["lr"], group.get("keras_lr", group["lr"])
+                if self._torch_momentum and lr and previous != lr:  # keep lr inside momentum
+                    for p in group["params"]:
+                        buffer = opt.state.get(p, {}).get("momentum_buffer")
+                        if buffer is not None:
+                            buffer.mul_(previous / lr)
+                group["keras_lr"] = lr
+                for p in group["params"] if self.weight_decay else ():
+                    if p.grad is not None:
+                        p.mul_(1 - lr * self.weight_decay)
+                self._torch_adjust(group, step + 1)
+                group["iterations"] = step + 1
+
+    def torch_clip(self, params: Any) -> None:
+        """Clip ``.grad`` in place as Keras does; call before ``step()``. (Written out rather
+        than ``clip_grad_norm_``, which divides by ``norm + 1e-6``.)"""
+        torch = importlib.import_module("torch")
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.linalg.vector_norm
+        if (self.clipnorm or 0) > 0:
+            for g in grads:
+                g.mul_(self.clipnorm / norm(g).clamp(min=self.clipnorm))
+        elif (self.global_clipnorm or 0) > 0 and grads:
+            total = norm(torch.stack([norm(g) for g in grads]))
+            for g in grads:
+                g.mul_((self.global_clipnorm / total.clamp(min=self.global_clipnorm)).to(g.dtype))
+        elif (self.clipvalue or 0) > 0:
+            for g in grads:
+                g.clamp_(-self.clipvalue, self.clipvalue)
+
+    def torch_learning_rate(self, torch_opt: Any) -> float:
+        group = torch_opt.param_groups[0]
+        if callable(self.learning_rate):
+            return self._lr_at(group.get("iterations", 0))
+        return float(group["lr"])
+
+    def torch_set_learning_rate(self, torch_opt: Any, value: float) -> None:
+        self._check_settable()
+        for group in torch_opt.param_groups:
+            group["lr"] = float(value)
+
+    def torch_schedule_step(self, torch_opt: Any, step: int) -> None:
+        """Set the groups' lr from the schedule for ``step`` (no-op for a constant lr). The
+        pre-step hook does the same from its own count of steps taken."""
+        if callable(self.learning_rate):
+            for group in torch_opt.param_groups:
+                group["lr"] = self._lr_at(step)
+
+
+# ---------------------------------------------------------------------- optax helpers
+def _chain(*parts: Any) -> Any:
+    parts = [p for p in parts if p is not None]
+    return parts[0] if len(parts) == 1 else optax.chain(*parts)
+
+
+def _scale(lr: Any) -> Any:
+    """``-lr * g`` computed in float32 (the lr's dtype), returned in g's dtype."""
+    step = lambda g: (g * -lr).astype(g.dtype)
+    return optax.stateless(lambda updates, params: jax.tree.map(step, updates))
+
+
+def _decay_first(tx: Any, weight_decay: float, lr: Any) -> Any:
+    """Keras's decoupled weight decay: ``w -= w * wd * lr``, then the update sees that w."""
+
+    def update(grads: Any, state: Any, params: Any = None) -> Any:
+        decayed = jax.tree.map(lambda p: (p - p * weight_decay * lr).astype(p.dtype), params)
+        updates, state = tx.update(grads, state, decayed)
+        return jax.tree.map(lambda u, d, p: u + (d - p), updates, decayed, params), state
+
+    return optax.GradientTransformation(tx.init, update)
+
+
+class _RuleState(NamedTuple):
+    count: Any  # int32 steps taken
+    scalar: Any  # one float shared by all variables (Nadam's momentum product)
+    slots: Any  # per variable: a tuple of arrays
+
+
+def _rule(init_leaf: Any, step_leaf: Any, advance: Any = None) -> Any:
+    """An optax transformation from a per-variable rule written as Keras writes it:
+    ``step_leaf(t, scalar, g, w, slots) -> (update, slots)``, ``t`` counted from 1."""
+
+    def init(params: Any) -> _RuleState:
+        return _RuleState(jnp.zeros([], jnp.int32), jnp.ones([], jnp.float32),
+                          jax.tree.map(init_leaf, params))
+
+    def update(grads: Any, state: _RuleState, params: Any = None) -> Any:
+        t = (state.count + 1).astype(jnp.float32)
+        scalar = advance(t, state.scalar) if advance else state.scalar
+        flat = (treedef := jax.tree.structure(grads)).flatten_up_to
+        ups, slots = [], []
+        for g, w, old in zip(flat(grads), flat(grads if params is None else params),
+                             flat(state.slots)):
+            u, new = step_leaf(t, scalar, g, w, old)
+            ups.append(u.astype(g.dtype))
+            slots.append(tuple(n.astype(o.dtype) for n, o in zip(new, old)))
+        return treedef.unflatten(ups), _RuleState(state.count + 1, scalar,
+                                                  treedef.unflatten(slots))
+
+    return optax.GradientTransformation(init, update)
+
+
+def _zeros(n: int) -> Any:
+    return lambda w: (jnp.zeros_like(w),) * n
+
+
+def _find(state: Any, test: Any) -> Any:
+    """The first node of a (nested tuple) optax state that passes ``test``, or None."""
+    if test(state):
+        return state
+    for child in state if isinstance(state, tuple) else ():
+        if (found := _find(child, test)) is not None:
+            return found
+    return None
+
+
+def _lr_node(state: Any) -> Any:
+    node = _find(state, lambda s: "learning_rate" in (getattr(s, "hyperparams", None) or {}))
+    if node is None:
+        raise ValueError("This optax optimizer keeps no learning rate in its state: build it "
+                         "with optax.inject_hyperparams, e.g. optax.inject_hyperparams("
+                         "optax.adam)(learning_rate=1e-3), to read or change it.")
+    return node
+
+
+def _replace(state: Any, node: Any, new: Any) -> Any:
+    if state is node:
+        return new
+    if not isinstance(state, tuple):
+        return state
+    items = [_replace(child, node, new) for child in state]
+    return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
+
+
+def _check_lr(lr: Any) -> Any:
+    if isinstance(lr, dict) and set(lr) == {"class_name", "config"}:
+        return schedules.deserialize(lr)
+    if callable(lr) and not isinstance(lr, type):
+        return lr
+    if isinstance(lr, bool) or not hasattr(lr, "__float__"):
+        raise type_error("learning_rate", "a float, a kp.optimizers.schedules schedule or a "
+                         "callable step -> learning rate", lr)
+    return float(lr)
+
+
+def _lr_config(lr: Any) -> Any:
+    if isinstance(lr, schedules.LearningRateSchedule):
+        return schedules.serialize(lr)
+    if callable(lr) and custom_name(lr) is None:
+        raise ValueError(f"Cannot serialise the learning-rate function {lr!r}: register it "
+                         "with kp.register(fn), or use a kp.optimizers.schedules class.")
+    return custom_name(lr) if callable(lr) else lr
