@@ -120,8 +120,8 @@ def test_structure_errors_at_the_first_batch(make_model, kwargs, error, pattern)
      + NAMES + r"; received sample_weight=\{'zz': array\(4,\)\}"),
     (dict(sample_weight={"z": np.ones((N, 3))}), ValueError,
      r"`sample_weight` for output 'z' has per-sample shape \(3,\) but the loss values have "
-     r"per-sample shape \(\): give weights of shape \(batch,\) or \(batch\). The model's "
-     "outputs are " + NAMES),
+     r"per-sample shape \(\): give weights of shape \(batch,\). The model's outputs are "
+     + NAMES),
 ])
 def test_data_errors(make_model, data, error, pattern):
     model = passthrough(make_model, loss="mse")

@@ -112,7 +112,8 @@ class Objective:
             raise ValueError(
                 f"`sample_weight` for output '{e.name}' has per-sample shape {w_shape} but the "
                 f"loss values have per-sample shape {values_shape}: give weights of shape "
-                f"(batch,) or {_batch_shape(values_shape)}. The model's outputs are {self.names}."
+                f"(batch,){' or ' + _batch_shape(values_shape) if values_shape else ''}. The "
+                f"model's outputs are {self.names}."
             )
 
     # ------------------------------------------------------------------ pure computation
