@@ -45,9 +45,8 @@ def run(kind, distribution):
     pred = pred if isinstance(pred, dict) else {"out": pred}
     backend = model._backend
     ys = [y[:16]] if kind == "single" else [y[k][:16] for k in backend.spec.names]
-    feed = backend.put((x[:16], ys, [sw[:16]] * len(ys)))
-    hlo = backend._fns[("train", 2)].lower(backend.state, feed, backend.put(
-        np.arange(16, dtype=np.int32).reshape(2, 8))).compile().as_text()
+    data = backend.put((x[:16], ys, [sw[:16]] * len(ys)))  # 2 batches of 8, in order
+    hlo = backend._fns[("train", 2, 8)].lower(backend.state, data).compile().as_text()
     return {"all_reduce": "all-reduce" in hlo,"history": hist.history, "evaluate": ev,
             "weights": [w.tolist() for w in model.get_weights()],
             "predict": {k: np.asarray(v).tolist() for k, v in pred.items()}}
