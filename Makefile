@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_jax.py
+	$(BIN)/python benchmarks/bench_torch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
