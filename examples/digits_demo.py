@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--plot", default="training_curves.png")
     args = parser.parse_args()
 
-    kp.utils.set_random_seed(0) if hasattr(kp, "utils") else np.random.seed(0)
+    kp.utils.set_random_seed(0)
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[..., None]  # (1797, 8, 8, 1)
     y = digits.target.astype(np.int32)
