@@ -5,8 +5,10 @@ import os
 import subprocess
 import sys
 
-import numpy as np
+import numpy as np  # noqa: F401
 import pytest
+
+from .compare import assert_close
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "jax_data_parallel.py")
 
@@ -20,16 +22,7 @@ def results():
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _close(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _close(a[k], b[k])
-    elif isinstance(a, list) and a and isinstance(a[0], list | dict):
-        for x, y in zip(a, b):
-            _close(x, y)
-    else:
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+_close = assert_close
 
 
 @pytest.mark.distributed

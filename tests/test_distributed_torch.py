@@ -10,8 +10,10 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
+import numpy as np  # noqa: F401
 import pytest
+
+from .compare import assert_close
 
 pytest.importorskip("torch")
 
@@ -61,17 +63,7 @@ def ranks(results):
     return results[1]
 
 
-def _close(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _close(a[k], b[k])
-    elif isinstance(a, list) and a and isinstance(a[0], list | dict):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _close(x, y)
-    else:
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+_close = assert_close
 
 
 @pytest.mark.distributed
