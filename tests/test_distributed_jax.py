@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np  # noqa: F401
 import pytest
 
 from .compare import assert_close

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 
-import numpy as np  # noqa: F401
 import pytest
 
 from .compare import assert_close
