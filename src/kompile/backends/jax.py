@@ -1,10 +1,11 @@
 """JAX backend for Flax NNX modules: the train, eval and predict steps and where state lives.
 
-State is one pytree (parameters, other module variables, optimizer state, metric states,
-loss scale, a batch cursor) donated to one jitted function per call. A call runs one
-step, or ``n`` steps as one ``lax.scan`` whose body is traced once. The batch is
-gathered on the device from the feed with the index row at the cursor, so a training
-step needs nothing from the host.
+State is one pytree (parameters and other module variables as flat lists of arrays,
+optimizer state, metric states, loss scale, a batch cursor) donated to one jitted function
+per call. A call runs one step, or ``n`` steps as one ``lax.scan`` whose body is traced
+once. The feed is put in the epoch's batch order once per index matrix (one gather on the
+device); each step slices its batch at the cursor, so a training step needs nothing from
+the host.
 """
 
 from __future__ import annotations
