@@ -217,3 +217,25 @@ def test_history_plot(make_model, tmp_path):
     path = tmp_path / "curves.png"
     hist.plot(str(path))
     assert path.stat().st_size > 1000
+
+
+def test_dict_inputs_keep_the_users_key_order(backend):
+    """The module sees a dict input in the order the user built it (JAX sorts pytree keys)."""
+    if backend == "jax":
+        import jax.numpy as jnp
+        from flax import nnx
+
+        class Concat(nnx.Module):
+            def __call__(self, x):
+                return jnp.concatenate(list(x.values()), axis=-1)
+    else:
+        import torch
+
+        class Concat(torch.nn.Module):
+            def forward(self, x):
+                return torch.cat(list(x.values()), dim=-1)
+
+    x = {"b": np.full((4, 1), 2.0, np.float32), "a": np.zeros((4, 1), np.float32)}
+    model = kp.Model(Concat()).compile(kp.optimizers.SGD(0.0), "mse")
+    np.testing.assert_allclose(model.predict(x, verbose=0), [[2.0, 0.0]] * 4)
+    assert model.evaluate(x, np.tile([[2.0, 0.0]], (4, 1)), verbose=0) == pytest.approx(0.0)

@@ -55,6 +55,7 @@ class JaxBackend:
                  output_names: Any = None, distribution: Any = None):
         self.module = module
         self.dist = distribution
+        self._x_keys: list[Any] | None = None
         self.policy = policy
         self.output_names = output_names
         self.jit_compile: Any = None
@@ -67,13 +68,19 @@ class JaxBackend:
         self._order_src: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ shapes
+    def _user_order(self, x: Any) -> Any:
+        """A dict input with the user's key order (JAX pytrees sort dict keys)."""
+        keys = self._x_keys
+        return {k: x[k] for k in keys} if keys is not None and isinstance(x, dict) else x
+
     def output_spec(self, x: Any) -> structures.OutputSpec:
+        self._x_keys = list(x) if isinstance(x, dict) else None
         self.module.eval()
         graphdef, state = nnx.split(self.module)
         seen: list[Any] = []
 
         def forward(s: Any, x: Any) -> Any:
-            out = nnx.merge(graphdef, s, copy=True)(self._cast(x))
+            out = nnx.merge(graphdef, s, copy=True)(self._cast(self._user_order(x)))
             seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
             return out
 
@@ -175,7 +182,7 @@ class JaxBackend:
     def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any):
         module = nnx.merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest),
                            copy=True)
-        out = module(self._cast(x))
+        out = module(self._cast(self._user_order(x)))
         new_rest = jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2])
         new_rest = [new.astype(old.dtype) for new, old in zip(new_rest, rest)]
         return self.spec.flatten(out), new_rest
