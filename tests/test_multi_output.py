@@ -333,3 +333,58 @@ def test_multi_input_dict_and_tuple(make_model):
         assert logs == pytest.approx(want, rel=1e-5)
         pred = model.predict(x, verbose=0)
         np.testing.assert_allclose(pred[1], out2, rtol=1e-5, atol=1e-6)
+
+
+def _nested_module(backend):
+    """{"a": (x @ w1, x @ w2), "b": {"p": x @ w3}}: outputs nested one level, shapes 3, 1, 2."""
+    r = np.random.default_rng(3)
+    ws = [r.normal(size=(4, k)).astype(np.float32) for k in (3, 1, 2)]
+    if backend == "jax":
+        import jax.numpy as jnp
+        from flax import nnx
+
+        class Nested(nnx.Module):
+            def __init__(self):
+                self.ws = nnx.List([nnx.Param(jnp.asarray(w)) for w in ws])
+
+            def __call__(self, x):
+                return {"a": (x @ self.ws[0], x @ self.ws[1]), "b": {"p": x @ self.ws[2]}}
+    else:
+        import torch
+
+        class Nested(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ws = torch.nn.ParameterList([torch.nn.Parameter(torch.from_numpy(w))
+                                                  for w in ws])
+
+            def forward(self, x):
+                return {"a": (x @ self.ws[0], x @ self.ws[1]), "b": {"p": x @ self.ws[2]}}
+
+    return Nested(), ws
+
+
+def test_outputs_nested_one_level(backend):
+    module, ws = _nested_module(backend)
+    r = np.random.default_rng(4)
+    x = r.normal(size=(12, 4)).astype(np.float32)
+    y = {"a": (r.normal(size=(12, 3)).astype(np.float32), r.normal(size=(12, 1)).astype(
+        np.float32)), "b": {"p": r.normal(size=(12, 2)).astype(np.float32)}}
+    model = kp.Model(module).compile(
+        kp.optimizers.SGD(0.0), {"a_1": "mse", "a_2": "mae", "b_p": "mse"},
+        loss_weights={"b_p": 2.0}, metrics={"a_2": ["mse"]})
+    logs = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+    preds = [x @ w for w in ws]
+    expected = {"a_1_loss": np.mean((preds[0] - y["a"][0]) ** 2),
+                "a_2_loss": np.mean(np.abs(preds[1] - y["a"][1])),
+                "b_p_loss": np.mean((preds[2] - y["b"]["p"]) ** 2),
+                "a_2_mse": np.mean((preds[1] - y["a"][1]) ** 2)}
+    expected["loss"] = expected["a_1_loss"] + expected["a_2_loss"] + 2 * expected["b_p_loss"]
+    assert logs == pytest.approx(expected, rel=1e-5)
+    out = model.predict(x, verbose=0)
+    assert isinstance(out["a"], tuple) and list(out["b"]) == ["p"]
+    np.testing.assert_allclose(out["a"][1], preds[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["b"]["p"], preds[2], rtol=1e-5, atol=1e-5)
+    flat_y = {"a_1": y["a"][0], "a_2": y["a"][1], "b_p": y["b"]["p"]}  # flat names work too
+    assert model.evaluate(x, flat_y, verbose=0, return_dict=True) == pytest.approx(
+        expected, rel=1e-5)

@@ -19,19 +19,38 @@ from .registry import did_you_mean
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What the module returns: 'single', 'list', 'tuple' or 'dict', and output names."""
+    """What the module returns: 'single', 'list', 'tuple' or 'dict', and output names.
+
+    Outputs nested one level (``{"a": (p, q), "b": r}``) are flattened to the names
+    ``a_1, a_2, b`` (inner dicts: ``a_<key>``); ``template`` records the nesting: per outer
+    entry, None for an array, or ``(inner kind, inner keys or length)``.
+    """
 
     kind: str
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]  # per-sample shapes (batch axis excluded)
+    template: tuple[Any, ...] | None = None
+    outer: tuple[Any, ...] = ()  # outer dict keys (nested dict outputs)
 
     @property
     def multi(self) -> bool:
         return self.kind != "single"
 
+    def _outer_items(self, outputs: Any) -> list[Any]:
+        return [outputs[k] for k in self.outer] if self.kind == "dict" else list(outputs)
+
     def flatten(self, outputs: Any) -> list[Any]:
         if self.kind == "single":
             return [outputs]
+        if self.template is not None:
+            flat: list[Any] = []
+            for value, inner in zip(self._outer_items(outputs), self.template):
+                if inner is None:
+                    flat.append(value)
+                else:
+                    flat.extend([value[k] for k in inner[1]] if inner[0] == "dict"
+                                else list(value))
+            return flat
         if self.kind == "dict":
             return [outputs[name] for name in self.names]
         return list(outputs)
@@ -39,9 +58,65 @@ class OutputSpec:
     def unflatten(self, flat: Sequence[Any]) -> Any:
         if self.kind == "single":
             return flat[0]
+        if self.template is not None:
+            items, it = [], iter(flat)
+            for inner in self.template:
+                if inner is None:
+                    items.append(next(it))
+                elif inner[0] == "dict":
+                    items.append({k: next(it) for k in inner[1]})
+                else:
+                    values = [next(it) for _ in range(inner[1])]
+                    items.append(tuple(values) if inner[0] == "tuple" else values)
+            if self.kind == "dict":
+                return dict(zip(self.outer, items))
+            return tuple(items) if self.kind == "tuple" else items
         if self.kind == "dict":
             return dict(zip(self.names, flat))
         return tuple(flat) if self.kind == "tuple" else list(flat)
+
+    def matches(self, value: Any) -> bool:
+        """Whether ``value`` has this spec's nesting (so it can be flattened like outputs)."""
+        if self.template is None:
+            return False
+        if self.kind == "dict":
+            if not isinstance(value, Mapping) or set(value) != set(self.outer):
+                return False
+            items = [value[k] for k in self.outer]
+        else:
+            if not isinstance(value, list | tuple) or len(value) != len(self.template):
+                return False
+            items = list(value)
+        for v, inner in zip(items, self.template):
+            if inner is None:
+                if isinstance(v, list | tuple | Mapping):
+                    return False
+            elif inner[0] == "dict":
+                if not isinstance(v, Mapping) or set(v) != set(inner[1]):
+                    return False
+            elif not isinstance(v, list | tuple) or len(v) != inner[1]:
+                return False
+        return True
+
+
+def _nest(outputs: Any, names: Sequence[str]) -> tuple[list[Any], list[str], tuple[Any, ...]]:
+    """Flatten one level of nesting: the arrays, their names and the template."""
+    items = [outputs[k] for k in outputs] if isinstance(outputs, Mapping) else list(outputs)
+    flat, flat_names, template = [], [], []
+    for name, value in zip(names, items):
+        if isinstance(value, Mapping):
+            template.append(("dict", tuple(value)))
+            flat.extend(value[k] for k in value)
+            flat_names.extend(f"{name}_{k}" for k in value)
+        elif isinstance(value, list | tuple):
+            template.append(("tuple" if isinstance(value, tuple) else "list", len(value)))
+            flat.extend(value)
+            flat_names.extend(f"{name}_{i + 1}" for i in range(len(value)))
+        else:
+            template.append(None)
+            flat.append(value)
+            flat_names.append(name)
+    return flat, flat_names, tuple(template)
 
 
 def describe(value: Any) -> str:
@@ -80,13 +155,19 @@ def output_spec(outputs: Any, output_names: Sequence[str] | None = None) -> Outp
         names = tuple(output_names) if output_names else ("output",)
         if len(names) != 1:
             raise ValueError(f"`output_names` {list(names)} given for a single-output module.")
+    template, outer = None, tuple(outputs) if kind == "dict" else ()
+    if kind != "single" and any(isinstance(o, list | tuple | Mapping) for o in flat):
+        flat, names, template = _nest(outputs, names)
+        names = tuple(names)
     for name, out in zip(names, flat):
         if not hasattr(out, "shape"):
             raise TypeError(
                 f"The module's output '{name}' is not an array: {type(out).__name__}. Modules "
-                "must return an array, a tuple/list of arrays or a dict of arrays."
+                "must return an array, a tuple/list or dict of arrays, or such a structure "
+                "nested one level."
             )
-    return OutputSpec(kind, names, tuple(tuple(int(d) for d in o.shape[1:]) for o in flat))
+    return OutputSpec(kind, names, tuple(tuple(int(d) for d in o.shape[1:]) for o in flat),
+                      template, outer)
 
 
 _SHOWN = object()
@@ -135,6 +216,8 @@ def flatten_targets(y: Any, spec: OutputSpec, argument: str = "y") -> list[Any]:
     """Targets as one array (or None) per output."""
     if y is None:
         return [None] * len(spec.names)
+    if spec.matches(y):  # nested like the outputs
+        return spec.flatten(y)
     if is_array(y) and spec.multi:
         raise ValueError(
             f"`{argument}` is a single array {describe(y)} but the model has outputs "
