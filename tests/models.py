@@ -38,6 +38,14 @@ def heads_numpy(x: np.ndarray, heads) -> dict[str, np.ndarray]:
 def _pack(out: dict, structure: str):
     if structure == "dict":
         return out
+    if structure == "nested":  # heads named g_1, g_2, ... become one inner tuple under "g"
+        packed: dict = {}
+        for name, value in out.items():
+            if name.startswith("g_"):
+                packed.setdefault("g", []).append(value)
+            else:
+                packed[name] = value
+        return {k: tuple(v) if k == "g" else v for k, v in packed.items()}
     if structure == "single":
         return next(iter(out.values()))
     return tuple(out.values()) if structure == "tuple" else list(out.values())

@@ -1,6 +1,7 @@
 """Property tests for per-output pairing (SPEC sections 3, 4, 6), on every backend.
 
-Hypothesis draws output structures (dicts in random key order, tuples, lists, one output),
+Hypothesis draws output structures (dicts in random key order, tuples, lists, one output,
+a dict with an inner tuple: outputs nested one level),
 outputs of all-different shapes, and random per-output losses, loss weights, metrics,
 weighted metrics, targets, sample weights, sample-weight modes and class weights, each in
 a random form (one for all, a list by position, a partial dict by name). Every value
@@ -78,11 +79,15 @@ def _user_structure(draw, form, outputs, attr):
 @st.composite
 def cases(draw):
     n = draw(st.integers(1, 3))
-    structure = draw(st.sampled_from(["dict", "tuple", "list"] + (["single"] if n == 1 else [])))
+    structure = draw(st.sampled_from(["dict", "tuple", "list"] + (["single"] if n == 1 else [])
+                                     + (["nested"] if n >= 2 else [])))
     shapes = draw(st.permutations(SHAPES))[:n]
     names = list(draw(st.permutations(NAMES))[:n])
     output_names = None
-    if structure == "single":
+    if structure == "nested":  # {"g": (g_1, g_2), other: ...}, "g" first or last
+        others = names[:n - 2]
+        names = ["g_1", "g_2", *others] if draw(st.booleans()) else [*others, "g_1", "g_2"]
+    elif structure == "single":
         names = ["output"]
     elif structure != "dict":
         if draw(st.booleans()):
@@ -207,7 +212,14 @@ def cases(draw):
     # ---- targets: by name (partial dict) or by position
     if structure == "single":
         y = outputs[0].y
-    elif structure == "dict" and draw(st.booleans()):
+    elif structure == "nested" and draw(st.booleans()):  # nested like the outputs
+        by_name = {o.name: o.y if needs_y(o) or draw(st.booleans()) else None for o in outputs}
+        y = {("g" if name.startswith("g_") else name): None for name in names}
+        for name in names:
+            if not name.startswith("g_"):
+                y[name] = by_name[name]
+        y["g"] = (by_name["g_1"], by_name["g_2"])
+    elif structure in ("dict", "nested") and draw(st.booleans()):
         y = {o.name: o.y for o in draw(st.permutations(outputs))
              if needs_y(o) or draw(st.booleans())}
     else:
