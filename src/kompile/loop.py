@@ -61,7 +61,7 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
         objective.check(ys, sws)
 
 
-def _run_eval(model: Any, source: Any, cbs: CallbackList | None, phase_logs: bool) -> dict:
+def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
     backend = model._backend
     backend.reset_metrics("eval")
     if cbs is not None:
@@ -159,7 +159,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             logs = batch_logs()  # host sync: epoch logs for History
             if val_source is not None and _val_due(epoch, validation_freq):
                 params["in_fit"] = True
-                val_logs = _run_eval(model, val_source, cbs, phase_logs=True)
+                val_logs = _run_eval(model, val_source, cbs)
                 params["in_fit"] = False
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
                 logs = dict(sorted(logs.items()))
@@ -204,7 +204,7 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     model._backend.refresh_from_module()
     _prepare(model, source)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
-    logs = _run_eval(model, source, cbs, phase_logs=False)
+    logs = _run_eval(model, source, cbs)
     return model._format_results(logs, return_dict)
 
 

@@ -16,7 +16,7 @@ from . import data as data_mod
 from . import distribution as distribution_mod
 from . import loop, precision, serialization
 from .registry import check_kwargs, type_error
-from .structures import OutputSpec, describe, per_output
+from .structures import OutputSpec
 
 
 def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
@@ -317,4 +317,4 @@ class Model:
     # ================================================================== end of issue 7 section
 
 
-__all__ = ["Model", "describe", "per_output"]
+__all__ = ["Model"]
