@@ -138,7 +138,11 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     if ignore_class is not None:
         valid = labels != ignore_class
         labels = xp.where(valid, labels, xp.zeros_like(labels))
-    values = -ops.take_along_last(xp, _log_probs(xp, y_pred, from_logits, axis), labels)
+    if from_logits and axis in (-1, y_pred.ndim - 1):
+        # logsumexp - picked logit: no full log-softmax, a cheaper backward pass
+        values = ops.logsumexp(xp, y_pred, axis=-1) - ops.take_along_last(xp, y_pred, labels)
+    else:
+        values = -ops.take_along_last(xp, _log_probs(xp, y_pred, from_logits, axis), labels)
     if valid is not None:
         values = values * xp.astype(valid, values.dtype)
     return values

@@ -35,6 +35,15 @@ def _native(xp: Any) -> str:
 
 
 def logsumexp(xp: Any, x: Any, axis: int = -1, keepdims: bool = False) -> Any:
+    native = _native(xp)
+    if native == "jax":
+        import jax
+
+        return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
+    if native == "torch":
+        import torch
+
+        return torch.logsumexp(x, dim=axis, keepdim=keepdims)
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
