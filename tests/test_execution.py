@@ -186,3 +186,21 @@ def test_metrics_whose_state_is_sized_by_the_data_run_in_scans():
         logs.append(model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history)
     for key in logs[0]:
         np.testing.assert_allclose(logs[0][key], logs[1][key], rtol=1e-5)
+
+
+def test_no_copy_of_the_data_outlives_the_call():
+    """The device copies of the data (the feed and its epoch-ordered copy) are freed after
+    fit/evaluate/predict: only the model's state stays on the device."""
+    import gc
+
+    import jax
+
+    x, y = _data(48)
+    x, y = np.pad(x, ((0, 0), (0, 4))), np.pad(y, ((0, 0), (0, 5)))  # shapes no weight has
+    model = kp.Model(build("jax", "linear", n_in=7, n_out=7)).compile("adam", "mse")
+    model.fit(x, y, batch_size=8, epochs=2, validation_split=0.25, verbose=0)
+    model.evaluate(x, y, verbose=0)
+    model.predict(x, verbose=0)
+    gc.collect()
+    shapes = {a.shape for a in jax.live_arrays()}
+    assert not shapes & {(48, 7), (36, 7), (12, 7)}, shapes

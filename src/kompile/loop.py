@@ -170,6 +170,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         cbs.call("on_train_end", logs)
     finally:
         backend.sync_to_module()
+        backend.release()
     return history
 
 
@@ -205,6 +206,7 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     _prepare(model, source)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     logs = _run_eval(model, source, cbs)
+    model._backend.release()
     return model._format_results(logs, return_dict)
 
 
@@ -226,6 +228,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
             chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
         cbs.call("on_predict_batch_end", call.last_step, None)
     host = backend.to_host(chunks)  # host sync: the predictions
+    backend.release()
     flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
     cbs.call("on_predict_end", None)
     return spec.unflatten(flat)

@@ -200,6 +200,7 @@ class Model:
                     self._backend.train(part.feed, part.index, part.start, part.n)
         finally:
             self._backend.sync_to_module()
+            self._backend.release()
         logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
         return self._format_results(logs, return_dict)
 

@@ -55,6 +55,7 @@ class Objective:
                          for log, m in e.metrics}
         self._metrics.update({log: (i, m, True) for i, e in enumerate(self.entries)
                               for log, m in e.weighted_metrics})
+        self._initial: dict[str, Any] | None = None  # zero states, built at the first reset
 
     # ------------------------------------------------------------------ host-side checks
     def check(self, ys: list[Any], sws: list[Any]) -> None:
@@ -136,13 +137,17 @@ class Objective:
         return total, per_output
 
     def init_states(self) -> dict[str, Any]:
-        states = {"loss": _tracker_init()}
-        for e in self.entries:
-            if e.loss_log:
-                states[e.loss_log] = _tracker_init()
-        for log, (i, m, _) in self._metrics.items():
-            states[log] = self._sized_init(self.entries[i], m)
-        return states
+        """Fresh zero states (NumPy); the shapes are worked out once, not at every reset."""
+        if self._initial is None:
+            states = {"loss": _tracker_init()}
+            for e in self.entries:
+                if e.loss_log:
+                    states[e.loss_log] = _tracker_init()
+            for log, (i, m, _) in self._metrics.items():
+                states[log] = self._sized_init(self.entries[i], m)
+            self._initial = states
+        return {log: {k: np.array(v, copy=True) for k, v in state.items()}
+                for log, state in self._initial.items()}
 
     @staticmethod
     def _sized_init(e: OutputEntry, m: Metric) -> dict[str, Any]:

@@ -45,5 +45,8 @@ class Backend(Protocol):
     def to_host(self, tree: Any) -> Any:
         """Backend arrays to NumPy (a host sync)."""
 
+    def release(self) -> None:
+        """Drop per-call copies of the data (end of a fit/evaluate/predict call)."""
+
     def sync_to_module(self) -> None:
         """Write the trained state back into the user's module."""

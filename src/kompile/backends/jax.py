@@ -289,6 +289,12 @@ class JaxBackend:
             self._order[phase] = _take(feed, index.reshape(-1))
         return self._order[phase]
 
+    def release(self) -> None:
+        """Drop the ordered copies of the data at the end of a fit/evaluate/predict call."""
+        self._order.clear()
+        self._order_src.clear()
+        self._index_id = {"train": None, "eval": None}
+
     def _seek(self, phase: str, state: dict[str, Any], data: Any, start: int) -> None:
         if self._cursor[phase] != start or self._index_id[phase] is not data:
             state["cursor"] = jax.device_put(np.int32(start))  # a transfer, once per epoch

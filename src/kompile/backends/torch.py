@@ -174,6 +174,9 @@ class TorchBackend:
     def prepare_predict(self) -> None:
         """Predict needs nothing built: the module is the whole state."""
 
+    def release(self) -> None:
+        """Nothing is held between calls: batches are gathered from the feed per step."""
+
     # ------------------------------------------------------------------ steps
     def _forward(self, x: Any, module: Any = None) -> list[Any]:
         module = self.module if module is None else module
