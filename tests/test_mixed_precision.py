@@ -153,3 +153,14 @@ def test_underflowing_gradients_train_only_with_scaling():
         moved[scale] = 1.0 - float(model.get_weights()[0][0, 0])
     assert moved[False] == 0.0  # the float16 gradient underflowed to zero
     assert moved[True] == pytest.approx(0.01, rel=0.05)  # 1e6 * (true gradient 1e-8)
+
+
+def test_logs_show_the_unscaled_loss():
+    x = np.arange(1, 9, dtype=np.float32)[:, None]
+    losses = []
+    for opt in (kp.optimizers.SGD(0.0),
+                kp.optimizers.LossScaleOptimizer(kp.optimizers.SGD(0.0), initial_scale=1024)):
+        model = kp.Model(Scalar(), dtype_policy="mixed_float16").compile(
+            opt, pred_sum, auto_scale_loss=False)
+        losses.append(model.fit(x, x, batch_size=4, verbose=0).history["loss"][0])
+    assert losses[1] == pytest.approx(losses[0]) == pytest.approx(4.5, rel=1e-3)
