@@ -107,8 +107,9 @@ class ModelCheckpoint(MonitorCallback):
         path = self.file_path(epoch, batch, logs)
         if self.save_best_only:
             current = (logs or {}).get(self.monitor)
-            if current is None:
+            if current is None:  # nothing to compare: no save (as Keras)
                 self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
+                return
             elif not isinstance(current, float):
                 raise TypeError(f"ModelCheckpoint: `{self.monitor}` must be a scalar to compare; "
                                 f"received {current!r}.")
