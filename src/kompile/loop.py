@@ -261,9 +261,9 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
             break
     host = backend.to_host(chunks)  # host sync: the predictions
     backend.release()
-    flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
+    outputs = _join(spec, host)
     cbs.call("on_predict_end", {})
-    return spec.unflatten(flat)
+    return outputs
 
 
 def _join(spec: Any, host_chunks: list[list[Any]]) -> Any:

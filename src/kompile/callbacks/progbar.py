@@ -96,6 +96,11 @@ class ProgbarLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._end(logs, f"Epoch {epoch + 1}/{self._epochs}")
 
+    def on_train_abort(self, error):
+        if self._bar is not None:  # leave the terminal on a fresh line
+            self._bar.close()
+            self._bar = None
+
     def on_test_begin(self, logs=None):
         if not self.params.get("in_fit"):
             self._start(self.params.get("steps"), None)
