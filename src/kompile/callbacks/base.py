@@ -16,7 +16,7 @@ their files there).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -56,54 +56,50 @@ def host_logs(values: Mapping[str, Any], to_host: Callable[[Any], Any],
     return {prefix + k: to_python(host[k]) for k in sorted(host)}
 
 
-class LazyLogs(dict):
-    """Logs computed on first use (one host sync), then held as a plain dict.
+class LazyLogs(MutableMapping):
+    """Logs computed on first read (one host sync), then cached; readable and writable
+    like a dict (``dict(logs)`` gives a plain one). Its truth value is True without
+    computing: the loop uses it only where logs hold at least the loss or the outputs, so
+    Keras's idiom ``logs = logs or {}`` costs no host sync.
 
-    A real ``dict`` (``isinstance(logs, dict)``, ``json.dumps``, ``{**logs}`` and every dict
-    method work), whose content is computed the first time any of them looks at it. Its
-    truth value is True without computing: the loop uses it only where logs hold at least
-    the loss or the outputs, so the common ``logs = logs or {}`` costs no host sync.
+    Not a ``dict`` subclass on purpose: C code that reads a dict's storage directly
+    (``json.dumps`` checks its size first) would see an empty dict and be silently wrong;
+    as a mapping it works or fails loudly (``json.dumps(dict(logs))`` works).
     """
 
     def __init__(self, compute: Callable[[], Mapping[str, Any]]):
-        super().__init__()
-        self._compute: Callable[[], Mapping[str, Any]] | None = compute
+        self._compute = compute
+        self._values: dict[str, Any] | None = None
 
-    @property
-    def _values(self) -> dict[str, Any] | None:
-        """The computed logs, or None while nothing has read them."""
-        return None if self._compute is not None else dict.copy(self)
-
-    def _fill(self) -> None:
-        compute, self._compute = self._compute, None
-        if compute is not None:
-            dict.update(self, compute())
+    def _get(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values = dict(self._compute())
+        return self._values
 
     def __bool__(self) -> bool:
         return True
 
-    def __reduce__(self):  # copies and pickles are plain dicts
-        self._fill()
-        return dict, (dict(self.items()),)
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
 
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._get()[key] = value
 
-def _filled(name: str) -> Callable[..., Any]:
-    method = getattr(dict, name)
+    def __delitem__(self, key: str) -> None:
+        del self._get()[key]
 
-    def call(self: LazyLogs, *args: Any, **kwargs: Any) -> Any:
-        self._fill()
-        return method(self, *args, **kwargs)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
 
-    call.__name__ = name
-    return call
+    def __len__(self) -> int:
+        return len(self._get())
 
+    def __repr__(self) -> str:
+        return repr(self._get())
 
-for _name in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__",
-              "__len__", "__eq__", "__ne__", "__or__", "__ror__", "__ior__", "__reversed__",
-              "__repr__", "keys", "values", "items", "get", "pop", "popitem", "setdefault",
-              "update", "copy", "clear"):
-    setattr(LazyLogs, _name, _filled(_name))
-LazyLogs.__hash__ = None  # type: ignore[assignment]  (unhashable, as dict)
+    def copy(self) -> dict[str, Any]:
+        """A plain dict of the logs."""
+        return dict(self._get())
 
 
 class Callback:
