@@ -82,7 +82,8 @@ class JaxBackend:
         def forward(s: Any, x: Any) -> Any:
             out = nnx.merge(graphdef, s, copy=True)(self._cast(self._user_order(x)))
             seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
-            return out
+            # shapes are read from the traced outputs in `seen`; returning nothing lets a
+            # module return non-array entries (caches, Python objects) as well
 
         try:
             jax.eval_shape(forward, state, x)
