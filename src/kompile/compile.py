@@ -211,8 +211,12 @@ def _metric_entries(value: Any, spec: OutputSpec, argument: str, raw: Any) -> li
             )
         return True
 
+    def for_every_output(v: list[Any], node: Node) -> bool:
+        n = len(node.outputs)
+        return all(isinstance(m, Metric) for m in v) and (len(v) != n or n == 1)
+
     placement = place(value, spec, argument, is_leaf=lambda v: isinstance(v, Metric),
-                      shown=raw, list_at=every_output)
+                      shown=raw, list_at=every_output, flat_list=for_every_output)
     out: list[list[Metric]] = [[] for _ in spec.names]
     for node, entry in placement.items:
         ok = isinstance(entry, Metric) or (isinstance(entry, list | tuple) and all(

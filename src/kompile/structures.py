@@ -288,7 +288,8 @@ def _outputs_of(spec: OutputSpec, node: Node) -> list[str]:
 
 def place(value: Any, spec: OutputSpec, argument: str, *,
           is_leaf: Callable[[Any], bool] | None = None, shown: Any = None,
-          list_at: Callable[[Any, Node], bool] | None = None) -> Placement:
+          list_at: Callable[[Any, Node], bool] | None = None,
+          flat_list: Callable[[Any, Node], bool] | None = None) -> Placement:
     """Place ``value`` on the output tree.
 
     A dict pairs its keys with the child keys of the node it meets, or with the name of any
@@ -296,8 +297,9 @@ def place(value: Any, spec: OutputSpec, argument: str, *,
     node of the same length, else with the outputs below the node by position (one entry
     per output), else it goes to the node's only output. ``is_leaf(v)`` says whether a value
     is one entry (default: not a list/tuple/dict); ``list_at(v, node)`` may accept a list
-    that fits none of the rules as one entry at ``node`` (several losses, metrics for every
-    output). None entries place nothing. Errors name the outputs and print ``shown``.
+    that fits none of the rules as one entry at ``node``; ``flat_list(v, node)``, asked
+    first, may take a list as one entry before those rules (metrics for every output). None
+    entries place nothing. Errors name the outputs and print ``shown``.
     """
     leaf = is_leaf or _default_leaf
     received = f"{argument}={describe(value if shown is None else shown)}"
@@ -336,7 +338,9 @@ def place(value: Any, spec: OutputSpec, argument: str, *,
             return
         v = list(v)
         outs = [spec.leaves[i] for i in node.outputs]
-        if node.kind in ("list", "tuple", "namedtuple") and len(v) == len(node.children):
+        if flat_list is not None and flat_list(v, node):
+            items.append((node, v))
+        elif node.kind in ("list", "tuple", "namedtuple") and len(v) == len(node.children):
             for sub, child in zip(v, node.children):
                 visit(sub, child)
         elif len(v) == len(outs):
