@@ -321,7 +321,8 @@ def place(value: Any, spec: OutputSpec, argument: str, *,
         if node.kind == "leaf" and isinstance(v, list | tuple) and len(v) == 1:
             visit(v[0], node)  # one entry per output, for one output
             return
-        if leaf(v) or node.kind == "leaf":
+        if leaf(v) or (node.kind == "leaf" and not (
+                node is spec.root and isinstance(v, Mapping))):
             items.append((node, v))
             return
         if isinstance(v, Mapping):

@@ -226,7 +226,8 @@ class JaxBackend:
         return {**state, "metrics": metrics}
 
     def _predict_one(self, params: Any, rest: Any, x: Any) -> list[Any]:
-        return self._forward(self.gd_eval, params, rest, self._shard(x, 0))[0]
+        preds = self._forward(self.gd_eval, params, rest, self._shard(x, 0))[0]
+        return preds[:len(self.spec.names)]  # without the model's own 0-d loss
 
     # ------------------------------------------------------------------ compiled calls
     def _compiled(self, kind: str, n: int, batch_size: int):
