@@ -228,7 +228,8 @@ def hf_like(backend):
 
             def __call__(self, x):
                 out = pack(x["features"] @ self.w[...])
-                out["loss"] = jnp.mean((out["logits"] - x["labels"]) ** 2)
+                if "labels" in x:
+                    out["loss"] = jnp.mean((out["logits"] - x["labels"]) ** 2)
                 return out
 
         return HF()
@@ -242,7 +243,8 @@ def hf_like(backend):
 
         def forward(self, x):
             out = pack(x["features"] @ self.w)
-            out["loss"] = torch.mean((out["logits"] - x["labels"]) ** 2)
+            if "labels" in x:
+                out["loss"] = torch.mean((out["logits"] - x["labels"]) ** 2)
             return out
 
     return THF()
@@ -267,6 +269,15 @@ def test_a_model_provided_loss_trains_without_y(backend):
     assert list(pred) == ["logits", "hidden"]
     np.testing.assert_allclose(pred["logits"], H[:, 0:3], rtol=1e-5, atol=1e-5)
     model.fit(x, {"logits": labels}, batch_size=3, epochs=1, verbose=0)
+    # predict without labels (no loss returned) before and after training on the own loss
+    model = kp.Model(hf_like(backend)).compile(kp.optimizers.SGD(0.0))
+    pred = model.predict({"features": X}, verbose=0)
+    np.testing.assert_allclose(pred["hidden"], H[:, 3:6], rtol=1e-5, atol=1e-5)
+    hist = model.fit(x, batch_size=3, epochs=1, verbose=0, shuffle=False).history
+    assert hist["loss"][0] == pytest.approx(own, rel=1e-4)
+    assert list(model.predict({"features": X}, verbose=0)) == ["logits", "hidden"]
+    with pytest.raises(ValueError, match="this call's output has no 'loss' entry"):
+        model.evaluate({"features": X}, verbose=0)
     # a compiled loss wins over the model's own
     model = kp.Model(hf_like(backend)).compile("sgd", {"hidden": "mae"})
     logs = model.evaluate(x, {"hidden": labels}, batch_size=3, verbose=0, return_dict=True)

@@ -43,6 +43,12 @@ def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
 def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     """Name the outputs, build the objective once, and flatten targets per output."""
     spec = model._output_spec(source.peek_x())
+    cfg = model._config
+    if cfg is not None and cfg.loss is None and spec.model_loss is None \
+            and model._objective is None:  # outputs named at a predict without labels
+        fresh = model._backend.output_spec(source.peek_x())
+        if fresh.model_loss is not None:
+            model._spec = model._backend.spec = spec = fresh
     check = getattr(model._backend, "check_batch_size", None)
     if check is not None and isinstance(source, data_mod.ArraySource):
         check(source.batch_size)

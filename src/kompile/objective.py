@@ -168,6 +168,12 @@ class Objective:
             total = weighted if total is None else total + weighted
         if self.model_loss:
             own = preds[-1]
+            if own is None:
+                raise ValueError(
+                    "The model was compiled without a loss and trains on the 'loss' its module "
+                    "returns, but this call's output has no 'loss' entry. Pass what the module "
+                    "needs to compute it (for Hugging Face models: `labels` in x), or compile "
+                    "with a loss.")
             own = ops.as_float(namespace(own), own)
             total = own if total is None else total + own
         if total is None:

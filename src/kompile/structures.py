@@ -119,8 +119,9 @@ class OutputSpec:
     def flatten(self, outputs: Any) -> list[Any]:
         """The outputs in order; the model's own loss, when it has one, comes last."""
         flat = [_get(outputs, p) for p in self.paths]
-        if self.model_loss is not None:
-            flat.append(_get(outputs, self.model_loss))
+        if self.model_loss is not None:  # None when this call returned no loss (predict)
+            flat.append(outputs.get(self.model_loss[0]) if isinstance(outputs, Mapping)
+                        else None)
         return flat
 
     def unflatten(self, flat: Sequence[Any]) -> Any:

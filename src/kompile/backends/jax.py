@@ -71,7 +71,9 @@ class JaxBackend:
     def _user_order(self, x: Any) -> Any:
         """A dict input with the user's key order (JAX pytrees sort dict keys)."""
         keys = self._x_keys
-        return {k: x[k] for k in keys} if keys is not None and isinstance(x, dict) else x
+        if keys is None or not isinstance(x, dict) or set(keys) != set(x):
+            return x  # (another call's keys: the order of this dict)
+        return {k: x[k] for k in keys}
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
         self._x_keys = list(x) if isinstance(x, dict) else None
