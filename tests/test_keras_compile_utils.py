@@ -249,6 +249,9 @@ def test_struct_loss_valid_weights(backend):
     assert logs["loss"] == pytest.approx(4.0)
     # per-output logs are unweighted
     assert (logs["a_loss"], logs["b_loss"]) == pytest.approx((4.0, 4.0))
+    with pytest.raises(TypeError, match="loss_weights"):
+        model_of(backend, lambda x: x, loss={"a": "mse", "b": "mse"},
+                 loss_weights={"a": np.ones((2,)), "b": np.zeros((2,))})
 
 
 @pytest.mark.xfail(strict=True, reason="issue 11 item 2: loss nested like the outputs")
