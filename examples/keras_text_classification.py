@@ -31,14 +31,14 @@ sequence_length = 500
 
 
 def vectorized_reviews(n: int, length: int, rng: np.random.Generator) -> TensorDataset:
-    """Word-index sequences: positive reviews use words 2..999 more often, negative 1000..1999."""
+    """Word-index sequences: 1 in 5 words of a positive review comes from words 2..101 (a
+    negative one: 102..201), the others from the rest of the vocabulary; 0 pads the end."""
     labels = rng.integers(0, 2, n)
-    x = rng.integers(2000, max_features, (n, length))
-    n_words = rng.integers(length // 4, length, n)       # review length; the rest is padding
-    for i in range(n):
-        sentiment = rng.integers(2, 1000, length // 10) + (0 if labels[i] else 998)
-        x[i, rng.choice(n_words[i], len(sentiment), replace=False)] = sentiment
-        x[i, n_words[i]:] = 0
+    x = rng.integers(202, max_features, (n, length))
+    sentiment = rng.integers(2, 102, (n, length)) + 100 * (1 - labels[:, None])
+    x = np.where(rng.random((n, length)) < 0.2, sentiment, x)
+    n_words = rng.integers(length // 4, length + 1, n)   # review length; the rest is padding
+    x[np.arange(length)[None, :] >= n_words[:, None]] = 0
     return TensorDataset(torch.from_numpy(x), torch.from_numpy(labels))
 
 
