@@ -561,12 +561,12 @@ def _add_one(module, name):
     if hasattr(counter, "add_"):
         counter.add_(1)
     else:
-        counter.value = counter.value + 1
+        counter[...] = counter[...] + 1
 
 
 def _read(module, name):
     counter = getattr(module, name)
-    return float(counter.item() if hasattr(counter, "item") else counter.value)
+    return float(counter.item() if hasattr(counter, "item") else counter[...])
 
 
 def test_callbacks_can_update_state_at_batch_boundary(backend, request):
