@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import data as data_mod
+from . import pacing
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .structures import class_weights_to_sample_weights, flatten_targets, flatten_weights
@@ -61,17 +62,56 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
         objective.check(ys, sws)
 
 
+def _batch_watchers(cbs: CallbackList | None, phase: str) -> bool:
+    """Whether a callback observes each batch of ``phase`` ('train' or 'test'); a progress
+    bar observes per call (it redraws at most every 0.1 s), so it does not count."""
+    if cbs is None:
+        return False
+    others = [cb for cb in cbs.callbacks if not isinstance(cb, ProgbarLogger)]
+    if len(others) != len(cbs.callbacks):
+        cbs = CallbackList(others, others[0].model if others else None,
+                           others[0].params if others else {})
+    return any(cbs.wants(f"on_{phase}_batch_{when}") for when in ("begin", "end"))
+
+
+def _steps_per_call(model: Any, source: Any, cbs: CallbackList | None, phase: str) -> Any:
+    """The batches per compiled call: the user's int, or a Pacer (pacing.py) when
+    ``steps_per_execution="auto"``, or when it was left unset and no callback watches the
+    phase's batches. Only in-memory arrays on a backend with compiled loops are paced."""
+    config, backend = model._config, model._backend
+    spe = config.steps_per_execution
+    kind = "train" if phase == "train" else "eval"
+    paced = (spe == "auto" or (config.fuse_unwatched and not _batch_watchers(cbs, phase))) \
+        and getattr(backend, "fuses_calls", False) and isinstance(source, data_mod.ArraySource)
+    if hasattr(backend, "paced"):
+        backend.paced[kind] = paced
+    if not paced:
+        return spe if isinstance(spe, int) else 1
+    cache = model.__dict__.get("_pacers")
+    if cache is None or cache[0] is not config:  # a recompile measures again
+        cache = model.__dict__["_pacers"] = (config, {})
+    key = (kind, source.batch_size)
+    if key not in cache[1]:
+        cache[1][key] = pacing.Pacer(backend.wait)
+    return cache[1][key]
+
+
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
     backend = model._backend
     backend.reset_metrics("eval")
     if cbs is not None:
         cbs.call("on_test_begin", None)
-    spe = model._config.steps_per_execution
+    spe = _steps_per_call(model, source, cbs, "test")
+    pacer = spe if isinstance(spe, pacing.Pacer) else None
     for call in source.calls(backend, spe, shuffle=False):
         if cbs is not None:
             cbs.call("on_test_batch_begin", call.first_step, None)
+        if pacer is not None:
+            pacer.begin()
         for part in call.parts:
             backend.evaluate(part.feed, part.index, part.start, part.n)
+        if pacer is not None:
+            pacer.end(call.parts[0].n)
         if cbs is not None and cbs.wants("on_test_batch_end"):
             cbs.call("on_test_batch_end", call.last_step,
                      LazyLogs(lambda: host_logs(backend.results("eval"), backend.to_host)))
@@ -128,7 +168,8 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
-    spe = model._config.steps_per_execution
+    spe = _steps_per_call(model, source, cbs, "train")
+    pacer = spe if isinstance(spe, pacing.Pacer) else None
     model.stop_training = False
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
@@ -141,12 +182,18 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 backend.reset_metrics("train")
             cbs.call("on_epoch_begin", epoch, None)
             call = None
+            if pacer is not None:
+                pacer.skip_to = skip
             for call in source.calls(backend, spe):
                 if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
                     continue
                 cbs.call("on_train_batch_begin", call.first_step, None)
+                if pacer is not None:
+                    pacer.begin()
                 for part in call.parts:
                     backend.train(part.feed, part.index, part.start, part.n)
+                if pacer is not None:
+                    pacer.end(call.parts[0].n)
                 if wants_batch_logs:
                     cbs.call("on_train_batch_end", call.last_step, LazyLogs(batch_logs))
                 if model.stop_training:
@@ -221,6 +268,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     cbs.call("on_predict_begin", None)
     spe = model._config.steps_per_execution if model._config is not None else 1
+    spe = spe if isinstance(spe, int) else 1
     chunks: list[list[Any]] = []
     for call in source.calls(backend, spe, shuffle=False):
         cbs.call("on_predict_batch_begin", call.first_step, None)
