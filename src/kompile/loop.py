@@ -101,9 +101,9 @@ def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
     backend.reset_metrics("eval")
     if cbs is not None:
         cbs.call("on_test_begin", None)
-    spe = _steps_per_call(model, source, cbs, "test")
-    pacer = spe if isinstance(spe, pacing.Pacer) else None
-    for call in source.calls(backend, spe, shuffle=False):
+    per_call = _steps_per_call(model, source, cbs, "test")  # an int or a pacing.Pacer
+    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
+    for call in source.calls(backend, per_call, shuffle=False):
         if cbs is not None:
             cbs.call("on_test_batch_begin", call.first_step, None)
         if pacer is not None:
@@ -168,8 +168,8 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
-    spe = _steps_per_call(model, source, cbs, "train")
-    pacer = spe if isinstance(spe, pacing.Pacer) else None
+    per_call = _steps_per_call(model, source, cbs, "train")  # an int or a pacing.Pacer
+    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
     model.stop_training = False
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
@@ -184,7 +184,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             call = None
             if pacer is not None:
                 pacer.skip_to = skip
-            for call in source.calls(backend, spe):
+            for call in source.calls(backend, per_call):
                 if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
                     continue
                 cbs.call("on_train_batch_begin", call.first_step, None)
