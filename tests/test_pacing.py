@@ -111,3 +111,15 @@ def test_steps_per_execution_rejects_other_strings():
     with pytest.raises(ValueError, match="steps_per_execution.*'auto'.*'fast'"):
         kp.Model(build("jax", "linear", n_in=3, n_out=2)).compile(
             "sgd", "mse", steps_per_execution="fast")
+
+
+def test_fused_fit_makes_no_implicit_transfer():
+    """After the first fit (compile, calibration), fused calls need nothing from the host."""
+    import jax
+
+    x, y = _data()
+    model = kp.Model(build("jax", "linear", n_in=3, n_out=2)).compile("adam", "mse")
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    with jax.transfer_guard("disallow"):
+        hist = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    assert len(hist.history["loss"]) == 2
