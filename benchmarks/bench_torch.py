@@ -211,7 +211,9 @@ def main() -> None:
     torch.set_num_threads(default_threads)
     _report(f"{default_threads} torch threads (default):", _interleave(loops, args.rounds),
             [(*vs_hand[0][:2], 0.9), vs_hand[1]])
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # a pure-Python busy loop that ends when this process does (even if it is killed)
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
     try:
         _report(f"{default_threads} torch threads, one busy process competing:",
                 _interleave(loops, args.rounds), [(*vs_hand[0][:2], 0.8), vs_hand[1]])
