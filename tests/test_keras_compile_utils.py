@@ -166,7 +166,6 @@ def test_dict_outputs_ignore_mismatched_output_names(backend):
     assert (logs["a_mean_squared_error"], logs["b_mean_squared_error"]) == (0.0, 1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: outputs nested to any depth")
 def test_deeply_nested_outputs_and_metrics(backend):
     def pack(x):
         return {"a": x["a"], "b": {"c": x["c"], "d": [x["d1"], x["d2"]]}}
@@ -233,7 +232,6 @@ X_CDB = {"c": LP_A, "d": LP_B, "b": LP_B}
 Y_CDB = {"a": {"c": LT_A, "d": LT_B}, "b": LT_B}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: loss nested like the outputs")
 def test_struct_loss(backend):
     model = model_of(backend, _abd, loss={"a": {"c": "mse", "d": "mae"}})
     assert ev(model, X_CDB, Y_CDB)["loss"] == pytest.approx(1.07666, abs=1e-5)
@@ -254,7 +252,6 @@ def test_struct_loss_valid_weights(backend):
                  loss_weights={"a": np.ones((2,)), "b": np.zeros((2,))})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: loss nested like the outputs")
 def test_struct_loss_invalid_weights(backend):
     model_kw = dict(loss={"a": {"c": "mse", "d": "mae"}}, loss_weights=[1])
     with pytest.raises(ValueError, match="loss_weights"):
@@ -262,7 +259,6 @@ def test_struct_loss_invalid_weights(backend):
         ev(model, X_CDB, Y_CDB)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: loss nested like the outputs")
 def test_struct_loss_indice_path(backend):
     model = model_of(backend, lambda x: {"a": (x["c"], x["d"]), "b": x["b"]},
                      loss={"a": ["mse", "mae"]})
@@ -273,7 +269,6 @@ def test_struct_loss_indice_path(backend):
 Point = namedtuple("Point", ["x", "y"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: namedtuple outputs and losses")
 def test_struct_loss_namedtuple(backend):
     model = model_of(backend, lambda x: {"a": Point(x["c"], x["d"]), "b": x["b"]},
                      loss={"a": Point("mse", "mae")})
@@ -289,8 +284,6 @@ def test_struct_loss_invalid_path(backend):
         ev(model, X_CDB, Y_CDB)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: outputs nested to any depth "
-                                       "(tuple/list containers mixed)")
 def test_different_container_types(backend):
     def pack(x):
         return [({"a": x["a"]}, {"b": [(x["b"],), x["c"]]})]
@@ -310,8 +303,6 @@ def test_structure_mismatch(backend):
         ev(model, {"a": one, "b": one}, [one], batch_size=1)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: targets only for the outputs that "
-                                       "have a loss")
 @pytest.mark.parametrize("loss_conf", [["mse", None, None], [None, "mse", None],
                                        [None, None, "mse"], [None, "mse", "mse"],
                                        ["mse", None, "mse"]])

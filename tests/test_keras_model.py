@@ -58,10 +58,6 @@ def _single_dict(h):
 @pytest.mark.parametrize("pack", [_single, _single_list, _single_dict])
 @pytest.mark.parametrize("loss_type", [None, "list", "dict", "dict_list"])
 def test_functional_single_output(backend, pack, loss_type, request):
-    if pack is not _single or loss_type == "dict_list":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="issue 11 item 3: a one-output model returning a list/dict "
-                                "takes a bare y; a one-element loss list"))
     loss = "mean_squared_error"
     loss = {None: loss, "list": [loss], "dict": {"output_a": loss},
             "dict_list": {"output_a": [loss]}}[loss_type]
@@ -97,7 +93,6 @@ def test_functional_list_outputs_list_losses_abbr(backend):
          "output_b_loss", "output_b_mse"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: a one-element loss list for an output")
 def test_functional_list_outputs_nested_list_losses(backend):
     model = kp.Model(heads(backend, as_list), output_names=["output_a", "output_b"]).compile(
         "sgd", ["mean_squared_error", ["binary_crossentropy"]],
@@ -112,7 +107,6 @@ DICT_KEYS = ["loss", "output_a_loss", "output_a_mean_squared_error",
              "output_b_weighted_mean_squared_error"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: a one-element loss list for an output")
 def test_functional_dict_outputs_dict_losses(backend):
     model = kp.Model(heads(backend, as_dict)).compile(
         "sgd", {"output_a": "mean_squared_error", "output_b": ["binary_crossentropy"]},
@@ -213,7 +207,6 @@ def test_functional_outputs_dict_metrics_invalid_keys(backend, pack):
         model.fit(X, (Y1, Y2), batch_size=2, epochs=1, verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: several losses for one output")
 def test_functional_list_outputs_invalid_nested_list_losses(backend):
     model = kp.Model(heads(backend, as_list), output_names=["output_a", "output_b"]).compile(
         kp.optimizers.SGD(learning_rate=0.0),
@@ -344,8 +337,7 @@ def _optional_input_model(backend):
 
 
 @pytest.mark.parametrize("is_optional_none", [
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason="issue 11 item 2: a None "
-                                                "entry in a dict input")), False])
+True, False])
 def test_functional_optional_inputs(backend, is_optional_none):
     model = kp.Model(_optional_input_model(backend)).compile("adam", "mse")
     x = np.ones((2, 2), np.float32)

@@ -365,7 +365,6 @@ def test_recompile(backend):
     assert sorted(hist_2) == sorted(eval_2) == ["loss", "mean_absolute_error"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: custom metrics returning Python floats")
 def test_evaluate_return_list_respect_metrics_order(backend):
     def metrics_zero(y_true, y_pred):
         return 0.0
@@ -440,8 +439,6 @@ def test_loss_weights(backend):
     assert hist["loss"] == pytest.approx([4.778718, 4.694403, 4.611693], abs=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 3: targets only for the outputs that "
-                                       "have a loss (a bare y)")
 def test_partial_loss_partial_label(backend):
     d = km.dense(backend, 2, 3)
     partial = kp.Model(km.packed(backend, lambda x: [d(x), d(x), d(x)]))
