@@ -8,8 +8,10 @@ serialisable (``kp.register``). Owns no losses, metrics or optimizers itself.
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
@@ -112,3 +114,27 @@ def get_custom(name: str) -> Any:
             "Register custom callables with kp.register(fn) before compile_from_config()."
         )
     return _CUSTOM[name]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def keywords_checked(fn: _F) -> _F:
+    """Give ``fn`` kompile's unknown-keyword error (the valid names and the closest match).
+
+    The signature seen by ``inspect.signature``, ``help()`` and type checkers stays
+    ``fn``'s own (``functools.wraps``); the check is one set lookup per keyword passed.
+    """
+    params = inspect.signature(fn).parameters
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    valid = frozenset(n for n, p in params.items() if p.kind in kinds and n != "self")
+    where = fn.__qualname__.removesuffix(".__init__")
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key not in valid:
+                check_kwargs(where, {key: None}, valid)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

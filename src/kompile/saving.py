@@ -38,6 +38,7 @@ import numpy as np
 
 WEIGHTS_FORMAT = "kompile.weights"
 STATE_FORMAT = "kompile.state"
+MODEL_FORMAT = "kompile.model"
 # dtypes safetensors' NumPy reader lacks (ml_dtypes): stored as same-width unsigned views
 _VIEW = {2: np.uint16, 1: np.uint8}
 
@@ -141,7 +142,7 @@ def save_weights(model: Any, path: str | os.PathLike) -> None:
 def load_weights(model: Any, path: str | os.PathLike) -> None:
     """Weights from a weights file, or from a checkpoint written with its weights."""
     arrays, meta = load_arrays(path)
-    if meta.get("format") == STATE_FORMAT:
+    if meta.get("format") in (STATE_FORMAT, MODEL_FORMAT):  # model files: model_saving.py
         weights = _strip(arrays, "weights/")
         if not weights:
             raise ValueError(
