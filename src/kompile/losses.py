@@ -73,7 +73,7 @@ def weighted_reduce(values: Any, sample_weight: Any = None, reduction: Any = "su
 # ----------------------------------------------------------------------------- functions
 
 
-def mean_squared_error(y_true, y_pred):
+def mean_squared_error(y_true: Any, y_pred: Any) -> Any:
     """Mean of the squared errors over the last axis.
 
     Args:
@@ -88,7 +88,7 @@ def mean_squared_error(y_true, y_pred):
     return xp.mean(d * d, axis=-1)
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true: Any, y_pred: Any) -> Any:
     """Mean of the absolute errors over the last axis.
 
     Args:
@@ -102,7 +102,7 @@ def mean_absolute_error(y_true, y_pred):
     return xp.mean(xp.abs(y_pred - ops.as_float(xp, y_true, like=y_pred)), axis=-1)
 
 
-def mean_absolute_percentage_error(y_true, y_pred):
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Any:
     """Mean absolute error relative to the target, in percent.
 
     Args:
@@ -118,7 +118,7 @@ def mean_absolute_percentage_error(y_true, y_pred):
     return 100.0 * xp.mean(diff, axis=-1)
 
 
-def mean_squared_logarithmic_error(y_true, y_pred):
+def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> Any:
     """Mean squared error of ``log(1 + y)``: relative errors, for positive targets.
 
     Args:
@@ -141,7 +141,8 @@ def _elementwise_bce(xp, y_true, y_pred, from_logits):
     return -(y_true * xp.log(p) + (1.0 - y_true) * xp.log(1.0 - p))
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                        label_smoothing: float = 0.0, axis: int = -1) -> Any:
     """Crossentropy of independent yes/no labels (one sigmoid unit per label).
 
     Args:
@@ -170,7 +171,8 @@ def _log_probs(xp, y_pred, from_logits, axis):
     return xp.log(xp.clip(p, min=EPSILON, max=1.0 - EPSILON))
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> Any:
     """Crossentropy of one-hot (or soft) targets against a class distribution.
 
     Args:
@@ -193,7 +195,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     return -xp.sum(y_true * _log_probs(xp, y_pred, from_logits, axis), axis=axis)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                                    ignore_class: int | None = None, axis: int = -1) -> Any:
     """Crossentropy of integer class labels against a class distribution.
 
     Args:
@@ -226,8 +229,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     return values
 
 
-def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25,
-                              gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_focal_crossentropy(y_true: Any, y_pred: Any, apply_class_balancing: bool = False,
+                              alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
+                              label_smoothing: float = 0.0, axis: int = -1) -> Any:
     """Binary crossentropy down-weighting easy examples by ``(1 - p_t) ** gamma`` (focal loss).
 
     Args:
@@ -261,8 +265,9 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
     return xp.mean(focal, axis=axis)
 
 
-def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
-                                   label_smoothing=0.0, axis=-1):
+def categorical_focal_crossentropy(y_true: Any, y_pred: Any, alpha: float = 0.25,
+                                   gamma: float = 2.0, from_logits: bool = False,
+                                   label_smoothing: float = 0.0, axis: int = -1) -> Any:
     """Categorical crossentropy down-weighting easy examples by ``alpha * (1 - p) ** gamma``.
 
     Args:
@@ -293,7 +298,7 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     return xp.sum(focal, axis=axis)
 
 
-def kl_divergence(y_true, y_pred):
+def kl_divergence(y_true: Any, y_pred: Any) -> Any:
     """Kullback-Leibler divergence of the predicted distribution from the target one.
 
     Args:
@@ -309,7 +314,7 @@ def kl_divergence(y_true, y_pred):
     return xp.sum(y_true * xp.log(y_true / y_pred), axis=-1)
 
 
-def poisson(y_true, y_pred):
+def poisson(y_true: Any, y_pred: Any) -> Any:
     """Poisson negative log-likelihood, for count targets.
 
     Args:
@@ -324,7 +329,7 @@ def poisson(y_true, y_pred):
     return xp.mean(y_pred - y_true * xp.log(y_pred + EPSILON), axis=-1)
 
 
-def cosine_similarity(y_true, y_pred, axis=-1):
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Any:
     """The loss: minus the cosine similarity (the metric of the same name is positive).
 
     Args:
@@ -340,7 +345,7 @@ def cosine_similarity(y_true, y_pred, axis=-1):
     return -xp.sum(y_true * ops.l2_normalize(xp, y_pred, axis=axis), axis=axis)
 
 
-def log_cosh(y_true, y_pred):
+def log_cosh(y_true: Any, y_pred: Any) -> Any:
     """Mean of ``log(cosh(error))``: squared error for small errors, absolute error for large ones.
 
     Args:
@@ -355,7 +360,7 @@ def log_cosh(y_true, y_pred):
     return xp.mean(x + ops.softplus(xp, -2.0 * x) - math.log(2.0), axis=-1)
 
 
-def huber(y_true, y_pred, delta=1.0):
+def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> Any:
     """Huber loss: quadratic for errors up to ``delta``, linear beyond (robust to outliers).
 
     Args:
@@ -378,7 +383,7 @@ def _hinge_labels(xp, y_true, like):
     return xp.where(is_binary, 2.0 * y_true - 1.0, y_true)
 
 
-def hinge(y_true, y_pred):
+def hinge(y_true: Any, y_pred: Any) -> Any:
     """Hinge loss of labels -1/1 (0/1 labels are converted).
 
     Args:
@@ -393,7 +398,7 @@ def hinge(y_true, y_pred):
     return xp.mean(xp.clip(margin, min=0.0), axis=-1)
 
 
-def squared_hinge(y_true, y_pred):
+def squared_hinge(y_true: Any, y_pred: Any) -> Any:
     """Squared hinge loss of labels -1/1 (0/1 labels are converted).
 
     Args:
@@ -408,7 +413,7 @@ def squared_hinge(y_true, y_pred):
     return xp.mean(margin * margin, axis=-1)
 
 
-def categorical_hinge(y_true, y_pred):
+def categorical_hinge(y_true: Any, y_pred: Any) -> Any:
     """Categorical hinge of one-hot targets.
 
     Args:

@@ -760,3 +760,8 @@ def deserialize(config: dict[str, Any]) -> Any:
     cls = CLASSES.get(name) or (OPTIMIZERS.get(name) if name in OPTIMIZERS
                                 else get_custom(name))
     return cls.from_config(dict(config["config"]))
+
+
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "Nadam", "Lion",
+           "Ftrl", "Adafactor", "LossScaleOptimizer", "NativeOptax", "NativeTorch", "Optimizer",
+           "deserialize", "get", "serialize", "schedules"]

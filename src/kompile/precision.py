@@ -111,3 +111,6 @@ def register_pytree() -> None:
         jax.tree_util.register_pytree_node(LossScale, _flatten_scale, _unflatten_scale)
     except ValueError:  # already registered
         pass
+
+
+__all__ = ["Policy", "get_policy", "global_policy", "set_global_policy"]

@@ -126,6 +126,8 @@ def keywords_checked(fn: _F) -> _F:
     ``fn``'s own (``functools.wraps``); the check is one set lookup per keyword passed.
     """
     params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn  # it takes any keyword (a user's subclass): nothing to check
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     valid = frozenset(n for n, p in params.items() if p.kind in kinds and n != "self")
     where = fn.__qualname__.removesuffix(".__init__")

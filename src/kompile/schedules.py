@@ -198,3 +198,7 @@ def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
     name = config["class_name"]
     cls = SCHEDULES.get(name) if name in SCHEDULES else get_custom(name)
     return cls.from_config(dict(config["config"]))
+
+
+__all__ = ["CosineDecay", "ExponentialDecay", "InverseTimeDecay", "LearningRateSchedule",
+           "PiecewiseConstantDecay", "PolynomialDecay", "deserialize", "serialize"]

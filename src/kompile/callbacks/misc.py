@@ -16,9 +16,14 @@ from .base import HOOKS, Callback
 
 
 class TerminateOnNaN(Callback):
-    """Stop training when the loss becomes NaN or infinite."""
+    """Stop training when the loss becomes NaN or infinite.
 
-    def __init__(self, raise_error: bool = False):
+    Args:
+        raise_error: Raise ``RuntimeError`` instead of stopping quietly (after the batch
+            that produced the bad loss). Default ``False``.
+    """
+
+    def __init__(self, raise_error: bool = False) -> None:
         super().__init__()
         self.raise_error = raise_error
 
@@ -39,30 +44,65 @@ _ALIASES = {"on_batch_begin": "on_train_batch_begin", "on_batch_end": "on_train_
 class LambdaCallback(Callback):
     """A callback made of functions: ``on_epoch_end=lambda epoch, logs: ...`` and so on.
 
-    Hooks taking an epoch or batch get ``(index, logs)``; the others get ``(logs)``. Any
-    hook name of ``Callback`` is accepted as a keyword.
+    Hooks taking an epoch or batch get ``(index, logs)``; the others get ``(logs)``. Every
+    hook defaults to ``None`` (not called).
+
+    Args:
+        on_train_begin: Called as ``on_train_begin(logs)``.
+        on_train_end: Called as ``on_train_end(logs)``.
+        on_epoch_begin: Called as ``on_epoch_begin(epoch, logs)``.
+        on_epoch_end: Called as ``on_epoch_end(epoch, logs)``.
+        on_train_batch_begin: Called as ``on_train_batch_begin(batch, logs)``.
+        on_train_batch_end: Called as ``on_train_batch_end(batch, logs)``.
+        on_test_begin: Called as ``on_test_begin(logs)``.
+        on_test_end: Called as ``on_test_end(logs)``.
+        on_test_batch_begin: Called as ``on_test_batch_begin(batch, logs)``.
+        on_test_batch_end: Called as ``on_test_batch_end(batch, logs)``.
+        on_predict_begin: Called as ``on_predict_begin(logs)``.
+        on_predict_end: Called as ``on_predict_end(logs)``.
+        on_predict_batch_begin: Called as ``on_predict_batch_begin(batch, logs)``.
+        on_predict_batch_end: Called as ``on_predict_batch_end(batch, logs)``.
+        on_batch_begin: Keras 2's name for ``on_train_batch_begin``.
+        on_batch_end: Keras 2's name for ``on_train_batch_end``.
+
+    Example:
+        >>> import kompile as kp
+        >>> seen = []
+        >>> callback = kp.callbacks.LambdaCallback(
+        ...     on_epoch_end=lambda epoch, logs: seen.append(epoch))
+        >>> callback.on_epoch_end(0, {"loss": 1.0})
+        >>> seen
+        [0]
     """
 
-    def __init__(self, on_epoch_begin: Callable | None = None,
-                 on_epoch_end: Callable | None = None, on_train_begin: Callable | None = None,
-                 on_train_end: Callable | None = None,
-                 on_train_batch_begin: Callable | None = None,
-                 on_train_batch_end: Callable | None = None, **kwargs: Callable):
+    def __init__(self, on_epoch_begin: Callable[..., Any] | None = None,
+                 on_epoch_end: Callable[..., Any] | None = None,
+                 on_train_begin: Callable[..., Any] | None = None,
+                 on_train_end: Callable[..., Any] | None = None,
+                 on_train_batch_begin: Callable[..., Any] | None = None,
+                 on_train_batch_end: Callable[..., Any] | None = None,
+                 *,
+                 on_test_begin: Callable[..., Any] | None = None,
+                 on_test_end: Callable[..., Any] | None = None,
+                 on_test_batch_begin: Callable[..., Any] | None = None,
+                 on_test_batch_end: Callable[..., Any] | None = None,
+                 on_predict_begin: Callable[..., Any] | None = None,
+                 on_predict_end: Callable[..., Any] | None = None,
+                 on_predict_batch_begin: Callable[..., Any] | None = None,
+                 on_predict_batch_end: Callable[..., Any] | None = None,
+                 on_batch_begin: Callable[..., Any] | None = None,
+                 on_batch_end: Callable[..., Any] | None = None) -> None:
         super().__init__()
-        fns = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
-               "on_train_begin": on_train_begin, "on_train_end": on_train_end,
-               "on_train_batch_begin": on_train_batch_begin,
-               "on_train_batch_end": on_train_batch_end}
-        for name, fn in kwargs.items():
-            hook = _ALIASES.get(name, name)
-            if hook not in HOOKS:
-                raise TypeError(f"LambdaCallback got an unknown hook {name!r}; hooks are "
-                                f"{', '.join(HOOKS)}.")
-            fns[hook] = fn
-        for name, fn in fns.items():
-            if fn is not None and not callable(fn):
+        given = dict(locals())
+        fns: dict[str, Any] = {}
+        for name in HOOKS + tuple(_ALIASES):
+            fn = given[name]
+            if fn is None:
+                continue
+            if not callable(fn):
                 raise TypeError(f"LambdaCallback: `{name}` must be a function; received {fn!r}.")
-        self._fns = {k: v for k, v in fns.items() if v is not None}
+            fns[_ALIASES.get(name, name)] = fn
+        self._fns = fns
 
     def _call(self, hook: str, *args: Any) -> None:
         fn = self._fns.get(hook)
