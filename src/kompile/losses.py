@@ -560,7 +560,24 @@ CROSSENTROPY_KIND = {  # which accuracy a crossentropy loss implies (SPEC sectio
 
 
 def get(identifier: Any) -> Loss:
-    """Resolve a loss given as a name, a Loss class or instance, or a plain function."""
+    """Resolve a loss given as a name, a Loss class or instance, or a plain function.
+
+    Args:
+        identifier: A loss name or alias (exact spelling), a ``Loss`` class or object, or
+            a function ``fn(y_true, y_pred) -> per-sample values``.
+
+    Returns:
+        A ``Loss`` object.
+
+    Raises:
+        ValueError: An unknown name (the message lists the valid ones and the closest).
+        TypeError: Something that is not a loss.
+
+    Example:
+        >>> import kompile as kp
+        >>> kp.losses.get("mse")
+        MeanSquaredError({'reduction': 'sum_over_batch_size', 'name': 'mse'})
+    """
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
@@ -585,6 +602,14 @@ def crossentropy_kind(loss: Loss | None) -> str | None:
 
 
 def serialize(loss: Loss) -> dict[str, Any]:
+    """``{"class_name", "config"}`` for a loss (custom ones must be registered).
+
+    Args:
+        loss: A ``Loss`` object.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
     if isinstance(loss, LossFunctionWrapper):
         name = custom_name(loss.wrapped)
         if name is None:
@@ -603,6 +628,14 @@ def serialize(loss: Loss) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> Loss:
+    """A loss from the dict ``serialize`` made.
+
+    Args:
+        config: ``{"class_name": ..., "config": ...}``.
+
+    Returns:
+        The ``Loss`` object.
+    """
     from .registry import get_custom
 
     name, cfg = config["class_name"], dict(config["config"])

@@ -723,7 +723,18 @@ def _is_torch_optimizer(obj: Any) -> bool:
 
 def get(identifier: Any) -> Any:
     """An optimizer spec from a name, a kompile optimizer class or instance, an optax
-    ``GradientTransformation`` or a torch.optim optimizer (instance or class)."""
+    ``GradientTransformation`` or a torch.optim optimizer (instance or class).
+
+    Args:
+        identifier: Anything ``compile(optimizer=...)`` accepts.
+
+    Returns:
+        A ``kp.optimizers`` object.
+
+    Raises:
+        ValueError: An unknown name (the message lists the valid ones).
+        TypeError: Something that is not an optimizer.
+    """
     if isinstance(identifier, Optimizer | LossScaleOptimizer):
         return identifier
     if isinstance(identifier, str):
@@ -743,7 +754,14 @@ def get(identifier: Any) -> Any:
 
 
 def serialize(optimizer: Any) -> dict[str, Any]:
-    """``{"class_name", "config"}``; native optax and torch optimizers raise ValueError."""
+    """``{"class_name", "config"}``; native optax and torch optimizers raise ValueError.
+
+    Args:
+        optimizer: An optimizer in any form ``get`` accepts.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
     optimizer = get(optimizer)
     name = type(optimizer).__name__
     if CLASSES.get(name) is not type(optimizer) and not isinstance(
@@ -756,6 +774,14 @@ def serialize(optimizer: Any) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> Any:
+    """An optimizer from the dict ``serialize`` made.
+
+    Args:
+        config: ``{"class_name": ..., "config": ...}``.
+
+    Returns:
+        The ``kp.optimizers`` object.
+    """
     name = config["class_name"]
     cls = CLASSES.get(name) or (OPTIMIZERS.get(name) if name in OPTIMIZERS
                                 else get_custom(name))

@@ -88,7 +88,24 @@ _CUSTOM: dict[str, Callable[..., Any] | type] = {}
 def register(obj: Any = None, *, name: str | None = None) -> Any:
     """Register a custom loss, metric or optimizer for ``get_compile_config``.
 
-    Usable as ``kp.register(fn)``, ``kp.register(fn, name="my_loss")`` or as a decorator.
+    Usable as ``kp.register(fn)``, ``kp.register(fn, name="my_loss")`` or as a decorator
+    (``@kp.register`` or ``@kp.register(name=...)``). Registered objects are saved by
+    name and found again by ``compile_from_config`` and ``kp.load_model``.
+
+    Args:
+        obj: The function or class to register. Default ``None``: return a decorator.
+        name: The name to register it under. Default ``None``: its ``__name__``.
+
+    Returns:
+        ``obj`` itself (or, without ``obj``, a decorator that registers and returns it).
+
+    Example:
+        >>> import kompile as kp
+        >>> @kp.register
+        ... def twice_mse(y_true, y_pred):
+        ...     return 2 * ((y_pred - y_true) ** 2).mean(axis=-1)
+        >>> twice_mse.__name__
+        'twice_mse'
     """
 
     def deco(o: Any) -> Any:

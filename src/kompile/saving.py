@@ -44,7 +44,12 @@ _VIEW = {2: np.uint16, 1: np.uint8}
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole.
+
+    Args:
+        path: The file to write (its folder is created when needed).
+        data: The bytes to write.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -73,7 +78,13 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 
 def save_arrays(path: str | os.PathLike, arrays: dict[str, Any],
                 meta: dict[str, Any]) -> None:
-    """One safetensors file holding ``arrays`` and ``meta`` (JSON), written atomically."""
+    """One safetensors file holding ``arrays`` and ``meta`` (JSON), written atomically.
+
+    Args:
+        path: The file to write.
+        arrays: Flat ``name -> array`` (NumPy-convertible; bfloat16 and float8 kept).
+        meta: JSON-serialisable metadata, stored in the header.
+    """
     from safetensors.numpy import save
 
     out, views = {}, {}
@@ -89,7 +100,18 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, Any],
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and the metadata of a file written by ``save_arrays``."""
+    """The arrays and the metadata of a file written by ``save_arrays``.
+
+    Args:
+        path: The file to read.
+
+    Returns:
+        ``(arrays, meta)``: a dict of NumPy arrays and the metadata dict.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: The file is not readable safetensors.
+    """
     from safetensors import safe_open
 
     path = os.fspath(path)
@@ -134,13 +156,23 @@ def _few(names: list[str], n: int = 6) -> str:
 
 # ---------------------------------------------------------------------------- weights
 def save_weights(model: Any, path: str | os.PathLike) -> None:
-    """The module's variables (no optimizer state) as a ``kompile.weights`` file."""
+    """The module's variables (no optimizer state) as a ``kompile.weights`` file.
+
+    Args:
+        model: A ``kp.Model``.
+        path: The file to write.
+    """
     save_arrays(path, model._backend.weights_dict(),
                 {"format": WEIGHTS_FORMAT, "backend": model.backend})
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:
-    """Weights from a weights file, or from a checkpoint written with its weights."""
+    """Weights from a weights file, or from a checkpoint written with its weights.
+
+    Args:
+        model: A ``kp.Model``.
+        path: A weights, checkpoint or whole-model file.
+    """
     arrays, meta = load_arrays(path)
     if meta.get("format") in (STATE_FORMAT, MODEL_FORMAT):  # model files: model_saving.py
         weights = _strip(arrays, "weights/")
@@ -159,7 +191,16 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any] | None = None,
                         extra: dict[str, Any] | None = None,
                         include_weights: bool = False) -> None:
-    """Weights, optimizer and metric state, RNG state and ``info`` (JSON) in one file."""
+    """Weights, optimizer and metric state, RNG state and ``info`` (JSON) in one file.
+
+    Args:
+        model: A ``kp.Model`` that has trained (its optimizer state exists).
+        path: The file to write.
+        info: JSON-serialisable information stored with the arrays. Default ``None``.
+        extra: More arrays to store (under ``extra/``). Default ``None``.
+        include_weights: Also store the weights under ``weights/``, so that
+            ``load_weights`` reads the file. Default ``False``.
+    """
     backend = model._backend
     arrays = {"state/" + k: v for k, v in backend.state_dict().items()}
     if include_weights:
@@ -175,6 +216,13 @@ def load_training_state(model: Any, path: str | os.PathLike
 
     The model must have been built (compiled and run on one batch) so that the optimizer
     state it restores into exists.
+
+    Args:
+        model: A built ``kp.Model`` of the same architecture and configuration.
+        path: A file written by ``save_training_state``.
+
+    Returns:
+        ``(info, extra)``: the stored JSON dict and the extra arrays.
     """
     arrays, meta = load_arrays(path)
     if meta.get("format") != STATE_FORMAT:

@@ -104,7 +104,21 @@ def is_auto(name: Any) -> bool:
 
 
 def get(identifier: Any) -> Metric:
-    """Resolve a metric given as a name, a Metric class or instance, or a plain function."""
+    """Resolve a metric given as a name, a Metric class or instance, or a plain function.
+
+    Args:
+        identifier: A metric name or alias, a ``Metric`` class or object, a ``Loss``
+            class or object (its mean), or a function ``fn(y_true, y_pred) -> per-sample
+            values``.
+
+    Returns:
+        A ``Metric`` object (``"accuracy"``/``"crossentropy"`` give a placeholder that
+        ``compile`` resolves per output).
+
+    Raises:
+        ValueError: An unknown name (the message lists the valid ones and the closest).
+        TypeError: Something that is not a metric.
+    """
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):
@@ -130,6 +144,14 @@ def get(identifier: Any) -> Metric:
 
 
 def serialize(metric: Metric) -> dict[str, Any]:
+    """``{"class_name", "config"}`` for a metric (custom ones must be registered).
+
+    Args:
+        metric: A ``Metric`` object.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
     if isinstance(metric, AutoMetric):
         return {"class_name": "auto", "config": {"name": metric.name}}
     config = metric.get_config()
@@ -151,6 +173,14 @@ def serialize(metric: Metric) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> Metric:
+    """A metric from the dict ``serialize`` made.
+
+    Args:
+        config: ``{"class_name": ..., "config": ...}``.
+
+    Returns:
+        The ``Metric`` object.
+    """
     name, cfg = config["class_name"], dict(config["config"])
     if name == "auto":
         return get(cfg["name"])
