@@ -337,9 +337,9 @@ def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Any:
     Args:
         y_true: Targets, an array (NumPy, JAX or torch).
         y_pred: Predictions, the same kind of array.
-        axis: The axis holding the classes (or the vector). Default ``-1``.
+        axis: The axis holding the vectors. Default ``-1``.
 
+    Returns:
         Per-sample cosine similarities.
-        Per-sample values (1.0 for a hit, 0.0 for a miss; the mean for ``binary_accuracy``).
     """
     return -losses.cosine_similarity(y_true, y_pred, axis=axis)
