@@ -431,8 +431,9 @@ class Model:
             epochs: The epoch to stop at (exclusive). With ``initial_epoch`` it is an
                 index, not a count: ``epochs=5, initial_epoch=3`` trains epochs 3 and 4.
                 Default 1.
-            verbose: ``"auto"`` (default, same as 1), 0 (silent), 1 (a progress bar per
-                epoch) or 2 (one line per epoch).
+            verbose: ``"auto"`` (default: 1 on a terminal, 2 otherwise, so CI logs get no
+                carriage returns), 0 (silent), 1 (a progress bar per epoch) or 2 (one line
+                per epoch).
             callbacks: A list of ``kp.callbacks.Callback`` objects (``ModelCheckpoint``,
                 ``EarlyStopping``, ``BackupAndRestore``, ``TensorBoard``, your own
                 subclasses, ...), or one callback. ``History`` and the progress bar are
@@ -512,7 +513,8 @@ class Model:
             y: Targets, as for ``fit``.
             batch_size: Samples per batch for array inputs (default 32). Results do not
                 depend on it: metrics accumulate over all batches.
-            verbose: ``"auto"`` (default, same as 1), 0 (silent) or 1 (a progress bar).
+            verbose: ``"auto"`` (default: 1 on a terminal, 2 otherwise), 0 (silent), 1 (a
+                progress bar) or 2 (one line at the end).
             sample_weight: Per-sample weights, as for ``fit``: they weigh the loss and
                 the ``weighted_metrics``.
             steps: Batches to evaluate (``None``: all the data, or until a batch source
@@ -555,7 +557,8 @@ class Model:
             x: Input data: arrays in the module's input structure, or a batch source
                 yielding ``x`` (or ``(x, ...)`` tuples, whose other elements are ignored).
             batch_size: Samples per batch for array inputs (default 32).
-            verbose: ``"auto"`` (default, same as 1), 0 (silent) or 1 (a progress bar).
+            verbose: ``"auto"`` (default: 1 on a terminal, 2 otherwise), 0 (silent), 1 (a
+                progress bar) or 2 (one line at the end).
             steps: Batches to run (``None``: all the data).
             callbacks: Callbacks whose ``on_predict_*`` hooks are called.
 

@@ -44,7 +44,7 @@ class ProgbarLogger(Callback):
 
     Args:
         verbose: 1 (a progress bar per epoch), 2 (one line per epoch), 0 (silent) or
-            ``"auto"`` (1). Default 1.
+            ``"auto"`` (1 on a terminal, 2 otherwise). Default 1.
         interval: The least time in seconds between two redraws of the bar. Default 0.1.
     """
 
