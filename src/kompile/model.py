@@ -182,6 +182,15 @@ class Model:
         paths such as ``"a/b"`` for nested outputs. A dict may be partial: outputs it
         does not name get no loss (or no metric), and need no target.
 
+        **Differences from Keras** (each a decision of kompile's contract): a
+        ``loss_weights`` dict is matched by name even when ``loss`` is a list; a rank-1
+        output ``(N,)`` is one value per sample, as ``(N, 1)``, for every loss, metric
+        and sample weight; ``"accuracy"`` follows the output's crossentropy loss (binary
+        crossentropy with multi-hot targets reports binary accuracy); ``"cce"``,
+        ``"scce"``, ``"kld"``, ``"logcosh"``, ``"huber_loss"`` and ``"crossentropy"`` are
+        accepted as losses; ``class_weight`` works for several outputs; a model compiled
+        without a loss cannot ``fit``; ``steps_per_execution`` works on torch too.
+
         Args:
             optimizer: How the weights are updated. One of: a name (case-insensitive:
                 ``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
