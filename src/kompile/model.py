@@ -111,7 +111,9 @@ class Model:
         self._spec: OutputSpec | None = None
         self._pending_state: dict[str, Any] | None = None  # set by kp.load_model
         self.history: Any = None
-        self.stop_training = False
+        self.stop_training = False  # set by a callback: the loop ends after this batch/call
+        self.stop_evaluating = False
+        self.stop_predicting = False
 
     # ------------------------------------------------------------------ properties
     @property

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 from .base import HOOKS, Callback
 
@@ -38,91 +37,54 @@ class TerminateOnNaN(Callback):
         self.model.stop_training = True
 
 
-_ALIASES = {"on_batch_begin": "on_train_batch_begin", "on_batch_end": "on_train_batch_end"}
-
-
 class LambdaCallback(Callback):
     """A callback made of functions: ``on_epoch_end=lambda epoch, logs: ...`` and so on.
 
-    Hooks taking an epoch or batch get ``(index, logs)``; the others get ``(logs)``. Every
-    hook defaults to ``None`` (not called).
+    Each function becomes the hook of that name on this instance (as in Keras), so only the
+    hooks given run. Hooks taking an epoch or batch get ``(index, logs)``; the others get
+    ``(logs)``; ``on_train_abort`` gets the exception.
 
     Args:
-        on_train_begin: Called as ``on_train_begin(logs)``.
-        on_train_end: Called as ``on_train_end(logs)``.
-        on_epoch_begin: Called as ``on_epoch_begin(epoch, logs)``.
-        on_epoch_end: Called as ``on_epoch_end(epoch, logs)``.
-        on_train_batch_begin: Called as ``on_train_batch_begin(batch, logs)``.
-        on_train_batch_end: Called as ``on_train_batch_end(batch, logs)``.
-        on_test_begin: Called as ``on_test_begin(logs)``.
-        on_test_end: Called as ``on_test_end(logs)``.
-        on_test_batch_begin: Called as ``on_test_batch_begin(batch, logs)``.
-        on_test_batch_end: Called as ``on_test_batch_end(batch, logs)``.
-        on_predict_begin: Called as ``on_predict_begin(logs)``.
-        on_predict_end: Called as ``on_predict_end(logs)``.
-        on_predict_batch_begin: Called as ``on_predict_batch_begin(batch, logs)``.
-        on_predict_batch_end: Called as ``on_predict_batch_end(batch, logs)``.
-        on_batch_begin: Keras 2's name for ``on_train_batch_begin``.
-        on_batch_end: Keras 2's name for ``on_train_batch_end``.
-
-    Example:
-        >>> import kompile as kp
-        >>> seen = []
-        >>> callback = kp.callbacks.LambdaCallback(
-        ...     on_epoch_end=lambda epoch, logs: seen.append(epoch))
-        >>> callback.on_epoch_end(0, {"loss": 1.0})
-        >>> seen
-        [0]
+        on_epoch_begin: ``fn(epoch, logs)`` at the start of each epoch.
+        on_epoch_end: ``fn(epoch, logs)`` at the end of each epoch (after validation).
+        on_train_begin: ``fn(logs)`` when ``fit`` starts.
+        on_train_end: ``fn(logs)`` when ``fit`` ends normally.
+        on_train_batch_begin: ``fn(batch, logs)`` before each training call.
+        on_train_batch_end: ``fn(batch, logs)`` after each training call.
+        on_batch_begin: Keras's older name of ``on_train_batch_begin``.
+        on_batch_end: Keras's older name of ``on_train_batch_end``.
+        on_test_begin: ``fn(logs)`` when evaluation (or fit's validation) starts.
+        on_test_end: ``fn(logs)`` when it ends.
+        on_test_batch_begin: ``fn(batch, logs)`` before each evaluation call.
+        on_test_batch_end: ``fn(batch, logs)`` after each evaluation call.
+        on_predict_begin: ``fn(logs)`` when ``predict`` starts.
+        on_predict_end: ``fn(logs)`` when it ends.
+        on_predict_batch_begin: ``fn(batch, logs)`` before each prediction call.
+        on_predict_batch_end: ``fn(batch, logs)`` after it; ``logs["outputs"]`` holds the
+            call's predictions.
+        on_train_abort: ``fn(error)`` when ``fit`` ends by an exception.
     """
 
-    def __init__(self, on_epoch_begin: Callable[..., Any] | None = None,
-                 on_epoch_end: Callable[..., Any] | None = None,
-                 on_train_begin: Callable[..., Any] | None = None,
-                 on_train_end: Callable[..., Any] | None = None,
-                 on_train_batch_begin: Callable[..., Any] | None = None,
-                 on_train_batch_end: Callable[..., Any] | None = None,
-                 *,
-                 on_test_begin: Callable[..., Any] | None = None,
-                 on_test_end: Callable[..., Any] | None = None,
-                 on_test_batch_begin: Callable[..., Any] | None = None,
-                 on_test_batch_end: Callable[..., Any] | None = None,
-                 on_predict_begin: Callable[..., Any] | None = None,
-                 on_predict_end: Callable[..., Any] | None = None,
-                 on_predict_batch_begin: Callable[..., Any] | None = None,
-                 on_predict_batch_end: Callable[..., Any] | None = None,
-                 on_batch_begin: Callable[..., Any] | None = None,
-                 on_batch_end: Callable[..., Any] | None = None) -> None:
+    def __init__(self, on_epoch_begin: Callable | None = None,
+                 on_epoch_end: Callable | None = None, on_train_begin: Callable | None = None,
+                 on_train_end: Callable | None = None,
+                 on_train_batch_begin: Callable | None = None,
+                 on_train_batch_end: Callable | None = None,
+                 on_batch_begin: Callable | None = None, on_batch_end: Callable | None = None,
+                 on_test_begin: Callable | None = None, on_test_end: Callable | None = None,
+                 on_test_batch_begin: Callable | None = None,
+                 on_test_batch_end: Callable | None = None,
+                 on_predict_begin: Callable | None = None,
+                 on_predict_end: Callable | None = None,
+                 on_predict_batch_begin: Callable | None = None,
+                 on_predict_batch_end: Callable | None = None,
+                 on_train_abort: Callable | None = None):
         super().__init__()
-        given = dict(locals())
-        fns: dict[str, Any] = {}
-        for name in HOOKS + tuple(_ALIASES):
-            fn = given[name]
+        fns = dict(locals())
+        for name in HOOKS:
+            fn = fns[name]
             if fn is None:
                 continue
             if not callable(fn):
                 raise TypeError(f"LambdaCallback: `{name}` must be a function; received {fn!r}.")
-            fns[_ALIASES.get(name, name)] = fn
-        self._fns = fns
-
-    def _call(self, hook: str, *args: Any) -> None:
-        fn = self._fns.get(hook)
-        if fn is not None:
-            fn(*args)
-
-    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
-    def on_train_end(self, logs=None): self._call("on_train_end", logs)
-    def on_epoch_begin(self, epoch, logs=None): self._call("on_epoch_begin", epoch, logs)
-    def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs)
-    def on_train_batch_begin(self, batch, logs=None):
-        self._call("on_train_batch_begin", batch, logs)
-    def on_train_batch_end(self, batch, logs=None): self._call("on_train_batch_end", batch, logs)
-    def on_test_begin(self, logs=None): self._call("on_test_begin", logs)
-    def on_test_end(self, logs=None): self._call("on_test_end", logs)
-    def on_test_batch_begin(self, batch, logs=None): self._call("on_test_batch_begin", batch, logs)
-    def on_test_batch_end(self, batch, logs=None): self._call("on_test_batch_end", batch, logs)
-    def on_predict_begin(self, logs=None): self._call("on_predict_begin", logs)
-    def on_predict_end(self, logs=None): self._call("on_predict_end", logs)
-    def on_predict_batch_begin(self, batch, logs=None):
-        self._call("on_predict_batch_begin", batch, logs)
-    def on_predict_batch_end(self, batch, logs=None):
-        self._call("on_predict_batch_end", batch, logs)
+            setattr(self, name, fn)
