@@ -62,7 +62,12 @@ _MAGIC = ((b"\x89HDF\r\n\x1a\n", "it is an HDF5 file (a Keras .h5 file?)"),
 
 
 class InvalidFileError(ValueError):
-    """A file that kompile cannot read as one of its own (a ``ValueError``)."""
+    """A file that kompile cannot read as one of its own (a ``ValueError``).
+
+    Args:
+        path: The file.
+        reason: Why it cannot be read, appended to the message.
+    """
 
     def __init__(self, path: str | os.PathLike, reason: str):
         super().__init__(f"{os.fspath(path)!r} is not a valid kompile file: {reason}")
@@ -71,7 +76,12 @@ class InvalidFileError(ValueError):
 def check_file_name(path: str | os.PathLike, argument: str) -> None:
     """ValueError for a name whose extension promises another format (``.h5``, ``.keras``,
     ``.pt``, ``.pth``): kompile writes safetensors only, and a misnamed file misleads
-    whoever loads it."""
+    whoever loads it.
+
+    Args:
+        path: The file name to check.
+        argument: The argument it came from, named in the error.
+    """
     name = os.fspath(path)
     lower = name.lower()
     for suffixes, expected, how in _FOREIGN:
@@ -89,7 +99,13 @@ def check_folder(folder: str | os.PathLike, owner: str, argument: str) -> None:
     """Create ``folder`` (and its parents) now, or raise a ValueError naming ``owner``'s
     ``argument`` when a file stands where a directory belongs or it cannot be created:
     callbacks call this in ``on_train_begin`` so that a bad path fails before an epoch
-    is spent."""
+    is spent.
+
+    Args:
+        folder: The directory to create.
+        owner: The callback it belongs to, named in the error.
+        argument: The argument it came from, named in the error.
+    """
     folder = os.fspath(folder) or "."
     probe = os.path.abspath(folder)
     while probe and not os.path.exists(probe):
