@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import data as data_mod
+from . import pacing
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
@@ -78,6 +79,40 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
             objective.check(ys, sws, shapes)
 
 
+def _batch_watchers(cbs: CallbackList | None, phase: str) -> bool:
+    """Whether a callback observes each batch of ``phase`` ('train' or 'test'); a progress
+    bar observes per call (it redraws at most every 0.1 s), so it does not count."""
+    if cbs is None:
+        return False
+    others = [cb for cb in cbs.callbacks if not isinstance(cb, ProgbarLogger)]
+    if len(others) != len(cbs.callbacks):
+        cbs = CallbackList(others, others[0].model if others else None,
+                           others[0].params if others else {})
+    return any(cbs.wants(f"on_{phase}_batch_{when}") for when in ("begin", "end"))
+
+
+def _steps_per_call(model: Any, source: Any, cbs: CallbackList | None, phase: str) -> Any:
+    """The batches per compiled call: the user's int, or a Pacer (pacing.py) when
+    ``steps_per_execution="auto"``, or when it was left unset and no callback watches the
+    phase's batches. Only in-memory arrays on a backend with compiled loops are paced."""
+    config, backend = model._config, model._backend
+    spe = config.steps_per_execution
+    kind = "train" if phase == "train" else "eval"
+    paced = (spe == "auto" or (config.fuse_unwatched and not _batch_watchers(cbs, phase))) \
+        and getattr(backend, "fuses_calls", False) and isinstance(source, data_mod.ArraySource)
+    if hasattr(backend, "paced"):
+        backend.paced[kind] = paced
+    if not paced:
+        return spe if isinstance(spe, int) else 1
+    cache = model.__dict__.get("_pacers")
+    if cache is None or cache[0] is not config:  # a recompile measures again
+        cache = model.__dict__["_pacers"] = (config, {})
+    key = (kind, source.batch_size)
+    if key not in cache[1]:
+        cache[1][key] = pacing.Pacer(backend.wait)
+    return cache[1][key]
+
+
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
     """The evaluation logs, or None when the source yielded no batch (a used-up generator)."""
     backend = model._backend
@@ -85,13 +120,18 @@ def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
     model.stop_evaluating = False
     if cbs is not None:
         cbs.call("on_test_begin", {})
-    spe = model._config.steps_per_execution
+    per_call = _steps_per_call(model, source, cbs, "test")  # an int or a pacing.Pacer
+    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
     call = None
-    for call in source.calls(backend, spe, shuffle=False):
+    for call in source.calls(backend, per_call, shuffle=False):
         if cbs is not None:
             cbs.call("on_test_batch_begin", call.first_step, {})
+        if pacer is not None:
+            pacer.begin()
         for part in call.parts:
             backend.evaluate(part.feed, part.index, part.start, part.n)
+        if pacer is not None:
+            pacer.end(call.parts[0].n)
         if cbs is not None and cbs.wants("on_test_batch_end"):
             cbs.call("on_test_batch_end", call.last_step,
                      LazyLogs(lambda: host_logs(backend.results("eval"), backend.to_host)))
@@ -154,11 +194,13 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
-    spe = model._config.steps_per_execution
+    per_call = _steps_per_call(model, source, cbs, "train")  # an int or a pacing.Pacer
+    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
     model.stop_training = False
     # what BackupAndRestore records to refuse resuming a different run
     model._fit_run = {"batch_size": getattr(source, "batch_size", None),
-                      "samples": getattr(source, "n", None), "steps_per_execution": spe}
+                      "samples": getattr(source, "n", None),
+                      "steps_per_execution": model._config.steps_per_execution}
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
     logs: dict[str, Any] = {}
@@ -170,12 +212,18 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 backend.reset_metrics("train")
             cbs.call("on_epoch_begin", epoch, {})
             call = None
-            for call in source.calls(backend, spe):
+            if pacer is not None:
+                pacer.skip_to = skip
+            for call in source.calls(backend, per_call):
                 if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
                     continue
                 cbs.call("on_train_batch_begin", call.first_step, {})
+                if pacer is not None:
+                    pacer.begin()
                 for part in call.parts:
                     backend.train(part.feed, part.index, part.start, part.n)
+                if pacer is not None:
+                    pacer.end(call.parts[0].n)
                 if wants_batch_logs:
                     cbs.call("on_train_batch_end", call.last_step, LazyLogs(batch_logs))
                 if model.stop_training:
@@ -264,6 +312,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     model.stop_predicting = False
     cbs.call("on_predict_begin", {})
     spe = model._config.steps_per_execution if model._config is not None else 1
+    spe = spe if isinstance(spe, int) else 1
     wants_outputs = cbs.wants("on_predict_batch_end")
     chunks: list[list[Any]] = []
     for call in source.calls(backend, spe, shuffle=False):
