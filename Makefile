@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,10 +17,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
+
+# mypy on the example programs: user code sees kompile's real types (py.typed)
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# the documentation site (site/): MkDocs + mkdocstrings, warnings are errors
+docs: $(STAMP)
+	$(BIN)/pip install -q -e ".[docs]"
+	$(BIN)/mkdocs build --strict
 
 # make bench [DEVICE=gpu]: the issue-15 ratios from interleaved runs (JAX, then torch), and the
 # torch kernels per step. benchmarks/bench_jax.py (one process per configuration: peak memory,
@@ -32,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -62,8 +62,8 @@ def nll_loss(target, output):
 def digits_datasets(n_test: int = 297) -> tuple[TensorDataset, TensorDataset]:
     digits = load_digits()
     images = np.pad(np.kron(digits.images, np.ones((3, 3))), ((0, 0), (2, 2), (2, 2))) / 16.0
-    images = ((images - 0.1307) / 0.3081).astype(np.float32)[:, None]  # (n, 1, 28, 28)
-    x, y = torch.from_numpy(images), torch.from_numpy(digits.target).long()
+    normalized = ((images - 0.1307) / 0.3081).astype(np.float32)[:, None]  # (n, 1, 28, 28)
+    x, y = torch.from_numpy(normalized), torch.from_numpy(digits.target).long()
     return TensorDataset(x[:-n_test], y[:-n_test]), TensorDataset(x[-n_test:], y[-n_test:])
 
 

@@ -347,7 +347,7 @@ def test_native_torch():
     assert native.build_torch(params) is instance and native.learning_rate == 0.1
     with pytest.raises(ValueError, match="holds none of this model's parameters"):
         native.build_torch([torch.nn.Parameter(torch.ones(2))])
-    built = optimizers.NativeTorch(torch.optim.Adam, lr=0.5).build_torch(params)
+    built = optimizers.NativeTorch(torch.optim.Adam, {"lr": 0.5}).build_torch(params)
     assert isinstance(built, torch.optim.Adam) and built.param_groups[0]["lr"] == 0.5
     with pytest.raises(TypeError, match="cannot train a Flax module"):
         native.build_optax()

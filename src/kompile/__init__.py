@@ -24,12 +24,13 @@ from . import precision as mixed_precision
 from .callbacks import Callback, History
 from .metrics import custom_metric
 from .model import Model
+from .model_saving import load_model
 from .registry import register
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "History", "Model", "callbacks", "custom_metric", "distribution", "losses",
-    "metrics", "mixed_precision", "optimizers", "precision", "register", "saving", "schedules",
-    "utils",
+    "Callback", "History", "Model", "callbacks", "custom_metric", "distribution", "load_model",
+    "losses", "metrics", "mixed_precision", "optimizers", "precision", "register", "saving",
+    "schedules", "utils",
 ]

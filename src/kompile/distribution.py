@@ -15,7 +15,22 @@ from typing import Any
 
 
 class DataParallel:
-    """Data parallelism over ``devices`` (JAX devices; default: all of them)."""
+    """Data parallelism over ``devices``: one replica per device, batches split.
+
+    On JAX each batch is sharded over a 1-D mesh of the devices and XLA inserts the
+    all-reduces; results equal single-device training on the same global batches (the
+    batch size must divide by the number of devices). On torch, ``kp.Model`` uses
+    ``DistributedDataParallel`` when a process group is initialised (``torchrun``).
+
+    Args:
+        devices: The JAX devices to use (a list of ``jax.Device``). Default ``None``: all
+            of ``jax.devices()``.
+
+    Example:
+        >>> import kompile as kp
+        >>> kp.distribution.DataParallel()
+        DataParallel(devices=all)
+    """
 
     def __init__(self, devices: Any = None):
         self._devices = devices
@@ -76,7 +91,11 @@ _GLOBAL: DataParallel | None = None
 
 
 def set_distribution(distribution: DataParallel | None) -> None:
-    """The distribution given to every ``kp.Model`` created afterwards without one."""
+    """The distribution given to every ``kp.Model`` created afterwards without one.
+
+    Args:
+        distribution: A ``DataParallel``, or ``None`` to go back to one device.
+    """
     global _GLOBAL
     if distribution is not None and not isinstance(distribution, DataParallel):
         raise TypeError(f"`distribution` must be a kp.distribution.DataParallel or None; "
@@ -85,6 +104,11 @@ def set_distribution(distribution: DataParallel | None) -> None:
 
 
 def distribution() -> DataParallel | None:
+    """The global distribution set by ``set_distribution`` (``None`` by default).
+
+    Returns:
+        The ``DataParallel`` new models use, or ``None``.
+    """
     return _GLOBAL
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import ops
 from .ops import EPSILON, namespace
-from .registry import Registry, check_kwargs, custom_name, type_error
+from .registry import Registry, check_kwargs, custom_name, keywords_checked, type_error
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean_with_sample_weight", "none", None)
 
@@ -73,25 +73,61 @@ def weighted_reduce(values: Any, sample_weight: Any = None, reduction: Any = "su
 # ----------------------------------------------------------------------------- functions
 
 
-def mean_squared_error(y_true, y_pred):
+def mean_squared_error(y_true: Any, y_pred: Any) -> Any:
+    """Mean of the squared errors over the last axis.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     d = y_pred - ops.as_float(xp, y_true, like=y_pred)
     return xp.mean(d * d, axis=-1)
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true: Any, y_pred: Any) -> Any:
+    """Mean of the absolute errors over the last axis.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     return xp.mean(xp.abs(y_pred - ops.as_float(xp, y_true, like=y_pred)), axis=-1)
 
 
-def mean_absolute_percentage_error(y_true, y_pred):
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Any:
+    """Mean absolute error relative to the target, in percent.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     diff = xp.abs((y_true - y_pred) / xp.clip(xp.abs(y_true), min=EPSILON))
     return 100.0 * xp.mean(diff, axis=-1)
 
 
-def mean_squared_logarithmic_error(y_true, y_pred):
+def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> Any:
+    """Mean squared error of ``log(1 + y)``: relative errors, for positive targets.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     d = xp.log(xp.clip(y_pred, min=EPSILON) + 1.0) - xp.log(xp.clip(y_true, min=EPSILON) + 1.0)
@@ -105,7 +141,22 @@ def _elementwise_bce(xp, y_true, y_pred, from_logits):
     return -(y_true * xp.log(p) + (1.0 - y_true) * xp.log(1.0 - p))
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                        label_smoothing: float = 0.0, axis: int = -1) -> Any:
+    """Crossentropy of independent yes/no labels (one sigmoid unit per label).
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        from_logits: Whether ``y_pred`` holds logits (unnormalised scores) rather than
+            probabilities; logits are more accurate numerically. Default ``False``.
+        label_smoothing: In [0, 1]: move the targets toward the uniform distribution by this
+            amount (0 = none). Default ``0.0``.
+        axis: The axis holding the classes (or the vector). Default ``-1``.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     if label_smoothing:
@@ -120,7 +171,22 @@ def _log_probs(xp, y_pred, from_logits, axis):
     return xp.log(xp.clip(p, min=EPSILON, max=1.0 - EPSILON))
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> Any:
+    """Crossentropy of one-hot (or soft) targets against a class distribution.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        from_logits: Whether ``y_pred`` holds logits (unnormalised scores) rather than
+            probabilities; logits are more accurate numerically. Default ``False``.
+        label_smoothing: In [0, 1]: move the targets toward the uniform distribution by this
+            amount (0 = none). Default ``0.0``.
+        axis: The axis holding the classes (or the vector). Default ``-1``.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     if label_smoothing:
@@ -129,7 +195,22 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     return -xp.sum(y_true * _log_probs(xp, y_pred, from_logits, axis), axis=axis)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
+                                    ignore_class: int | None = None, axis: int = -1) -> Any:
+    """Crossentropy of integer class labels against a class distribution.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        from_logits: Whether ``y_pred`` holds logits (unnormalised scores) rather than
+            probabilities; logits are more accurate numerically. Default ``False``.
+        ignore_class: A label whose samples contribute 0 (e.g. padding); ``None`` = every
+            label counts. Default ``None``.
+        axis: The axis holding the classes (or the vector). Default ``-1``.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
@@ -148,8 +229,28 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     return values
 
 
-def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25,
-                              gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_focal_crossentropy(y_true: Any, y_pred: Any, apply_class_balancing: bool = False,
+                              alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
+                              label_smoothing: float = 0.0, axis: int = -1) -> Any:
+    """Binary crossentropy down-weighting easy examples by ``(1 - p_t) ** gamma`` (focal loss).
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        apply_class_balancing: Weigh positives by ``alpha`` and negatives by ``1 - alpha``.
+            Default ``False``.
+        alpha: The class-balancing weight. Default ``0.25``.
+        gamma: The focusing exponent: larger values down-weight easy examples more. Default
+            ``2.0``.
+        from_logits: Whether ``y_pred`` holds logits (unnormalised scores) rather than
+            probabilities; logits are more accurate numerically. Default ``False``.
+        label_smoothing: In [0, 1]: move the targets toward the uniform distribution by this
+            amount (0 = none). Default ``0.0``.
+        axis: The axis holding the classes (or the vector). Default ``-1``.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     if label_smoothing:
@@ -164,8 +265,26 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
     return xp.mean(focal, axis=axis)
 
 
-def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
-                                   label_smoothing=0.0, axis=-1):
+def categorical_focal_crossentropy(y_true: Any, y_pred: Any, alpha: float = 0.25,
+                                   gamma: float = 2.0, from_logits: bool = False,
+                                   label_smoothing: float = 0.0, axis: int = -1) -> Any:
+    """Categorical crossentropy down-weighting easy examples by ``alpha * (1 - p) ** gamma``.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        alpha: The class-balancing weight. Default ``0.25``.
+        gamma: The focusing exponent: larger values down-weight easy examples more. Default
+            ``2.0``.
+        from_logits: Whether ``y_pred`` holds logits (unnormalised scores) rather than
+            probabilities; logits are more accurate numerically. Default ``False``.
+        label_smoothing: In [0, 1]: move the targets toward the uniform distribution by this
+            amount (0 = none). Default ``0.0``.
+        axis: The axis holding the classes (or the vector). Default ``-1``.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     if label_smoothing:
@@ -179,33 +298,79 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
     return xp.sum(focal, axis=axis)
 
 
-def kl_divergence(y_true, y_pred):
+def kl_divergence(y_true: Any, y_pred: Any) -> Any:
+    """Kullback-Leibler divergence of the predicted distribution from the target one.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = xp.clip(ops.as_float(xp, y_true, like=y_pred), min=EPSILON, max=1.0)
     y_pred = xp.clip(y_pred, min=EPSILON, max=1.0)
     return xp.sum(y_true * xp.log(y_true / y_pred), axis=-1)
 
 
-def poisson(y_true, y_pred):
+def poisson(y_true: Any, y_pred: Any) -> Any:
+    """Poisson negative log-likelihood, for count targets.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     return xp.mean(y_pred - y_true * xp.log(y_pred + EPSILON), axis=-1)
 
 
-def cosine_similarity(y_true, y_pred, axis=-1):
-    """The loss: minus the cosine similarity (the metric of the same name is positive)."""
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Any:
+    """The loss: minus the cosine similarity (the metric of the same name is positive).
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        axis: The axis holding the classes (or the vector). Default ``-1``.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.l2_normalize(xp, ops.as_float(xp, y_true, like=y_pred), axis=axis)
     return -xp.sum(y_true * ops.l2_normalize(xp, y_pred, axis=axis), axis=axis)
 
 
-def log_cosh(y_true, y_pred):
+def log_cosh(y_true: Any, y_pred: Any) -> Any:
+    """Mean of ``log(cosh(error))``: squared error for small errors, absolute error for large ones.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     x = y_pred - ops.as_float(xp, y_true, like=y_pred)
     return xp.mean(x + ops.softplus(xp, -2.0 * x) - math.log(2.0), axis=-1)
 
 
-def huber(y_true, y_pred, delta=1.0):
+def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> Any:
+    """Huber loss: quadratic for errors up to ``delta``, linear beyond (robust to outliers).
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        delta: Where the loss turns from quadratic to linear. Default ``1.0``.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     err = xp.abs(y_pred - ops.as_float(xp, y_true, like=y_pred))
     quad = 0.5 * err * err
@@ -218,19 +383,46 @@ def _hinge_labels(xp, y_true, like):
     return xp.where(is_binary, 2.0 * y_true - 1.0, y_true)
 
 
-def hinge(y_true, y_pred):
+def hinge(y_true: Any, y_pred: Any) -> Any:
+    """Hinge loss of labels -1/1 (0/1 labels are converted).
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     margin = 1.0 - _hinge_labels(xp, y_true, y_pred) * y_pred
     return xp.mean(xp.clip(margin, min=0.0), axis=-1)
 
 
-def squared_hinge(y_true, y_pred):
+def squared_hinge(y_true: Any, y_pred: Any) -> Any:
+    """Squared hinge loss of labels -1/1 (0/1 labels are converted).
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     margin = xp.clip(1.0 - _hinge_labels(xp, y_true, y_pred) * y_pred, min=0.0)
     return xp.mean(margin * margin, axis=-1)
 
 
-def categorical_hinge(y_true, y_pred):
+def categorical_hinge(y_true: Any, y_pred: Any) -> Any:
+    """Categorical hinge of one-hot targets.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values: ``y_pred``'s shape without its last axis.
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     pos = xp.sum(y_true * y_pred, axis=-1)
@@ -242,26 +434,71 @@ def categorical_hinge(y_true, y_pred):
 
 
 class Loss:
-    """A loss object: a per-sample function, its options, a reduction and a name."""
+    """A loss object: a per-sample function, its options, a reduction and a name.
+
+    Subclass it to write a loss with options: set ``fn`` (a function
+    ``fn(y_true, y_pred, **options) -> per-sample values``) or override ``call``. Calling
+    the object applies sample weights and the reduction.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> class Quartic(kp.losses.Loss):
+        ...     def call(self, y_true, y_pred):
+        ...         return ((y_pred - y_true) ** 4).mean(axis=-1)
+        >>> float(Quartic()(np.zeros((2, 1)), np.ones((2, 1))))
+        1.0
+    """
 
     fn: Callable[..., Any] | None = None
 
-    def __init__(self, reduction: Any = "sum_over_batch_size", name: str | None = None,
-                 **options: Any):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 options: dict[str, Any] | None = None) -> None:
+        """Args:
+            reduction: How ``__call__`` reduces the per-sample values:
+                ``"sum_over_batch_size"`` (default), ``"sum"``, ``"mean_with_sample_weight"``
+                or ``"none"``/``None``.
+            name: The log name. Default ``None``: the function's name (or the class name).
+            options: Keyword arguments passed to ``fn`` after ``y_true, y_pred``.
+        """
         fn = type(self).fn
+        options = dict(options or {})
         if fn is not None:
             params = inspect.signature(fn).parameters
             valid = [p for p in params if p not in ("y_true", "y_pred")]
-            check_kwargs(type(self).__name__, options, valid + ["reduction", "name"])
+            check_kwargs(type(self).__name__, options, valid)
         self.reduction = check_reduction(reduction)
         self.name = name or (fn.__name__ if fn is not None else type(self).__name__)
         self.options = options
 
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if "__init__" in cls.__dict__:  # unknown keywords: the valid names, the closest one
+            cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
+
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        """Per-sample values (last axis reduced)."""
+        """Per-sample values (last axis reduced).
+
+        Args:
+            y_true: Targets.
+            y_pred: Predictions.
+
+        Returns:
+            ``fn(y_true, y_pred, **options)``.
+        """
         return type(self).fn(y_true, y_pred, **self.options)
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        """The reduced, weighted loss of a batch.
+
+        Args:
+            y_true: Targets.
+            y_pred: Predictions (a rank-1 ``(N,)`` output counts as ``(N, 1)``).
+            sample_weight: Optional per-sample weights ``(N,)`` or ``(N, T)``.
+
+        Returns:
+            A scalar, or the per-sample values when ``reduction`` is ``"none"``.
+        """
         y_true, y_pred = align(y_true, y_pred)
         return weighted_reduce(self.call(y_true, y_pred), sample_weight, self.reduction)
 
@@ -277,13 +514,21 @@ class Loss:
 
 
 class LossFunctionWrapper(Loss):
-    """Wraps a plain ``fn(y_true, y_pred) -> per-sample values`` as a loss object."""
+    """Wraps a plain ``fn(y_true, y_pred) -> per-sample values`` as a loss object.
 
-    def __init__(self, fn: Callable[..., Any], reduction: Any = "sum_over_batch_size",
-                 name: str | None = None, **options: Any):
+    Args:
+        fn: The per-sample function (last axis reduced).
+        reduction: As for ``Loss``. Default ``"sum_over_batch_size"``.
+        name: The log name. Default ``None``: ``fn.__name__``.
+        options: Keyword arguments passed to ``fn`` after ``y_true, y_pred``. Default
+            ``None``.
+    """
+
+    def __init__(self, fn: Callable[..., Any], reduction: str | None = "sum_over_batch_size",
+                 name: str | None = None, options: dict[str, Any] | None = None) -> None:
         super().__init__(reduction=reduction, name=name or getattr(fn, "__name__", "loss"))
         self.wrapped = fn
-        self.options = options
+        self.options = dict(options or {})
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         return self.wrapped(y_true, y_pred, **self.options)
@@ -297,33 +542,14 @@ LOSSES = Registry("loss")
 LOSS_CLASSES: dict[str, type[Loss]] = {}
 
 
-def _define(class_name: str, fn: Callable[..., Any], *aliases: str) -> type[Loss]:
-    cls = type(class_name, (Loss,), {"fn": staticmethod(fn), "__doc__": fn.__doc__})
-    cls.__module__ = __name__
-    LOSSES.add([fn.__name__, *aliases], cls)
-    LOSS_CLASSES[class_name] = cls
-    globals()[class_name] = cls
-    return cls
+def _options(local_vars: dict[str, Any]) -> dict[str, Any]:
+    """A loss class's own options, from its ``__init__``'s ``locals()``."""
+    return {k: v for k, v in local_vars.items()
+            if k not in ("self", "reduction", "name", "__class__")}
 
 
-_define("MeanSquaredError", mean_squared_error, "mse")
-_define("MeanAbsoluteError", mean_absolute_error, "mae")
-_define("MeanAbsolutePercentageError", mean_absolute_percentage_error, "mape")
-_define("MeanSquaredLogarithmicError", mean_squared_logarithmic_error, "msle")
-_define("BinaryCrossentropy", binary_crossentropy, "bce")
-_define("CategoricalCrossentropy", categorical_crossentropy, "cce")
-_define("SparseCategoricalCrossentropy", sparse_categorical_crossentropy, "scce")
-_define("BinaryFocalCrossentropy", binary_focal_crossentropy)
-_define("CategoricalFocalCrossentropy", categorical_focal_crossentropy)
-_define("KLDivergence", kl_divergence, "kld", "kullback_leibler_divergence")
-_define("Poisson", poisson)
-_define("CosineSimilarity", cosine_similarity)
-_define("LogCosh", log_cosh, "logcosh")
-_define("Huber", huber, "huber_loss")
-_define("Hinge", hinge)
-_define("SquaredHinge", squared_hinge)
-_define("CategoricalHinge", categorical_hinge)
-
+# the loss classes (one per function, with explicit signatures) live in loss_classes.py,
+# imported at the end of this module and registered there
 CROSSENTROPY_KIND = {  # which accuracy a crossentropy loss implies (SPEC section 2)
     "binary_crossentropy": "binary",
     "binary_focal_crossentropy": "binary",
@@ -334,7 +560,24 @@ CROSSENTROPY_KIND = {  # which accuracy a crossentropy loss implies (SPEC sectio
 
 
 def get(identifier: Any) -> Loss:
-    """Resolve a loss given as a name, a Loss class or instance, or a plain function."""
+    """Resolve a loss given as a name, a Loss class or instance, or a plain function.
+
+    Args:
+        identifier: A loss name or alias (exact spelling), a ``Loss`` class or object, or
+            a function ``fn(y_true, y_pred) -> per-sample values``.
+
+    Returns:
+        A ``Loss`` object.
+
+    Raises:
+        ValueError: An unknown name (the message lists the valid ones and the closest).
+        TypeError: Something that is not a loss.
+
+    Example:
+        >>> import kompile as kp
+        >>> kp.losses.get("mse")
+        MeanSquaredError({'reduction': 'sum_over_batch_size', 'name': 'mse'})
+    """
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
@@ -359,6 +602,14 @@ def crossentropy_kind(loss: Loss | None) -> str | None:
 
 
 def serialize(loss: Loss) -> dict[str, Any]:
+    """``{"class_name", "config"}`` for a loss (custom ones must be registered).
+
+    Args:
+        loss: A ``Loss`` object.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
     if isinstance(loss, LossFunctionWrapper):
         name = custom_name(loss.wrapped)
         if name is None:
@@ -377,10 +628,79 @@ def serialize(loss: Loss) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> Loss:
+    """A loss from the dict ``serialize`` made.
+
+    Args:
+        config: ``{"class_name": ..., "config": ...}``.
+
+    Returns:
+        The ``Loss`` object.
+    """
     from .registry import get_custom
 
     name, cfg = config["class_name"], dict(config["config"])
     if name == "LossFunctionWrapper":
-        return LossFunctionWrapper(get_custom(cfg.pop("fn")), **cfg)
+        fn = get_custom(cfg.pop("fn"))
+        return LossFunctionWrapper(fn, cfg.pop("reduction", "sum_over_batch_size"),
+                                   cfg.pop("name", None), cfg)
     cls = LOSS_CLASSES.get(name) or get_custom(name)
     return cls.from_config(cfg)
+
+
+from .loss_classes import (  # noqa: E402  (the classes subclass Loss, defined above)
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    CategoricalHinge,
+    CosineSimilarity,
+    Hinge,
+    Huber,
+    KLDivergence,
+    LogCosh,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    SparseCategoricalCrossentropy,
+    SquaredHinge,
+)
+
+__all__ = [
+    "Loss", "LossFunctionWrapper", "deserialize", "get", "serialize", "REDUCTIONS",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "CosineSimilarity",
+    "LogCosh",
+    "Huber",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_focal_crossentropy",
+    "kl_divergence",
+    "poisson",
+    "cosine_similarity",
+    "log_cosh",
+    "huber",
+    "hinge",
+    "squared_hinge",
+    "categorical_hinge",
+]

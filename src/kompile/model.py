@@ -6,7 +6,9 @@ configuration and the objective, and delegates the loop to ``loop.py``.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,8 @@ from . import compile as compile_mod
 from . import data as data_mod
 from . import distribution as distribution_mod
 from . import loop, precision, serialization
-from .registry import check_kwargs, type_error
+from .callbacks.base import History
+from .registry import keywords_checked, type_error
 from .structures import OutputSpec
 
 
@@ -40,18 +43,64 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
 class Model:
     """Keras's training workflow on top of a module you already wrote.
 
-    ``kp.Model(module).compile(optimizer, loss, metrics, ...)`` then ``fit``/``evaluate``/
-    ``predict``. The module is called with ``x`` as its single argument.
+    ``kp.Model(module)`` wraps a Flax NNX module or a torch ``nn.Module``; ``compile`` then
+    says how to train it (optimizer, loss, metrics) and ``fit`` / ``evaluate`` /
+    ``predict`` run the one training loop. The backend is chosen from the module's type:
+    there is no global backend switch, and a program may hold JAX and torch models at once.
+
+    The module is called with ``x`` as its single argument, in the structure you give
+    (one array, a tuple/list or a dict of arrays). Its output may be an array, a
+    tuple/list, a dict or any nesting of those; each array in it is one *output*, with a
+    name (see ``output_names``) by which losses, metrics, targets and sample weights are
+    paired with it.
+
+    Args:
+        module: A ``flax.nnx.Module`` or a ``torch.nn.Module``. kompile trains it in place:
+            after every ``fit`` (and whenever you read ``model.module``) the module holds
+            the trained weights, so you can keep using it without kompile.
+        output_names: Names for the outputs of a module that returns a tuple or list, in
+            order (default ``output_1``, ``output_2``, ...). Dict outputs are named by their
+            keys and a single output has no name, so this argument is for tuple/list
+            outputs only. Names are what ``loss={...}``, ``metrics={...}``,
+            ``loss_weights={...}`` and dict targets refer to, and they prefix the logs
+            (``<name>_loss``, ``<name>_<metric>``).
+        dtype_policy: ``None`` (the global policy, ``"float32"`` unless changed with
+            ``kp.mixed_precision.set_global_policy``), a policy name (``"float32"``,
+            ``"mixed_float16"``, ``"mixed_bfloat16"``, ``"float16"``, ``"bfloat16"``) or a
+            ``kp.mixed_precision.Policy``. A mixed policy keeps the variables in float32
+            and computes the forward pass in the lower precision; ``"mixed_float16"``
+            also scales the loss (see ``compile(auto_scale_loss=...)``).
+        distribution: ``None`` (the global distribution set with
+            ``kp.distribution.set_distribution``, none by default) or a
+            ``kp.distribution.DataParallel``: one replica per device, each batch split on
+            its first axis. Keyword-only.
+
+    Raises:
+        TypeError: ``module`` is neither a Flax NNX module nor a torch module, or
+            ``output_names`` is not a list of strings, or ``distribution`` is not a
+            ``DataParallel``.
+        ValueError: ``dtype_policy`` is an unknown policy name.
+
+    Example:
+        >>> import numpy as np
+        >>> from flax import nnx
+        >>> import kompile as kp
+        >>> model = kp.Model(nnx.Linear(3, 1, rngs=nnx.Rngs(0)))
+        >>> model.backend
+        'jax'
+        >>> model.predict(np.ones((4, 3), np.float32), verbose=0).shape
+        (4, 1)
     """
 
-    def __init__(self, module: Any, output_names: Any = None, dtype_policy: Any = None,
-                 **kwargs: Any):
-        check_kwargs("Model", kwargs, ["distribution"])
+    @keywords_checked
+    def __init__(self, module: Any, output_names: Sequence[str] | None = None,
+                 dtype_policy: str | precision.Policy | None = None, *,
+                 distribution: distribution_mod.DataParallel | None = None) -> None:
         if output_names is not None and (isinstance(output_names, str) or not all(
                 isinstance(n, str) for n in output_names)):
             raise type_error("output_names", "a list of strings", output_names)
         self.dtype_policy = precision.get_policy(dtype_policy)
-        self.distribution = kwargs.get("distribution") or distribution_mod.distribution()
+        self.distribution = distribution or distribution_mod.distribution()
         if self.distribution is not None and not isinstance(self.distribution,
                                                             distribution_mod.DataParallel):
             raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
@@ -60,7 +109,8 @@ class Model:
         self._config: compile_mod.CompileConfig | None = None
         self._objective = None
         self._spec: OutputSpec | None = None
-        self.history = None
+        self._pending_state: dict[str, Any] | None = None  # set by kp.load_model
+        self.history: Any = None
         self.stop_training = False  # set by a callback: the loop ends after this batch/call
         self.stop_evaluating = False
         self.stop_predicting = False
@@ -74,18 +124,22 @@ class Model:
 
     @property
     def backend(self) -> str:
+        """``"jax"`` or ``"torch"``: the backend chosen from the module's type."""
         return self._backend.name
 
     @property
     def optimizer(self) -> Any:
+        """The resolved optimizer spec (``None`` before ``compile``)."""
         return None if self._config is None else self._config.optimizer
 
     @property
     def compiled(self) -> bool:
+        """Whether ``compile`` has been called."""
         return self._config is not None
 
     @property
     def run_eagerly(self) -> bool:
+        """Whether steps run eagerly (``compile(run_eagerly=True)``)."""
         return bool(self._config and self._config.run_eagerly)
 
     @property
@@ -100,12 +154,158 @@ class Model:
 
     @property
     def metrics_names(self) -> list[str]:
+        """The log names in the order ``evaluate`` returns them (empty before the first
+        batch: names of outputs and shape-dependent metrics are known only then)."""
         return [] if self._objective is None else list(self._objective.log_names)
 
     # ------------------------------------------------------------------ compile
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
-                **kwargs: Any) -> Model:
-        config = compile_mod.make_config(optimizer, loss, metrics, **kwargs)
+    @keywords_checked
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None, *,
+                loss_weights: Any = None, weighted_metrics: Any = None,
+                run_eagerly: bool = False, steps_per_execution: int = 1,
+                jit_compile: bool | str = "auto", auto_scale_loss: bool = True,
+                sample_weight_mode: Any = None, target_tensors: Any = None,
+                experimental_steps_per_execution: int | None = None) -> Model:
+        """Configure the model for training: optimizer, loss(es), metrics, execution.
+
+        Only ``optimizer``, ``loss`` and ``metrics`` may be given by position; every other
+        argument is keyword-only (Keras 3 takes ``loss_weights`` third, a trap when porting
+        R/tf-keras code). Every name is resolved here, so a typo fails now with the closest
+        valid name, not at the first batch. Nothing backend-specific is built until the
+        first batch shows the output shapes. Calling ``compile`` again replaces the whole
+        configuration, optimizer state and metrics included (as tf-keras does).
+
+        **Structures.** A model with several outputs pairs each per-output argument
+        (``loss``, ``metrics``, ``weighted_metrics``, ``loss_weights``,
+        ``sample_weight_mode``, targets, sample weights) with its outputs by *name* when
+        the argument is a dict and by *position* when it is a list, never by sorted key
+        order. Output names are the dict keys of the module's output, ``output_1``,
+        ``output_2``, ... for tuple/list outputs (or ``kp.Model(output_names=...)``),
+        paths such as ``"a/b"`` for nested outputs. A dict may be partial: outputs it
+        does not name get no loss (or no metric), and need no target.
+
+        **Differences from Keras** (each a decision of kompile's contract): a
+        ``loss_weights`` dict is matched by name even when ``loss`` is a list; a rank-1
+        output ``(N,)`` is one value per sample, as ``(N, 1)``, for every loss, metric
+        and sample weight; ``"accuracy"`` follows the output's crossentropy loss (binary
+        crossentropy with multi-hot targets reports binary accuracy); ``"cce"``,
+        ``"scce"``, ``"kld"``, ``"logcosh"``, ``"huber_loss"`` and ``"crossentropy"`` are
+        accepted as losses; ``class_weight`` works for several outputs; a model compiled
+        without a loss cannot ``fit``; ``steps_per_execution`` works on torch too.
+
+        Args:
+            optimizer: How the weights are updated. One of: a name (case-insensitive:
+                ``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"adagrad"``,
+                ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"lion"``, ``"ftrl"``,
+                ``"adafactor"``) with Keras's default hyperparameters; a
+                ``kp.optimizers`` object (``kp.optimizers.Adam(learning_rate=1e-3,
+                clipnorm=1.0)``) or class; a native ``optax.GradientTransformation``
+                (JAX) or ``torch.optim`` optimizer (torch), used as given. Default
+                ``"rmsprop"``.
+            loss: What training minimises. A name (``"mse"``,
+                ``"sparse_categorical_crossentropy"``, ``"crossentropy"``, ...; exact
+                spelling or a listed alias), a ``kp.losses`` object
+                (``kp.losses.BinaryCrossentropy(from_logits=True)``) or class, or a
+                function ``fn(y_true, y_pred) -> per-sample values`` (last axis reduced;
+                written with the array API or ``jax.numpy``/torch ops). For several
+                outputs: one loss (applied to every output), a list with one entry per
+                output, or a dict keyed by output name; ``None`` entries (or outputs a
+                dict leaves out) get no loss; an entry may itself be a list of losses,
+                which are summed. Default ``None``: ``fit`` then raises, while
+                ``evaluate`` can still compute metrics.
+            metrics: What is reported, not minimised; metrics ignore sample weights. A
+                list of metric names (every loss name, ``"accuracy"``/``"acc"``,
+                ``"auc"``, ``"precision"``, ``"recall"``, ``"f1_score"``, ...),
+                ``kp.metrics`` objects or classes, ``kp.losses`` objects, or functions
+                ``fn(y_true, y_pred) -> per-sample values`` (averaged, logged under
+                ``fn.__name__``; ``kp.custom_metric(name, fn)`` picks the name). With
+                several outputs: a flat list applies to every output, a list with one
+                entry per output (each a metric, a list of metrics or ``None``) is per
+                output, a dict keyed by output name may be partial. ``"accuracy"`` and
+                ``"crossentropy"`` pick their binary / categorical / sparse variant per
+                output from that output's loss, else from the per-sample shapes.
+                Default ``None``.
+            loss_weights: Scalar coefficients of each output's loss in the total loss
+                ``sum(weight_i * loss_i)``: a float (every output), a list (by position)
+                or a dict (always by output name, whatever form ``loss`` has). The
+                per-output logs ``<name>_loss`` stay unweighted. Default ``None`` (every
+                weight 1).
+            weighted_metrics: Metrics, in the same forms as ``metrics``, that use the
+                ``sample_weight`` (and ``class_weight``) of ``fit``/``evaluate``: a
+                weighted mean is ``sum(w * v) / sum(w)`` over the whole epoch. A name that
+                is also in ``metrics`` is logged as ``weighted_<name>``. Default ``None``.
+            run_eagerly: ``True`` runs every step as plain Python (no ``jax.jit``, no
+                ``torch.compile``), so prints, breakpoints and side effects in the module
+                work; slower. It wins over ``jit_compile=True`` (with a warning).
+                Default ``False``.
+            steps_per_execution: Batches per compiled call (an int >= 1). On JAX the N
+                steps run in one ``lax.scan`` on the device, which removes the per-batch
+                Python and dispatch cost of small models; on torch they run in one call.
+                Results equal ``steps_per_execution=1``; callbacks see one
+                ``on_train_batch_begin``/``end`` per call (indices of the first/last
+                batch in it). Default ``1``.
+            jit_compile: ``"auto"`` (default): JAX compiles steps with ``jax.jit`` and
+                falls back to eager execution with a warning naming the cause if the
+                step cannot be traced; torch runs eagerly. ``True``: ``jax.jit`` (raising
+                if it cannot trace) or ``torch.compile``. ``False``: eager on both.
+                ``model.jit_compile`` reports the resolved value.
+            auto_scale_loss: With the ``"mixed_float16"`` dtype policy, wrap the
+                optimizer in ``kp.optimizers.LossScaleOptimizer`` (dynamic loss scaling
+                from 2**15; a step with non-finite gradients is skipped and halves the
+                scale). No effect with other policies. Default ``True``.
+            sample_weight_mode: ``None`` (default: per-sample weights of shape ``(N,)``,
+                or ``(N, T)`` for sequence outputs, which work without a mode) or
+                ``"temporal"`` (require ``(N, T)`` weights and an output of rank >= 3);
+                or a list/dict of those per output.
+            target_tensors: Targets bound now instead of passed as ``y``: an array, or a
+                list/dict per output, with as many samples as the ``x`` later given to
+                ``fit``/``evaluate`` (which then take no ``y``). Default ``None``.
+            experimental_steps_per_execution: Deprecated alias of
+                ``steps_per_execution`` (a ``DeprecationWarning``); used only when
+                ``steps_per_execution`` is left at 1. Default ``None``.
+
+        Returns:
+            The model itself, so that ``kp.Model(m).compile(...).fit(...)`` chains.
+
+        Raises:
+            ValueError: An unknown optimizer, loss or metric name (the message lists the
+                valid names and the closest match), an invalid ``steps_per_execution``,
+                ``jit_compile`` or ``sample_weight_mode``.
+            TypeError: An argument of the wrong type, or an unknown keyword argument (the
+                message names the closest valid one).
+
+        Example:
+            >>> import numpy as np
+            >>> from flax import nnx
+            >>> import kompile as kp
+            >>> class TwoHeads(nnx.Module):
+            ...     def __init__(self, rngs):
+            ...         self.score = nnx.Linear(4, 1, rngs=rngs)
+            ...         self.label = nnx.Linear(4, 3, rngs=rngs)
+            ...     def __call__(self, x):
+            ...         return {"score": self.score(x), "label": self.label(x)}
+            >>> model = kp.Model(TwoHeads(nnx.Rngs(0)))
+            >>> _ = model.compile(
+            ...     optimizer=kp.optimizers.Adam(learning_rate=1e-2),
+            ...     loss={"score": "mse",
+            ...           "label": kp.losses.SparseCategoricalCrossentropy(from_logits=True)},
+            ...     metrics={"label": ["accuracy"]},
+            ...     loss_weights={"score": 0.5, "label": 1.0})
+            >>> x = np.random.rand(32, 4).astype("float32")
+            >>> y = {"score": np.random.rand(32, 1), "label": np.random.randint(0, 3, 32)}
+            >>> sorted(model.evaluate(x, y, verbose=0, return_dict=True))
+            ['label_accuracy', 'label_loss', 'loss', 'score_loss']
+        """
+        options: dict[str, Any] = {
+            "loss_weights": loss_weights, "weighted_metrics": weighted_metrics,
+            "run_eagerly": run_eagerly, "steps_per_execution": steps_per_execution,
+            "jit_compile": jit_compile, "auto_scale_loss": auto_scale_loss,
+            "sample_weight_mode": sample_weight_mode, "target_tensors": target_tensors}
+        if experimental_steps_per_execution is not None:
+            if steps_per_execution == 1:
+                del options["steps_per_execution"]  # the alias applies [SPEC 1]
+            options["experimental_steps_per_execution"] = experimental_steps_per_execution
+        config = compile_mod.make_config(optimizer, loss, metrics, **options)
         if (config.auto_scale_loss and self.dtype_policy.needs_loss_scale
                 and not getattr(config.optimizer, "is_loss_scale", False)):
             from .optimizers import LossScaleOptimizer
@@ -113,13 +313,49 @@ class Model:
             config.optimizer = LossScaleOptimizer(config.optimizer)
         self._config = config
         self._objective = None  # a recompile replaces the whole configuration [SPEC 1]
+        self._pending_state = None
         self._backend.unbuild()
         return self
 
     def get_compile_config(self) -> dict[str, Any]:
+        """Every ``compile`` argument as a JSON-serialisable dict (``{}`` before compile).
+
+        Names stay names; objects become ``{"class_name": ..., "config": ...}``; per-output
+        structures keep their form, so pairing survives a round trip. Custom functions
+        and classes must be registered with ``kp.register`` first.
+
+        Returns:
+            A dict with one entry per ``compile`` argument.
+
+        Raises:
+            ValueError: A custom loss, metric or optimizer that was never registered
+                (the message names where it was found).
+
+        Example:
+            >>> import kompile as kp
+            >>> from flax import nnx
+            >>> model = kp.Model(nnx.Linear(2, 1, rngs=nnx.Rngs(0)))
+            >>> config = model.compile("adam", "mse").get_compile_config()
+            >>> config["optimizer"], config["loss"]
+            ('adam', 'mse')
+        """
         return {} if self._config is None else serialization.compile_config(self._config)
 
     def compile_from_config(self, config: dict[str, Any]) -> Model:
+        """Compile from a dict made by ``get_compile_config`` (of this or another model).
+
+        Args:
+            config: The dict returned by ``get_compile_config()``, possibly after a JSON
+                round trip.
+
+        Returns:
+            The model itself, compiled.
+
+        Raises:
+            TypeError: ``config`` is not a dict.
+            ValueError: ``config`` is empty (the source model was never compiled), or names
+                a custom object that is not registered in this process.
+        """
         return self.compile(**serialization.compile_kwargs(config))
 
     # ------------------------------------------------------------------ internals
@@ -140,6 +376,10 @@ class Model:
             shapes = [None if y is None else tuple(y.shape[1:]) for y in ys]
             self._objective = compile_mod.resolve(self._config, self._spec, shapes)
             self._backend.build(self._objective, self._config)
+            if self._pending_state is not None:  # kp.load_model: the saved training state
+                from .model_saving import restore_pending
+
+                restore_pending(self)
         return self._objective
 
     def _bind_targets(self, x: Any, y: Any) -> Any:
@@ -170,22 +410,205 @@ class Model:
         return ordered[0] if len(ordered) == 1 else ordered
 
     # ------------------------------------------------------------------ training calls
-    def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        check_kwargs("fit", kwargs, loop.fit.__code__.co_varnames[3:loop.fit.__code__.co_argcount])
-        return loop.fit(self, x, y, **kwargs)
+    @keywords_checked
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: int | str = "auto", callbacks: Any = None, validation_split: float = 0.0,
+            validation_data: Any = None, shuffle: bool = True,
+            class_weight: dict[Any, Any] | None = None, sample_weight: Any = None,
+            initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int | Sequence[int] = 1) -> History:
+        """Train the model for a number of epochs.
 
-    def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        check_kwargs("evaluate", kwargs,
-                     loop.evaluate.__code__.co_varnames[3:loop.evaluate.__code__.co_argcount])
-        return loop.evaluate(self, x, y, **kwargs)
+        Each epoch runs over the data in batches (shuffled unless ``shuffle=False``),
+        updates the weights once per batch, then evaluates the validation data if any.
+        Logs (``loss``, per-output ``<name>_loss``, metrics, then ``val_*``) are Python
+        floats; the epoch ``loss`` is the batch-size-weighted mean of the batch losses.
+        When ``fit`` returns (or is interrupted) the module holds the latest weights.
 
-    def predict(self, x: Any, **kwargs: Any) -> Any:
-        check_kwargs("predict", kwargs,
-                     loop.predict.__code__.co_varnames[2:loop.predict.__code__.co_argcount])
-        return loop.predict(self, x, **kwargs)
+        Args:
+            x: Input data, in the structure the module takes: a NumPy/JAX/torch array, a
+                tuple/list or dict of arrays (a dict whose keys name the module's
+                parameters is passed as keyword arguments); or a source of whole batches:
+                a torch ``DataLoader``, a ``tf.data``-like iterable, a generator or any
+                iterable yielding ``(x, y)`` or ``(x, y, sample_weight)`` tuples (then
+                ``y``, ``sample_weight`` and ``batch_size`` must not be given).
+            y: Targets: an array for a one-output model; for several outputs a dict keyed
+                by output name (only outputs with a loss need one) or a list by
+                position. ``None`` when ``x`` yields batches or ``compile`` bound
+                ``target_tensors``.
+            batch_size: Samples per gradient update for array inputs. Default ``None``
+                means 32. Not allowed with batch sources (they batch themselves).
+            epochs: The epoch to stop at (exclusive). With ``initial_epoch`` it is an
+                index, not a count: ``epochs=5, initial_epoch=3`` trains epochs 3 and 4.
+                Default 1.
+            verbose: ``"auto"`` (default: 1 on a terminal, 2 otherwise, so CI logs get no
+                carriage returns), 0 (silent), 1 (a progress bar per epoch) or 2 (one line
+                per epoch).
+            callbacks: A list of ``kp.callbacks.Callback`` objects (``ModelCheckpoint``,
+                ``EarlyStopping``, ``BackupAndRestore``, ``TensorBoard``, your own
+                subclasses, ...), or one callback. ``History`` and the progress bar are
+                added for you.
+            validation_split: Fraction in [0, 1) of the array inputs held out for
+                validation: the *last* samples, taken before shuffling. Array inputs
+                only. Default 0.0.
+            validation_data: Data evaluated at the end of every epoch (see
+                ``validation_freq``): a tuple ``(x_val, y_val)`` or
+                ``(x_val, y_val, val_sample_weight)`` of arrays, or a batch source as for
+                ``x``. Takes precedence over ``validation_split``.
+            shuffle: Reshuffle array inputs before each epoch (from NumPy's global RNG,
+                so ``kp.utils.set_random_seed`` fixes the order). Batch sources are
+                never reshuffled by kompile. Default ``True``.
+            class_weight: A dict ``{class index: weight}`` multiplying each sample's loss
+                by the weight of its class (classes not listed weigh 1.0; one-hot
+                targets use their argmax). For several outputs a dict of such dicts keyed
+                by output name. Combined with ``sample_weight`` by multiplication.
+                Training data only.
+            sample_weight: Per-sample weights for the training loss and the
+                ``weighted_metrics``: an array of shape ``(N,)``, or ``(N, T)`` for
+                sequence outputs; for several outputs a dict by name or a list by
+                position. Not allowed with batch sources (yield them as the third
+                element instead).
+            initial_epoch: The epoch to start at (useful to resume a run: the logs and
+                ``History.epoch`` count from it). Default 0.
+            steps_per_epoch: Batches per epoch. ``None`` (default): the whole array data,
+                or until a batch source is exhausted. With a batch source that never ends
+                (a generator) it must be given.
+            validation_steps: Batches of ``validation_data`` evaluated each time
+                (``None``: all of it).
+            validation_batch_size: Batch size for array validation data (default: the
+                training ``batch_size``).
+            validation_freq: Validate every ``validation_freq`` epochs (an int), or after
+                the epochs listed (1-based, e.g. ``[1, 5, 10]``). Default 1.
 
+        Returns:
+            A ``kp.History``: ``history.history`` maps each log name to its list of
+            per-epoch values, ``history.epoch`` lists the epochs run, ``history.params``
+            holds ``epochs``, ``steps`` and ``verbose``; ``history.plot(path)`` draws the
+            curves. It is also ``model.history``.
+
+        Raises:
+            ValueError: ``compile`` was not called, it had no loss, or the data does not
+                fit the model (the message names the argument).
+            TypeError: An argument of the wrong type or an unknown keyword argument.
+
+        Example:
+            >>> import numpy as np
+            >>> from flax import nnx
+            >>> import kompile as kp
+            >>> model = kp.Model(nnx.Linear(3, 1, rngs=nnx.Rngs(0))).compile("sgd", "mse")
+            >>> x, y = np.random.rand(64, 3), np.random.rand(64, 1)
+            >>> history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25,
+            ...                     verbose=0)
+            >>> history.epoch, sorted(history.history)
+            ([0, 1, 2], ['loss', 'val_loss'])
+        """
+        return loop.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                        callbacks=callbacks, validation_split=validation_split,
+                        validation_data=validation_data, shuffle=shuffle,
+                        class_weight=class_weight, sample_weight=sample_weight,
+                        initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                        validation_steps=validation_steps,
+                        validation_batch_size=validation_batch_size,
+                        validation_freq=validation_freq)
+
+    @keywords_checked
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+                 verbose: int | str = "auto", sample_weight: Any = None,
+                 steps: int | None = None, callbacks: Any = None,
+                 return_dict: bool = False) -> Any:
+        """Compute the loss and metrics on data, in batches, without training.
+
+        Args:
+            x: Input data, in the same forms as for ``fit`` (arrays or a batch source).
+            y: Targets, as for ``fit``.
+            batch_size: Samples per batch for array inputs (default 32). Results do not
+                depend on it: metrics accumulate over all batches.
+            verbose: ``"auto"`` (default: 1 on a terminal, 2 otherwise), 0 (silent), 1 (a
+                progress bar) or 2 (one line at the end).
+            sample_weight: Per-sample weights, as for ``fit``: they weigh the loss and
+                the ``weighted_metrics``.
+            steps: Batches to evaluate (``None``: all the data, or until a batch source
+                is exhausted).
+            callbacks: Callbacks whose ``on_test_*`` hooks are called.
+            return_dict: Return a dict ``{log name: value}`` (key-sorted) instead of a
+                list. Default ``False``.
+
+        Returns:
+            A float when only the loss is logged; else the list ``[loss, per-output
+            losses..., metrics in compile order...]`` (names in ``model.metrics_names``);
+            or a dict with ``return_dict=True``.
+
+        Raises:
+            ValueError: ``compile`` was not called, or the data does not fit the model.
+
+        Example:
+            >>> import numpy as np
+            >>> from flax import nnx
+            >>> import kompile as kp
+            >>> model = kp.Model(nnx.Linear(2, 1, rngs=nnx.Rngs(0)))
+            >>> _ = model.compile("sgd", "mse", metrics=["mae"])
+            >>> loss, mae = model.evaluate(np.zeros((8, 2)), np.ones((8, 1)), verbose=0)
+            >>> round(loss, 4), round(mae, 4)
+            (1.0, 1.0)
+        """
+        return loop.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
+                             sample_weight=sample_weight, steps=steps, callbacks=callbacks,
+                             return_dict=return_dict)
+
+    @keywords_checked
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto",
+                steps: int | None = None, callbacks: Any = None) -> Any:
+        """Run the module on ``x`` in batches and return the outputs as NumPy arrays.
+
+        Works without ``compile``. The module runs in inference mode (Flax ``eval()``,
+        torch ``eval()`` and ``no_grad``), jitted on JAX.
+
+        Args:
+            x: Input data: arrays in the module's input structure, or a batch source
+                yielding ``x`` (or ``(x, ...)`` tuples, whose other elements are ignored).
+            batch_size: Samples per batch for array inputs (default 32).
+            verbose: ``"auto"`` (default: 1 on a terminal, 2 otherwise), 0 (silent), 1 (a
+                progress bar) or 2 (one line at the end).
+            steps: Batches to run (``None``: all the data).
+            callbacks: Callbacks whose ``on_predict_*`` hooks are called.
+
+        Returns:
+            The outputs for all samples, concatenated on the first axis, in the structure
+            the module returns (an array, a tuple/list or a dict of arrays).
+
+        Example:
+            >>> import numpy as np
+            >>> from flax import nnx
+            >>> import kompile as kp
+            >>> model = kp.Model(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
+            >>> model.predict(np.ones((10, 2)), batch_size=4, verbose=0).shape
+            (10, 3)
+        """
+        return loop.predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps,
+                            callbacks=callbacks)
+
+    @keywords_checked
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                       class_weight: Any = None, return_dict: bool = False) -> Any:
+                       class_weight: dict[Any, Any] | None = None,
+                       return_dict: bool = False) -> Any:
+        """Run one training step on one batch (all of ``x`` at once).
+
+        Args:
+            x: One batch of inputs (arrays in the module's input structure).
+            y: Its targets, as for ``fit``.
+            sample_weight: Per-sample weights for this batch, as for ``fit``.
+            class_weight: A dict ``{class index: weight}`` (or a dict of them per output),
+                as for ``fit``.
+            return_dict: Return a dict instead of a float/list. Default ``False``.
+
+        Returns:
+            This batch's loss and metrics (not running averages): a float when only the
+            loss is logged, else a list ordered as ``model.metrics_names``, or a dict.
+
+        Raises:
+            ValueError: ``compile`` was not called, or it had no loss.
+        """
         self._require_compiled("train_on_batch")
         y = self._bind_targets(x, y)
         source = data_mod.adapt(x, y, sample_weight, batch_size=None)
@@ -206,22 +629,52 @@ class Model:
         logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
         return self._format_results(logs, return_dict)
 
+    @keywords_checked
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                       return_dict: bool = False) -> Any:
+        """Compute the loss and metrics on one batch, without training.
+
+        Args:
+            x: One batch of inputs.
+            y: Its targets, as for ``fit``.
+            sample_weight: Per-sample weights for this batch.
+            return_dict: Return a dict instead of a float/list. Default ``False``.
+
+        Returns:
+            This batch's results, in the form ``evaluate`` returns them.
+        """
         self._require_compiled("test_on_batch")
         n = data_mod.num_samples({"x": data_mod.to_numpy(x, "x")})
         return self.evaluate(x, y, batch_size=n, sample_weight=sample_weight, verbose=0,
                              return_dict=return_dict)
 
     def predict_on_batch(self, x: Any) -> Any:
+        """The module's outputs for one batch, as NumPy arrays (works without compile).
+
+        Args:
+            x: One batch of inputs, in the module's input structure.
+
+        Returns:
+            The outputs, in the structure the module returns.
+        """
         n = data_mod.num_samples({"x": data_mod.to_numpy(x, "x")})
         return self.predict(x, batch_size=n, verbose=0)
 
     # ------------------------------------------------------------------ weights
     def get_weights(self) -> list[np.ndarray]:
+        """The module's trainable and non-trainable variables as a list of NumPy arrays.
+
+        Returns:
+            The arrays in the module's variable order (as ``set_weights`` takes them).
+        """
         return self._backend.get_weights()
 
     def set_weights(self, weights: list[Any]) -> None:
+        """Set the module's variables from a list of arrays (as ``get_weights`` returns).
+
+        Args:
+            weights: Arrays in the order and shapes of ``get_weights()``.
+        """
         self._backend.set_weights(weights)
 
     def __repr__(self) -> str:
@@ -230,20 +683,81 @@ class Model:
 
     # ================================================================== issue 7: files, summary,
     # learning rate (weights files and summary over the backend's weights_dict(); see saving.py)
-    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
-        """The module's variables (parameters, batch statistics; no optimizer or RNG state)
-        as one safetensors file, written atomically."""
-        import os
+    def save(self, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
+        """Save the whole model state to one safetensors file, written atomically.
 
+        The file holds the module's variables, the optimizer state (loss scale included),
+        the module's RNG state, the compile configuration and the training position (the
+        epochs run and their history). ``kp.load_model(filepath, module)`` rebuilds a
+        compiled model from it that predicts the same and continues training exactly as
+        this one would. Custom losses, metrics and optimizers must be registered with
+        ``kp.register`` (the compile configuration names them).
+
+        Args:
+            filepath: Where to write (``.safetensors`` is conventional; any name works).
+                A crash while saving leaves the previous file, never a torn one.
+            overwrite: Replace an existing file. Default ``True``; with ``False`` an
+                existing file raises ``FileExistsError``.
+
+        Raises:
+            ValueError: The model was never compiled, or its configuration holds an
+                unregistered custom object.
+            FileExistsError: ``overwrite=False`` and ``filepath`` exists.
+
+        Example:
+            >>> import os, tempfile
+            >>> import numpy as np
+            >>> from flax import nnx
+            >>> import kompile as kp
+            >>> model = kp.Model(nnx.Linear(2, 1, rngs=nnx.Rngs(0))).compile("adam", "mse")
+            >>> _ = model.fit(np.ones((8, 2)), np.ones((8, 1)), verbose=0)
+            >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+            >>> model.save(path)
+            >>> restored = kp.load_model(path, nnx.Linear(2, 1, rngs=nnx.Rngs(1)))
+            >>> bool(np.allclose(restored.predict(np.ones((2, 2)), verbose=0),
+            ...                  model.predict(np.ones((2, 2)), verbose=0)))
+            True
+        """
+        from . import model_saving
+
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
+        model_saving.save_model(self, filepath)
+
+    def save_weights(self, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
+        """Save the module's variables to one safetensors file, written atomically.
+
+        Parameters and other variables such as batch statistics, named by their path in
+        the module (``"l1/kernel"`` on Flax, ``"l1.weight"`` on torch); no optimizer or
+        RNG state (``save`` writes those too). The file is plain safetensors: torch,
+        NumPy and Flax read it without kompile.
+
+        Args:
+            filepath: Where to write.
+            overwrite: Replace an existing file. Default ``True``; with ``False`` an
+                existing file raises ``FileExistsError``.
+
+        Raises:
+            FileExistsError: ``overwrite=False`` and ``filepath`` exists.
+        """
         from . import saving
 
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
         saving.save_weights(self, filepath)
 
-    def load_weights(self, filepath: Any) -> None:
-        """Weights written by ``save_weights`` (or a ModelCheckpoint file); names and shapes
-        must match the module's."""
+    def load_weights(self, filepath: str | os.PathLike[str]) -> None:
+        """Load variables written by ``save_weights``, ``save`` or ``ModelCheckpoint``.
+
+        Args:
+            filepath: A weights file, a whole-model file or a checkpoint written with its
+                weights. Names and shapes must match the module's.
+
+        Raises:
+            FileNotFoundError: No file at ``filepath``.
+            ValueError: The file is not readable, or its variables do not match the
+                module's (the message names the missing, unexpected or mis-shaped ones).
+        """
         from . import saving
 
         saving.load_weights(self, filepath)
@@ -268,12 +782,27 @@ class Model:
             raise ValueError(f"`{what}` lives in the optimizer state, which is created at the "
                              "first training batch: call fit() or train_on_batch() first.")
 
-    def summary(self, x: Any = None, print_fn: Any = None) -> None:
+    def summary(self, x: Any = None, print_fn: Callable[[str], Any] | None = None) -> None:
         """Print the module's layers and parameter counts.
 
         Flax NNX with an example batch ``x``: ``flax.nnx.tabulate`` (layers, input and output
         shapes, parameter counts). Otherwise: torch's module repr (torch), then a table of
         named variables with shapes and the trainable / non-trainable totals.
+
+        Args:
+            x: An example batch (Flax only), to show each layer's input and output
+                shapes. Default ``None``: the variables table.
+            print_fn: Called with the summary text. Default ``None``: ``print``.
+
+        Example:
+            >>> from flax import nnx
+            >>> import kompile as kp
+            >>> kp.Model(nnx.Linear(2, 3, rngs=nnx.Rngs(0))).summary()  # doctest: +ELLIPSIS
+            Model: "Linear" (jax)
+            ...
+            Total params: 9
+            Trainable params: 9
+            Non-trainable params: 0
         """
         print_fn = print_fn or print
         module = self.module  # synced: the trained values

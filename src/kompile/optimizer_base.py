@@ -12,7 +12,7 @@ import importlib
 from typing import Any, NamedTuple
 
 from . import schedules
-from .registry import check_kwargs, custom_name, get_custom, type_error
+from .registry import custom_name, get_custom, keywords_checked, type_error
 
 COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
 
@@ -32,7 +32,7 @@ jax, jnp, optax = _Lazy("jax"), _Lazy("jax.numpy"), _Lazy("optax")
 
 def _hyper(local_vars: dict[str, Any]) -> dict[str, Any]:
     """A subclass's own arguments, in signature order, from its ``locals()``."""
-    skip = ("self", "learning_rate", "kwargs", "__class__")
+    skip = ("self", "learning_rate", "__class__")
     return {k: v for k, v in local_vars.items() if k not in skip}
 
 
@@ -52,15 +52,28 @@ class Optimizer:
     _torch: Any = None
     _torch_momentum = False  # torch keeps lr outside its momentum buffer, Keras inside
 
-    def __init__(self, learning_rate: Any, kwargs: dict[str, Any], **hyper: Any):
-        check_kwargs(type(self).__name__, kwargs, ("learning_rate", *hyper, *COMMON))
-        if sum(kwargs.get(k) is not None for k in COMMON[:3]) > 1:
+    def __init__(self, learning_rate: Any, hyper: dict[str, Any]) -> None:
+        """Store ``learning_rate`` and a subclass's arguments ``hyper`` (its ``locals()``).
+
+        Args:
+            learning_rate: A float or a schedule (a callable ``step -> lr``).
+            hyper: The subclass's own arguments by name, the common options (``clipnorm``,
+                ``clipvalue``, ``global_clipnorm``, ``weight_decay``) included.
+        """
+        hyper = dict(hyper)
+        common = {k: hyper.pop(k) for k in COMMON if k in hyper}
+        if sum(common.get(k) is not None for k in COMMON[:3]) > 1:
             raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
-                             "set; received " + ", ".join(f"{k}={kwargs.get(k)}"
+                             "set; received " + ", ".join(f"{k}={common.get(k)}"
                                                           for k in COMMON[:3]) + ".")
         self.learning_rate, self._args = _check_lr(learning_rate), tuple(hyper)
-        for key, value in {**hyper, **kwargs}.items():
+        for key, value in {**hyper, **common}.items():
             setattr(self, key, value)
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if "__init__" in cls.__dict__:  # unknown keywords: the valid names, the closest one
+            cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         names = ("learning_rate", *self._args, *(k for k in COMMON if getattr(self, k) is not None))
@@ -146,7 +159,7 @@ class Optimizer:
             raise NotImplementedError(
                 f"{type(self).__name__} has no torch.optim counterpart. Use the JAX backend, "
                 "or pass a torch optimizer as `optimizer` (an instance, or "
-                "kp.optimizers.NativeTorch(torch_optimizer_class, **kwargs)).")
+                "kp.optimizers.NativeTorch(torch_optimizer_class, options)).")
         cls, keywords = self._torch
         torch = importlib.import_module("torch")
         cls = getattr(torch.optim, cls) if isinstance(cls, str) else cls()

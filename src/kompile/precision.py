@@ -22,6 +22,19 @@ POLICIES = {
 
 @dataclass(frozen=True)
 class Policy:
+    """A dtype policy: the dtype variables live in and the dtype the forward pass uses.
+
+    Args:
+        name: ``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"``, ``"float16"`` or
+            ``"bfloat16"``. ``mixed_*`` keep float32 variables and compute in 16 bits.
+
+    Example:
+        >>> import kompile as kp
+        >>> policy = kp.mixed_precision.Policy("mixed_bfloat16")
+        >>> policy.variable_dtype, policy.compute_dtype
+        ('float32', 'bfloat16')
+    """
+
     name: str
 
     def __post_init__(self) -> None:
@@ -54,16 +67,40 @@ _GLOBAL = Policy("float32")
 
 
 def set_global_policy(policy: str | Policy) -> None:
-    """The policy given to every ``kp.Model`` created afterwards without ``dtype_policy``."""
+    """The policy given to every ``kp.Model`` created afterwards without ``dtype_policy``.
+
+    Args:
+        policy: A policy name (``"mixed_float16"``, ...) or a ``Policy``.
+
+    Example:
+        >>> import kompile as kp
+        >>> kp.mixed_precision.set_global_policy("mixed_bfloat16")
+        >>> kp.mixed_precision.global_policy().name
+        'mixed_bfloat16'
+        >>> kp.mixed_precision.set_global_policy("float32")
+    """
     global _GLOBAL
     _GLOBAL = policy if isinstance(policy, Policy) else Policy(policy)
 
 
 def global_policy() -> Policy:
+    """The global policy (``"float32"`` unless ``set_global_policy`` changed it).
+
+    Returns:
+        The ``Policy`` new models use by default.
+    """
     return _GLOBAL
 
 
 def get_policy(policy: str | Policy | None) -> Policy:
+    """A ``Policy`` from a name, a ``Policy`` or ``None`` (the global policy).
+
+    Args:
+        policy: A policy name, a ``Policy`` or ``None``.
+
+    Returns:
+        The ``Policy``.
+    """
     if policy is None:
         return _GLOBAL
     return policy if isinstance(policy, Policy) else Policy(policy)
@@ -111,3 +148,6 @@ def register_pytree() -> None:
         jax.tree_util.register_pytree_node(LossScale, _flatten_scale, _unflatten_scale)
     except ValueError:  # already registered
         pass
+
+
+__all__ = ["Policy", "get_policy", "global_policy", "set_global_policy"]

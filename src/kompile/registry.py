@@ -8,8 +8,10 @@ serialisable (``kp.register``). Owns no losses, metrics or optimizers itself.
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
@@ -86,7 +88,24 @@ _CUSTOM: dict[str, Callable[..., Any] | type] = {}
 def register(obj: Any = None, *, name: str | None = None) -> Any:
     """Register a custom loss, metric or optimizer for ``get_compile_config``.
 
-    Usable as ``kp.register(fn)``, ``kp.register(fn, name="my_loss")`` or as a decorator.
+    Usable as ``kp.register(fn)``, ``kp.register(fn, name="my_loss")`` or as a decorator
+    (``@kp.register`` or ``@kp.register(name=...)``). Registered objects are saved by
+    name and found again by ``compile_from_config`` and ``kp.load_model``.
+
+    Args:
+        obj: The function or class to register. Default ``None``: return a decorator.
+        name: The name to register it under. Default ``None``: its ``__name__``.
+
+    Returns:
+        ``obj`` itself (or, without ``obj``, a decorator that registers and returns it).
+
+    Example:
+        >>> import kompile as kp
+        >>> @kp.register
+        ... def twice_mse(y_true, y_pred):
+        ...     return 2 * ((y_pred - y_true) ** 2).mean(axis=-1)
+        >>> twice_mse.__name__
+        'twice_mse'
     """
 
     def deco(o: Any) -> Any:
@@ -112,3 +131,29 @@ def get_custom(name: str) -> Any:
             "Register custom callables with kp.register(fn) before compile_from_config()."
         )
     return _CUSTOM[name]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def keywords_checked(fn: _F) -> _F:
+    """Give ``fn`` kompile's unknown-keyword error (the valid names and the closest match).
+
+    The signature seen by ``inspect.signature``, ``help()`` and type checkers stays
+    ``fn``'s own (``functools.wraps``); the check is one set lookup per keyword passed.
+    """
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn  # it takes any keyword (a user's subclass): nothing to check
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    valid = frozenset(n for n, p in params.items() if p.kind in kinds and n != "self")
+    where = fn.__qualname__.removesuffix(".__init__")
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for key in kwargs:
+            if key not in valid:
+                check_kwargs(where, {key: None}, valid)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

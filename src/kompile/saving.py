@@ -45,7 +45,8 @@ import numpy as np
 
 WEIGHTS_FORMAT = "kompile.weights"
 STATE_FORMAT = "kompile.state"
-FORMATS = (WEIGHTS_FORMAT, STATE_FORMAT)
+MODEL_FORMAT = "kompile.model"
+FORMATS = (WEIGHTS_FORMAT, STATE_FORMAT, MODEL_FORMAT)
 # names that promise another format: (suffixes, what a reader would expect, how to read ours)
 _FOREIGN = (
     ((".h5", ".hdf5", ".keras"), "an HDF5 file or a Keras archive",
@@ -61,7 +62,12 @@ _MAGIC = ((b"\x89HDF\r\n\x1a\n", "it is an HDF5 file (a Keras .h5 file?)"),
 
 
 class InvalidFileError(ValueError):
-    """A file that kompile cannot read as one of its own (a ``ValueError``)."""
+    """A file that kompile cannot read as one of its own (a ``ValueError``).
+
+    Args:
+        path: The file.
+        reason: Why it cannot be read, appended to the message.
+    """
 
     def __init__(self, path: str | os.PathLike, reason: str):
         super().__init__(f"{os.fspath(path)!r} is not a valid kompile file: {reason}")
@@ -70,7 +76,12 @@ class InvalidFileError(ValueError):
 def check_file_name(path: str | os.PathLike, argument: str) -> None:
     """ValueError for a name whose extension promises another format (``.h5``, ``.keras``,
     ``.pt``, ``.pth``): kompile writes safetensors only, and a misnamed file misleads
-    whoever loads it."""
+    whoever loads it.
+
+    Args:
+        path: The file name to check.
+        argument: The argument it came from, named in the error.
+    """
     name = os.fspath(path)
     lower = name.lower()
     for suffixes, expected, how in _FOREIGN:
@@ -88,7 +99,13 @@ def check_folder(folder: str | os.PathLike, owner: str, argument: str) -> None:
     """Create ``folder`` (and its parents) now, or raise a ValueError naming ``owner``'s
     ``argument`` when a file stands where a directory belongs or it cannot be created:
     callbacks call this in ``on_train_begin`` so that a bad path fails before an epoch
-    is spent."""
+    is spent.
+
+    Args:
+        folder: The directory to create.
+        owner: The callback it belongs to, named in the error.
+        argument: The argument it came from, named in the error.
+    """
     folder = os.fspath(folder) or "."
     probe = os.path.abspath(folder)
     while probe and not os.path.exists(probe):
@@ -128,7 +145,12 @@ _VIEW = {2: np.uint16, 1: np.uint8}
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole.
+
+    Args:
+        path: The file to write (its folder is created when needed).
+        data: The bytes to write.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -159,7 +181,13 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 
 def save_arrays(path: str | os.PathLike, arrays: dict[str, Any],
                 meta: dict[str, Any]) -> None:
-    """One safetensors file holding ``arrays`` and ``meta`` (JSON), written atomically."""
+    """One safetensors file holding ``arrays`` and ``meta`` (JSON), written atomically.
+
+    Args:
+        path: The file to write.
+        arrays: Flat ``name -> array`` (NumPy-convertible; bfloat16 and float8 kept).
+        meta: JSON-serialisable metadata, stored in the header.
+    """
     from safetensors.numpy import save
 
     out, views = {}, {}
@@ -175,7 +203,18 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, Any],
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and the metadata of a file written by ``save_arrays``."""
+    """The arrays and the metadata of a file written by ``save_arrays``.
+
+    Args:
+        path: The file to read.
+
+    Returns:
+        ``(arrays, meta)``: a dict of NumPy arrays and the metadata dict.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: The file is not readable safetensors.
+    """
     from safetensors import safe_open
 
     path = os.fspath(path)
@@ -255,16 +294,26 @@ def _few(names: list[str], n: int = 6) -> str:
 
 # ---------------------------------------------------------------------------- weights
 def save_weights(model: Any, path: str | os.PathLike) -> None:
-    """The module's variables (no optimizer state) as a ``kompile.weights`` file."""
+    """The module's variables (no optimizer state) as a ``kompile.weights`` file.
+
+    Args:
+        model: A ``kp.Model``.
+        path: The file to write.
+    """
     check_file_name(path, "filepath")
     save_arrays(path, model._backend.weights_dict(),
                 {"format": WEIGHTS_FORMAT, "backend": model.backend})
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:
-    """Weights from a weights file, or from a checkpoint written with its weights."""
+    """Weights from a weights file, or from a checkpoint written with its weights.
+
+    Args:
+        model: A ``kp.Model``.
+        path: A weights, checkpoint or whole-model file.
+    """
     arrays, meta = load_arrays(path)
-    if meta.get("format") == STATE_FORMAT:
+    if meta.get("format") in (STATE_FORMAT, MODEL_FORMAT):  # model files: model_saving.py
         weights = _strip(arrays, "weights/")
         if not weights:
             raise ValueError(
@@ -281,7 +330,16 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any] | None = None,
                         extra: dict[str, Any] | None = None,
                         include_weights: bool = False) -> None:
-    """Weights, optimizer and metric state, RNG state and ``info`` (JSON) in one file."""
+    """Weights, optimizer and metric state, RNG state and ``info`` (JSON) in one file.
+
+    Args:
+        model: A ``kp.Model`` that has trained (its optimizer state exists).
+        path: The file to write.
+        info: JSON-serialisable information stored with the arrays. Default ``None``.
+        extra: More arrays to store (under ``extra/``). Default ``None``.
+        include_weights: Also store the weights under ``weights/``, so that
+            ``load_weights`` reads the file. Default ``False``.
+    """
     backend = model._backend
     arrays = {"state/" + k: v for k, v in backend.state_dict().items()}
     if include_weights:
@@ -299,11 +357,14 @@ def load_training_state(model: Any, path: str | os.PathLike,
     state it restores into exists.
 
     Args:
-        model: the kompile Model to restore into.
-        path: the file.
-        check: optional ``fn(info, extra)`` run before anything is restored; it returns
+        model: A built ``kp.Model`` of the same architecture and configuration.
+        path: A file written by ``save_training_state``.
+        check: Optional ``fn(info, extra)`` run before anything is restored; it returns
             None, or a reason (str) why the file cannot serve, raised as "not a valid
             kompile file", and may raise its own error.
+
+    Returns:
+        ``(info, extra)``: the stored JSON dict and the extra arrays.
     """
     arrays, meta = load_arrays(path)
     if meta.get("format") != STATE_FORMAT:

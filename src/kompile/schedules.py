@@ -54,7 +54,23 @@ class LearningRateSchedule:
 
 class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase``
-    the exponent is floored."""
+    the exponent is floored.
+
+    Pass it as an optimizer's ``learning_rate``; it is evaluated at every step.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: The number of steps of one decay period (> 0).
+        decay_rate: The factor applied per period.
+        staircase: Decay in whole periods (a step function). Default ``False``.
+        name: A name for the configuration. Default ``"ExponentialDecay"``.
+
+    Example:
+        >>> import kompile as kp
+        >>> schedule = kp.schedules.ExponentialDecay(0.1, decay_steps=100, decay_rate=0.5)
+        >>> round(schedule(100), 6)
+        0.05
+    """
 
     _args = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
 
@@ -72,7 +88,21 @@ class ExponentialDecay(LearningRateSchedule):
 
 class InverseTimeDecay(LearningRateSchedule):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``; with
-    ``staircase`` the ratio is floored."""
+    ``staircase`` the ratio is floored.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: The number of steps of one decay period (> 0).
+        decay_rate: How fast the rate falls.
+        staircase: Decay in whole periods (a step function). Default ``False``.
+        name: A name for the configuration. Default ``"InverseTimeDecay"``.
+
+    Example:
+        >>> import kompile as kp
+        >>> schedule = kp.schedules.InverseTimeDecay(0.1, decay_steps=100, decay_rate=1.0)
+        >>> round(schedule(100), 6)
+        0.05
+    """
 
     _args = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
 
@@ -90,7 +120,19 @@ class InverseTimeDecay(LearningRateSchedule):
 
 class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[0]`` while ``step <= boundaries[0]``, ``values[i]`` while
-    ``boundaries[i-1] < step <= boundaries[i]``, ``values[-1]`` after the last boundary."""
+    ``boundaries[i-1] < step <= boundaries[i]``, ``values[-1]`` after the last boundary.
+
+    Args:
+        boundaries: Increasing step numbers where the rate changes.
+        values: The rates, one more than ``boundaries``.
+        name: A name for the configuration. Default ``"PiecewiseConstant"``.
+
+    Example:
+        >>> import kompile as kp
+        >>> schedule = kp.schedules.PiecewiseConstantDecay([50, 150], [0.1, 0.01, 0.001])
+        >>> round(schedule(100), 6)
+        0.01
+    """
 
     _args = ("boundaries", "values", "name")
 
@@ -114,7 +156,23 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 class PolynomialDecay(LearningRateSchedule):
     """From ``initial_learning_rate`` to ``end_learning_rate`` over ``decay_steps`` along
     ``(1 - step / decay_steps) ** power``; with ``cycle`` the decay restarts from the next
-    multiple of ``decay_steps`` instead of staying at the end value."""
+    multiple of ``decay_steps`` instead of staying at the end value.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: The number of steps to reach ``end_learning_rate`` (> 0).
+        end_learning_rate: The final rate. Default 0.0001.
+        power: The exponent of the polynomial (1 = linear). Default 1.0.
+        cycle: Restart the decay after ``decay_steps`` instead of staying at the end
+            value. Default ``False``.
+        name: A name for the configuration. Default ``"PolynomialDecay"``.
+
+    Example:
+        >>> import kompile as kp
+        >>> schedule = kp.schedules.PolynomialDecay(0.1, decay_steps=200, end_learning_rate=0.0)
+        >>> round(schedule(100), 6)
+        0.05
+    """
 
     _args = ("initial_learning_rate", "decay_steps", "end_learning_rate", "power", "cycle",
              "name")
@@ -140,7 +198,23 @@ class PolynomialDecay(LearningRateSchedule):
 class CosineDecay(LearningRateSchedule):
     """Optional linear warmup from ``initial_learning_rate`` to ``warmup_target`` over
     ``warmup_steps``, then a cosine decay over ``decay_steps`` down to ``alpha`` times the
-    starting value (``warmup_target`` when given, else ``initial_learning_rate``)."""
+    starting value (``warmup_target`` when given, else ``initial_learning_rate``).
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: The number of steps of the cosine decay (> 0).
+        alpha: The final rate as a fraction of the starting one. Default 0.0.
+        name: A name for the configuration. Default ``"CosineDecay"``.
+        warmup_target: The rate reached at the end of the warmup. Default ``None``: no
+            warmup.
+        warmup_steps: The number of warmup steps. Default 0.
+
+    Example:
+        >>> import kompile as kp
+        >>> schedule = kp.schedules.CosineDecay(0.1, decay_steps=200)
+        >>> round(schedule(100), 6)
+        0.05
+    """
 
     _args = ("initial_learning_rate", "decay_steps", "alpha", "name", "warmup_target",
              "warmup_steps")
@@ -180,7 +254,14 @@ for _cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, Polynom
 
 
 def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
-    """``{"class_name", "config"}``; a custom subclass must be registered (``kp.register``)."""
+    """``{"class_name", "config"}``; a custom subclass must be registered (``kp.register``).
+
+    Args:
+        schedule: A ``LearningRateSchedule``.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
     if not isinstance(schedule, LearningRateSchedule):
         raise type_error("schedule", "a kompile LearningRateSchedule", schedule)
     name = type(schedule).__name__
@@ -195,6 +276,18 @@ def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
+    """A schedule from the dict ``serialize`` made.
+
+    Args:
+        config: ``{"class_name": ..., "config": ...}``.
+
+    Returns:
+        The ``LearningRateSchedule``.
+    """
     name = config["class_name"]
     cls = SCHEDULES.get(name) if name in SCHEDULES else get_custom(name)
     return cls.from_config(dict(config["config"]))
+
+
+__all__ = ["CosineDecay", "ExponentialDecay", "InverseTimeDecay", "LearningRateSchedule",
+           "PiecewiseConstantDecay", "PolynomialDecay", "deserialize", "serialize"]

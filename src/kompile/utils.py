@@ -31,6 +31,22 @@ def set_random_seed(seed: int) -> None:
     Two runs that call ``set_random_seed(s)`` and then build the same module (Flax modules
     with a fixed ``nnx.Rngs`` seed) and call ``fit`` with the same arguments end with
     identical weights on the same hardware.
+
+    Args:
+        seed: An int in ``[0, 2**32)``.
+
+    Raises:
+        TypeError: ``seed`` is not an int.
+        ValueError: ``seed`` is out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> kp.utils.set_random_seed(0)
+        >>> a = np.random.rand()
+        >>> kp.utils.set_random_seed(0)
+        >>> a == np.random.rand()
+        True
     """
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"`seed` must be an int; received {seed!r} (of type "

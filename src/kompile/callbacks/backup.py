@@ -47,7 +47,23 @@ class RunMismatchError(ValueError):
 
 
 class BackupAndRestore(Callback):
-    """Back up the training state to ``backup_dir`` and resume from it after a crash."""
+    """Back up the training state to ``backup_dir`` and resume from it after a crash.
+
+    Args:
+        backup_dir: The folder holding the backup file (created when needed; removed at
+            the end of a successful run when ``delete_checkpoint`` is ``True``).
+        save_freq: ``"epoch"`` (default: at the end of every epoch), a number of training
+            batches between backups, or ``False`` (never write; only restore).
+        double_checkpoint: Keep the previous backup next to the new one, and fall back to
+            it if the new one cannot be read. Default ``False``.
+        delete_checkpoint: Delete the backup when training ends normally. Default ``True``.
+
+    Example:
+        >>> import kompile as kp
+        >>> backup = kp.callbacks.BackupAndRestore("backup", save_freq=100)
+        >>> backup.save_freq
+        100
+    """
 
     def __init__(self, backup_dir: Any, save_freq: Any = "epoch", double_checkpoint: bool = False,
                  delete_checkpoint: bool = True):

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..registry import keywords_checked
+
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
          "on_test_batch_begin", "on_test_batch_end", "on_predict_begin", "on_predict_end",
@@ -110,6 +112,11 @@ class Callback:
     def __init__(self) -> None:
         self.model: Any = None
         self.params: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # unknown keywords: the valid names, the closest one
+            cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def set_model(self, model: Any) -> None:
         self.model = model

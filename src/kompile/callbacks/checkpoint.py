@@ -34,7 +34,36 @@ def template_fields(template: str) -> set[str]:
 
 
 class ModelCheckpoint(MonitorCallback):
-    """Save the model or its weights every epoch (or ``save_freq`` batches)."""
+    """Save the model or its weights every epoch (or ``save_freq`` batches).
+
+    Args:
+        filepath: Where to write: a path, or a ``str.format`` template filled with the
+            1-based ``epoch``, the 1-based ``batch`` (batch-level saving) and any log value,
+            e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}.safetensors"``.
+        monitor: The log name watched by ``save_best_only`` (``"val_loss"``,
+            ``"val_accuracy"``, ...). Default ``"val_loss"``.
+        verbose: 1 prints a line at each save. Default 0.
+        save_best_only: Write only when ``monitor`` improves on the best value seen so far
+            (with a fixed ``filepath`` the file always holds the best model). Default
+            ``False``.
+        save_weights_only: ``True`` writes the module's variables (read them with
+            ``model.load_weights``); ``False`` (default) writes the whole training state
+            too (weights, optimizer and RNG state), restored with
+            ``kp.saving.load_training_state(model, path)``.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (default: ``"max"`` for accuracy-like
+            names, ``"min"`` otherwise): the direction of an improvement.
+        save_freq: ``"epoch"`` (default) or a number of training batches between saves.
+        initial_value_threshold: The best value to beat at the start (``None``: the first
+            value always counts as an improvement).
+
+    Example:
+        >>> import kompile as kp
+        >>> checkpoint = kp.callbacks.ModelCheckpoint(
+        ...     "best.safetensors", monitor="val_loss", save_best_only=True,
+        ...     save_weights_only=True)
+        >>> checkpoint.monitor
+        'val_loss'
+    """
 
     writes_files = True  # several processes: only process 0 runs it
 

@@ -17,7 +17,27 @@ from .monitor import MonitorCallback
 
 
 class EarlyStopping(MonitorCallback):
-    """Stop training when ``monitor`` has not improved for ``patience`` epochs."""
+    """Stop training when ``monitor`` has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: The log name watched. Default ``"val_loss"``.
+        min_delta: The smallest change that counts as an improvement. Default 0.0.
+        patience: Epochs without improvement after which training stops. Default 0.
+        verbose: 1 prints a line when training stops. Default 0.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (default: from the monitored name).
+        baseline: A value the monitored quantity must beat; until it does, epochs count
+            as without improvement. Default ``None``.
+        restore_best_weights: When training ends, put back the weights of the best epoch.
+            Default ``False``: the last epoch's weights stay.
+        start_from_epoch: Epochs to ignore at the start (a warm-up). Default 0.
+
+    Example:
+        >>> import kompile as kp
+        >>> stop = kp.callbacks.EarlyStopping(monitor="val_loss", patience=3,
+        ...                                   restore_best_weights=True)
+        >>> stop.patience
+        3
+    """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
                  verbose: int = 0, mode: str = "auto", baseline: float | None = None,

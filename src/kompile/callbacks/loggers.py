@@ -30,7 +30,19 @@ from .monitor import batches_run
 
 
 class CSVLogger(Callback):
-    """Stream epoch results to a CSV file."""
+    """Stream epoch results to a CSV file: one row per epoch, one column per log.
+
+    Args:
+        filename: The CSV file to write.
+        separator: The column separator. Default ``","``.
+        append: Append to an existing file (a resumed run) instead of overwriting it.
+            Default ``False``.
+
+    Example:
+        >>> import kompile as kp
+        >>> kp.callbacks.CSVLogger("training.csv", append=True).append
+        True
+    """
 
     writes_files = True  # several processes: only process 0 runs it
 
@@ -90,7 +102,26 @@ def _cell(value: Any) -> Any:
 
 
 class TensorBoard(Callback):
-    """Write scalar logs (and optionally weight histograms) for TensorBoard."""
+    """Write scalar logs (and optionally weight histograms) for TensorBoard.
+
+    Event files are written with ``tensorboardX`` (``pip install tensorboardX``) under
+    ``log_dir/train`` and ``log_dir/validation``; view them with
+    ``tensorboard --logdir logs``.
+
+    Args:
+        log_dir: The folder for the event files. Default ``"logs"``.
+        histogram_freq: Write weight histograms every this many epochs (0: never).
+            Default 0.
+        write_graph: Accepted for Keras compatibility; no graph is written. Default
+            ``True``.
+        write_images: A TensorFlow feature kompile does not write; must stay ``False``.
+        write_steps_per_second: Also log the training steps per second. Default ``False``.
+        update_freq: ``"epoch"`` (default), ``"batch"`` or a number of batches: how often
+            the training scalars are written.
+        profile_batch: A TensorFlow feature; must stay 0.
+        embeddings_freq: A TensorFlow feature; must stay 0.
+        embeddings_metadata: A TensorFlow feature; must stay ``None``.
+    """
 
     writes_files = True  # several processes: only process 0 runs it
 

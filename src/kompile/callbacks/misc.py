@@ -15,9 +15,14 @@ from .base import HOOKS, Callback
 
 
 class TerminateOnNaN(Callback):
-    """Stop training when the loss becomes NaN or infinite."""
+    """Stop training when the loss becomes NaN or infinite.
 
-    def __init__(self, raise_error: bool = False):
+    Args:
+        raise_error: Raise ``RuntimeError`` instead of stopping quietly (after the batch
+            that produced the bad loss). Default ``False``.
+    """
+
+    def __init__(self, raise_error: bool = False) -> None:
         super().__init__()
         self.raise_error = raise_error
 

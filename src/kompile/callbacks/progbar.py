@@ -33,7 +33,15 @@ def format_logs(logs: Any) -> str:
 
 
 class ProgbarLogger(Callback):
-    """Prints progress for fit (and for evaluate/predict when they run alone)."""
+    """Prints progress for fit (and for evaluate/predict when they run alone).
+
+    ``fit(verbose=...)`` adds one for you; pass your own to choose ``interval``.
+
+    Args:
+        verbose: 1 (a progress bar per epoch), 2 (one line per epoch), 0 (silent) or
+            ``"auto"`` (1 on a terminal, 2 otherwise). Default 1.
+        interval: The least time in seconds between two redraws of the bar. Default 0.1.
+    """
 
     def __init__(self, verbose: Any = 1, interval: float = 0.1):
         super().__init__()

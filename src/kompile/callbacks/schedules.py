@@ -36,7 +36,19 @@ class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``.
 
     ``schedule`` takes the 0-based epoch index and the current learning rate (or only the
-    epoch) and returns the new learning rate as a float.
+    epoch) and returns the new learning rate as a float. The optimizer must have been
+    created with a float learning rate (not a schedule). The epoch logs get a
+    ``learning_rate`` entry.
+
+    Args:
+        schedule: A function ``(epoch, lr) -> new lr`` or ``(epoch) -> lr``.
+        verbose: 1 prints the new rate each epoch. Default 0.
+
+    Example:
+        >>> import kompile as kp
+        >>> halve = kp.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
+        >>> halve.schedule(0, 0.1)
+        0.05
     """
 
     def __init__(self, schedule: Callable[..., float], verbose: int = 0):
@@ -67,16 +79,33 @@ class ReduceLROnPlateau(MonitorCallback):
 
     Keras's rules: after ``patience`` epochs without an improvement of more than
     ``min_delta``, the rate becomes ``max(lr * factor, min_lr)`` (unless it is already at
-    ``min_lr``), then ``cooldown`` epochs pass before counting again.
+    ``min_lr``), then ``cooldown`` epochs pass before counting again. The epoch logs get a
+    ``learning_rate`` entry.
+
+    Args:
+        monitor: The log name watched. Default ``"val_loss"``.
+        factor: The multiplier, in (0, 1). Default 0.1.
+        patience: Epochs without improvement before the rate is reduced. Default 10.
+        verbose: 1 prints a line at each reduction. Default 0.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (default: from the monitored name).
+        min_delta: The smallest change that counts as an improvement. Default 1e-4.
+        cooldown: Epochs to wait after a reduction before counting again. Default 0.
+        min_lr: The rate never goes below this. Default 0.0.
+        epsilon: Deprecated: Keras 2's name for ``min_delta`` (used when given).
+            Default ``None``.
+
+    Example:
+        >>> import kompile as kp
+        >>> kp.callbacks.ReduceLROnPlateau(factor=0.5, patience=2).factor
+        0.5
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
-                 cooldown: int = 0, min_lr: float = 0.0, **kwargs: Any):
-        if "epsilon" in kwargs:  # Keras 2's name for min_delta
-            min_delta = kwargs.pop("epsilon")
-        if kwargs:
-            raise TypeError(f"ReduceLROnPlateau got unexpected arguments {sorted(kwargs)}.")
+                 cooldown: int = 0, min_lr: float = 0.0, *,
+                 epsilon: float | None = None) -> None:
+        if epsilon is not None:  # Keras 2's name for min_delta
+            min_delta = epsilon
         super().__init__(monitor, mode, None, min_delta)
         if not 0 < factor < 1:
             raise ValueError(f"ReduceLROnPlateau: `factor` must be in (0, 1); received {factor!r}.")

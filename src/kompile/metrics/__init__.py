@@ -6,11 +6,11 @@ placeholder whose concrete metric is chosen per output by ``compile.resolve_auto
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from .. import losses
 from ..registry import Registry, custom_name, get_custom, type_error
+from . import mean_classes
 from .base import (
     Mean,
     MeanMetricWrapper,
@@ -34,6 +34,30 @@ from .confusion import (
     TrueNegatives,
     TruePositives,
 )
+from .mean_classes import (
+    BinaryAccuracy,
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalAccuracy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    CategoricalHinge,
+    CosineSimilarity,
+    Hinge,
+    Huber,
+    KLDivergence,
+    LogCosh,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    MeanSquaredError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    SparseCategoricalAccuracy,
+    SparseCategoricalCrossentropy,
+    SparseTopKCategoricalAccuracy,
+    SquaredHinge,
+    TopKCategoricalAccuracy,
+)
 from .regression import R2Score, RootMeanSquaredError
 
 METRICS = Registry("metric")
@@ -47,25 +71,13 @@ def _add(cls: type[Metric], *names: str) -> type[Metric]:
     return cls
 
 
-def _mean_class(class_name: str, fn: Callable[..., Any], *aliases: str) -> type[Metric]:
-    cls = type(class_name, (MeanMetricWrapper,), {"fn": staticmethod(fn), "__doc__": fn.__doc__})
-    cls.__module__ = __name__
-    globals()[class_name] = cls
-    return _add(cls, fn.__name__, *aliases)
-
-
-_mean_class("BinaryAccuracy", binary_accuracy)
-_mean_class("CategoricalAccuracy", categorical_accuracy)
-_mean_class("SparseCategoricalAccuracy", sparse_categorical_accuracy)
-_mean_class("TopKCategoricalAccuracy", top_k_categorical_accuracy)
-_mean_class("SparseTopKCategoricalAccuracy", sparse_top_k_categorical_accuracy)
-_mean_class("CosineSimilarity", cosine_similarity)
-for _loss_name, _loss_cls in losses.LOSS_CLASSES.items():
-    if _loss_name == "CosineSimilarity":
-        continue  # the metric of that name is the positive similarity, above
-    _fn = _loss_cls.fn
-    _aliases = [a for a in losses.LOSSES.names() if losses.LOSSES.get(a) is _loss_cls]
-    _mean_class(_loss_name, _fn, *[a for a in _aliases if a != _fn.__name__])
+for _cls in mean_classes.__dict__.values():  # explicit classes, one per function
+    if isinstance(_cls, type) and issubclass(_cls, MeanMetricWrapper) and _cls.fn is not None:
+        _fn = _cls.fn
+        _loss = losses.LOSS_CLASSES.get(_cls.__name__)
+        _aliases = [] if _loss is None or _cls.__name__ == "CosineSimilarity" else [
+            a for a in losses.LOSSES.names() if losses.LOSSES.get(a) is _loss]
+        _add(_cls, _fn.__name__, *[a for a in _aliases if a != _fn.__name__])
 for _cls, _names in [
     (AUC, ["auc"]), (Precision, ["precision"]), (Recall, ["recall"]),
     (TruePositives, ["true_positives"]), (FalsePositives, ["false_positives"]),
@@ -92,7 +104,21 @@ def is_auto(name: Any) -> bool:
 
 
 def get(identifier: Any) -> Metric:
-    """Resolve a metric given as a name, a Metric class or instance, or a plain function."""
+    """Resolve a metric given as a name, a Metric class or instance, or a plain function.
+
+    Args:
+        identifier: A metric name or alias, a ``Metric`` class or object, a ``Loss``
+            class or object (its mean), or a function ``fn(y_true, y_pred) -> per-sample
+            values``.
+
+    Returns:
+        A ``Metric`` object (``"accuracy"``/``"crossentropy"`` give a placeholder that
+        ``compile`` resolves per output).
+
+    Raises:
+        ValueError: An unknown name (the message lists the valid ones and the closest).
+        TypeError: Something that is not a metric.
+    """
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):
@@ -118,6 +144,14 @@ def get(identifier: Any) -> Metric:
 
 
 def serialize(metric: Metric) -> dict[str, Any]:
+    """``{"class_name", "config"}`` for a metric (custom ones must be registered).
+
+    Args:
+        metric: A ``Metric`` object.
+
+    Returns:
+        A JSON-serialisable dict.
+    """
     if isinstance(metric, AutoMetric):
         return {"class_name": "auto", "config": {"name": metric.name}}
     config = metric.get_config()
@@ -139,17 +173,35 @@ def serialize(metric: Metric) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> Metric:
+    """A metric from the dict ``serialize`` made.
+
+    Args:
+        config: ``{"class_name": ..., "config": ...}``.
+
+    Returns:
+        The ``Metric`` object.
+    """
     name, cfg = config["class_name"], dict(config["config"])
     if name == "auto":
         return get(cfg["name"])
     if name == "MeanMetricWrapper":
-        return MeanMetricWrapper(get_custom(cfg.pop("fn")), **cfg)
+        fn = get_custom(cfg.pop("fn"))
+        return MeanMetricWrapper(fn, cfg.pop("name", None), cfg.pop("dtype", None), cfg)
     cls = METRIC_CLASSES.get(name) or get_custom(name)
     return cls.from_config(cfg)
 
 
 __all__ = [
-    "AUC", "AutoMetric", "F1Score", "FBetaScore", "FalseNegatives", "FalsePositives", "Mean",
-    "MeanMetricWrapper", "Metric", "Precision", "R2Score", "Recall", "RootMeanSquaredError",
+    "AUC", "AutoMetric", "BinaryAccuracy", "BinaryCrossentropy", "BinaryFocalCrossentropy",
+    "CategoricalAccuracy", "CategoricalCrossentropy", "CategoricalFocalCrossentropy",
+    "CategoricalHinge", "CosineSimilarity", "F1Score", "FBetaScore", "FalseNegatives",
+    "FalsePositives", "Hinge", "Huber", "KLDivergence", "LogCosh", "Mean", "MeanAbsoluteError",
+    "MeanAbsolutePercentageError", "MeanMetricWrapper", "MeanSquaredError",
+    "MeanSquaredLogarithmicError", "Metric", "Poisson", "Precision", "R2Score", "Recall",
+    "RootMeanSquaredError", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
+    "SparseTopKCategoricalAccuracy", "SquaredHinge", "TopKCategoricalAccuracy",
     "TrueNegatives", "TruePositives", "custom_metric", "deserialize", "get", "serialize",
-] + [n for n in METRIC_CLASSES if n not in ("Metric",)]
+    "binary_accuracy", "categorical_accuracy", "cosine_similarity",
+    "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy",
+    "top_k_categorical_accuracy",
+]

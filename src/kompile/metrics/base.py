@@ -18,15 +18,43 @@ import numpy as np
 
 from .. import losses, ops
 from ..ops import namespace
-from ..registry import check_kwargs, custom_name
+from ..registry import check_kwargs, custom_name, keywords_checked
 
 State = dict[str, Any]
 
 
 class Metric:
-    """Base class. Subclasses define ``init``, ``update`` and ``result``."""
+    """Base class of metrics: pure functions over an explicit state.
 
-    def __init__(self, name: str | None = None, dtype: Any = None):
+    Subclasses define ``init() -> state`` (a dict of arrays), ``update(state, y_true,
+    y_pred, sample_weight) -> state`` and ``result(state)``; states are sums, so ``merge``
+    adds them (across batches or devices). Written with the array API, one metric serves
+    JAX (inside ``jax.jit``) and torch. ``update_state`` / ``result()`` / ``reset_state``
+    give Keras's stateful use on NumPy arrays.
+
+    Args:
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> class MaxError(kp.metrics.Metric):
+        ...     def init(self):
+        ...         return {"max": np.zeros((), np.float32)}
+        ...     def update(self, state, y_true, y_pred, sample_weight=None):
+        ...         return {"max": np.maximum(state["max"], abs(y_pred - y_true).max())}
+        ...     def merge(self, a, b):
+        ...         return {"max": np.maximum(a["max"], b["max"])}
+        ...     def result(self, state):
+        ...         return state["max"]
+        >>> metric = MaxError()
+        >>> metric.update_state(np.zeros(3), np.array([0.5, -2.0, 1.0]))
+        >>> float(metric.result())
+        2.0
+    """
+
+    def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         self.name = name or _snake(type(self).__name__)
         self.dtype = dtype
         self._state: State | None = None
@@ -73,6 +101,8 @@ class Metric:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # ``metric.result()`` without a state reads the stateful convenience state, as in Keras.
         super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # unknown keywords: the valid names, the closest one
+            cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
         pure = cls.__dict__.get("result")
         if pure is None:
             return
@@ -113,7 +143,22 @@ def zeros(*shape: int) -> np.ndarray:
 
 
 class Mean(Metric):
-    """The (weighted) mean of per-sample values: sum(w * v) / sum(w) over everything seen."""
+    """The (weighted) mean of per-sample values: sum(w * v) / sum(w) over everything seen.
+
+    ``update_state(values, None, sample_weight)`` takes the values as its first argument.
+
+    Args:
+        name: The log name. Default ``None``: ``"mean"``.
+        dtype: Accepted for Keras compatibility.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.Mean()
+        >>> metric.update_state(np.array([1.0, 2.0, 6.0]), None)
+        >>> float(metric.result())
+        3.0
+    """
 
     def init(self) -> State:
         return {"total": zeros(), "count": zeros()}
@@ -137,12 +182,31 @@ class Mean(Metric):
 
 
 class MeanMetricWrapper(Mean):
-    """A mean metric over a per-sample function ``fn(y_true, y_pred, **options)``."""
+    """A mean metric over a per-sample function ``fn(y_true, y_pred, **options)``.
+
+    Args:
+        fn: The per-sample function. Default ``None``: the class's ``fn``.
+        name: The log name. Default ``None``: ``fn.__name__``.
+        dtype: Accepted for Keras compatibility.
+        options: Keyword arguments passed to ``fn`` after ``y_true, y_pred``. Default
+            ``None``.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> def within_one(y_true, y_pred):
+        ...     return (abs(y_pred - y_true) <= 1).astype("float32").mean(axis=-1)
+        >>> metric = kp.metrics.MeanMetricWrapper(within_one)
+        >>> metric.update_state(np.zeros((4, 1)), np.array([[0.5], [2.], [1.], [3.]]))
+        >>> float(metric.result())
+        0.5
+    """
 
     fn: Callable[..., Any] | None = None
 
     def __init__(self, fn: Callable[..., Any] | None = None, name: str | None = None,
-                 dtype: Any = None, **options: Any):
+                 dtype: Any = None, options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
         self.wrapped = fn or type(self).fn
         if type(self).fn is not None:
             params = inspect.signature(type(self).fn).parameters
@@ -163,22 +227,63 @@ class MeanMetricWrapper(Mean):
         return config
 
 
+def _options(local_vars: dict[str, Any]) -> dict[str, Any]:
+    """A mean metric class's own options, from its ``__init__``'s ``locals()``."""
+    return {k: v for k, v in local_vars.items()
+            if k not in ("self", "name", "dtype", "__class__")}
+
+
 def custom_metric(name: str, fn: Callable[..., Any]) -> MeanMetricWrapper:
-    """A mean metric named ``name`` over ``fn(y_true, y_pred) -> per-sample values``."""
+    """A mean metric named ``name`` over ``fn(y_true, y_pred) -> per-sample values``.
+
+    Args:
+        name: The log name (``<output>_<name>`` for several outputs).
+        fn: The per-sample function: targets and predictions in, one value per sample
+            out (last axis reduced), written with array-API, ``jax.numpy`` or torch ops.
+
+    Returns:
+        A ``MeanMetricWrapper`` to put in ``compile(metrics=[...])``.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.custom_metric("abs_err", lambda t, p: abs(p - t).mean(axis=-1))
+        >>> metric.name, float(metric(np.zeros((2, 1)), np.ones((2, 1))))
+        ('abs_err', 1.0)
+    """
     return MeanMetricWrapper(fn, name=name)
 
 
 # ----------------------------------------------------------------------------- accuracies
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5):
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Any:
+    """How often thresholded predictions equal binary targets.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        threshold: Predictions above it count as 1, others as 0. Default ``0.5``.
+
+    Returns:
+        Per-sample values (1.0 for a hit, 0.0 for a miss; the mean for ``binary_accuracy``).
+    """
     xp = namespace(y_pred)
     y_true = ops.as_float(xp, y_true, like=y_pred)
     hit = y_true == ops.as_float(xp, y_pred > threshold, like=y_pred)
     return xp.mean(xp.astype(hit, xp.float32), axis=-1)
 
 
-def categorical_accuracy(y_true, y_pred):
+def categorical_accuracy(y_true: Any, y_pred: Any) -> Any:
+    """How often the predicted class (argmax) equals the one-hot target's.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values (1.0 for a hit, 0.0 for a miss; the mean for ``binary_accuracy``).
+    """
     xp = namespace(y_pred)
     hit = xp.argmax(y_true, axis=-1) == xp.argmax(y_pred, axis=-1)
     return xp.astype(hit, xp.float32)
@@ -190,24 +295,62 @@ def _sparse_labels(xp, y_true, y_pred):
     return xp.astype(y_true, xp.int32)
 
 
-def sparse_categorical_accuracy(y_true, y_pred):
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> Any:
+    """How often the predicted class (argmax) equals the integer label.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+
+    Returns:
+        Per-sample values (1.0 for a hit, 0.0 for a miss; the mean for ``binary_accuracy``).
+    """
     xp = namespace(y_pred)
     labels = _sparse_labels(xp, y_true, y_pred)
     return xp.astype(xp.argmax(y_pred, axis=-1) == labels, xp.float32)
 
 
-def top_k_categorical_accuracy(y_true, y_pred, k=5):
+def top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> Any:
+    """How often the one-hot target's class is among the ``k`` highest predictions.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        k: How many of the highest-scoring classes count as a hit. Default ``5``.
+
+    Returns:
+        Per-sample values (1.0 for a hit, 0.0 for a miss; the mean for ``binary_accuracy``).
+    """
     xp = namespace(y_pred)
     labels = xp.astype(xp.argmax(y_true, axis=-1), xp.int32)
     return xp.astype(ops.in_top_k(xp, y_pred, labels, k), xp.float32)
 
 
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+def sparse_top_k_categorical_accuracy(y_true: Any, y_pred: Any, k: int = 5) -> Any:
+    """How often the integer label is among the ``k`` highest predictions.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        k: How many of the highest-scoring classes count as a hit. Default ``5``.
+
+    Returns:
+        Per-sample values (1.0 for a hit, 0.0 for a miss; the mean for ``binary_accuracy``).
+    """
     xp = namespace(y_pred)
     labels = _sparse_labels(xp, y_true, y_pred)
     return xp.astype(ops.in_top_k(xp, y_pred, labels, k), xp.float32)
 
 
-def cosine_similarity(y_true, y_pred, axis=-1):
-    """The metric: the (positive) cosine similarity of the last axis."""
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Any:
+    """The mean cosine similarity of targets and predictions along ``axis``.
+
+    Args:
+        y_true: Targets, an array (NumPy, JAX or torch).
+        y_pred: Predictions, the same kind of array.
+        axis: The axis holding the vectors. Default ``-1``.
+
+    Returns:
+        Per-sample cosine similarities.
+    """
     return -losses.cosine_similarity(y_true, y_pred, axis=axis)

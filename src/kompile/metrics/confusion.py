@@ -170,25 +170,89 @@ class _Count(_ConfusionMetric):
 
 
 class TruePositives(_Count):
-    """Weighted count of positives predicted above each threshold."""
+    """Weighted count of positives predicted above each threshold.
+
+    Args:
+        thresholds: A float in [0, 1] or a list of them: predictions above a threshold
+            count as positive. A list gives one result per threshold. Default ``None``
+            (0.5).
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.TruePositives()
+        >>> metric.update_state(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.7, 0.1]))
+        >>> float(metric.result())
+        1.0
+    """
 
     keys = ("true_positives",)
 
 
 class FalsePositives(_Count):
-    """Weighted count of negatives predicted above each threshold."""
+    """Weighted count of negatives predicted above each threshold.
+
+    Args:
+        thresholds: A float in [0, 1] or a list of them: predictions above a threshold
+            count as positive. A list gives one result per threshold. Default ``None``
+            (0.5).
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.FalsePositives()
+        >>> metric.update_state(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.7, 0.1]))
+        >>> float(metric.result())
+        1.0
+    """
 
     keys = ("false_positives",)
 
 
 class TrueNegatives(_Count):
-    """Weighted count of negatives predicted at or below each threshold."""
+    """Weighted count of negatives predicted at or below each threshold.
+
+    Args:
+        thresholds: A float in [0, 1] or a list of them: predictions above a threshold
+            count as positive. A list gives one result per threshold. Default ``None``
+            (0.5).
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.TrueNegatives()
+        >>> metric.update_state(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.7, 0.1]))
+        >>> float(metric.result())
+        1.0
+    """
 
     keys = ("true_negatives",)
 
 
 class FalseNegatives(_Count):
-    """Weighted count of positives predicted at or below each threshold."""
+    """Weighted count of positives predicted at or below each threshold.
+
+    Args:
+        thresholds: A float in [0, 1] or a list of them: predictions above a threshold
+            count as positive. A list gives one result per threshold. Default ``None``
+            (0.5).
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.FalseNegatives()
+        >>> metric.update_state(np.array([1, 1, 0, 0]), np.array([0.9, 0.2, 0.7, 0.1]))
+        >>> float(metric.result())
+        1.0
+    """
 
     keys = ("false_negatives",)
 
@@ -208,13 +272,51 @@ class _PrecisionRecall(_ConfusionMetric):
 
 
 class Precision(_PrecisionRecall):
-    """TP / (TP + FP) per threshold, optionally over the top k or one class."""
+    """TP / (TP + FP) per threshold, optionally over the top k or one class.
+
+    Args:
+        thresholds: A float in [0, 1] or a list of them (one result per threshold).
+            Default ``None``: 0.5, or, with ``top_k``, "among the top k".
+        top_k: Count a prediction as positive only if it is among the ``k`` highest of
+            its row. Default ``None``.
+        class_id: Compute the metric for this class (column) only. Default ``None``:
+            every element counts.
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.Precision()
+        >>> metric.update_state(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.3, 0.1]))
+        >>> float(metric.result())
+        0.5
+    """
 
     keys = ("true_positives", "false_positives")
 
 
 class Recall(_PrecisionRecall):
-    """TP / (TP + FN) per threshold, optionally over the top k or one class."""
+    """TP / (TP + FN) per threshold, optionally over the top k or one class.
+
+    Args:
+        thresholds: A float in [0, 1] or a list of them (one result per threshold).
+            Default ``None``: 0.5, or, with ``top_k``, "among the top k".
+        top_k: Count a prediction as positive only if it is among the ``k`` highest of
+            its row. Default ``None``.
+        class_id: Compute the metric for this class (column) only. Default ``None``:
+            every element counts.
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.Recall()
+        >>> metric.update_state(np.array([1, 0, 1, 1]), np.array([0.9, 0.8, 0.3, 0.6]))
+        >>> round(float(metric.result()), 4)
+        0.6667
+    """
 
     keys = ("true_positives", "false_negatives")
 
@@ -231,7 +333,35 @@ def _choice(argument: str, value: Any, valid: tuple[str, ...]) -> str:
 
 
 class AUC(_ConfusionMetric):
-    """Area under the ROC or precision-recall curve, by a Riemann sum over thresholds."""
+    """Area under the ROC or precision-recall curve, by a Riemann sum over thresholds.
+
+    Args:
+        num_thresholds: How many evenly spaced thresholds in [0, 1] discretise the curve
+            (more is more accurate). Default 200.
+        curve: ``"ROC"`` (default), ``"PR"`` (precision-recall) or ``"PRGAIN"``.
+        summation_method: ``"interpolation"`` (default; for PR, Davis & Goadrich's
+            interpolation), ``"minoring"`` or ``"majoring"`` (lower / upper Riemann sums).
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+        thresholds: Explicit thresholds in place of ``num_thresholds`` (0 and 1 are
+            added). Default ``None``.
+        multi_label: Treat each column as its own binary problem and average the AUCs
+            (weighted by ``label_weights``), instead of pooling all columns. Default
+            ``False``.
+        num_labels: The number of columns with ``multi_label=True`` (otherwise read from
+            the first batch). Default ``None``.
+        label_weights: Per-column weights for the ``multi_label`` average. Default
+            ``None`` (equal).
+        from_logits: Apply a sigmoid to the predictions first. Default ``False``.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.AUC()
+        >>> metric.update_state(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+        >>> round(float(metric.result()), 2)
+        0.75
+    """
 
     def __init__(self, num_thresholds: int = 200, curve: str = "ROC",
                  summation_method: str = "interpolation", name: str | None = None,
@@ -339,7 +469,28 @@ def _interpolated_pr_terms(xp: Any, tp: Any, fp: Any, fn: Any) -> Any:
 
 
 class FBetaScore(Metric):
-    """F-beta per class from thresholded predictions; averaged as ``average`` says."""
+    """F-beta per class from thresholded predictions; averaged as ``average`` says.
+
+    Targets and predictions are ``(N, C)`` (one-hot or multi-hot targets).
+
+    Args:
+        average: ``None`` (default: one score per class), ``"micro"`` (pool every
+            class's counts), ``"macro"`` (the mean of the per-class scores) or
+            ``"weighted"`` (weighted by each class's number of positives).
+        beta: The weight of recall relative to precision (1 = the F1 score). Default 1.0.
+        threshold: Predictions above it count as positive. Default ``None``: the
+            highest prediction of each row counts as positive.
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.FBetaScore(average="micro", beta=2.0, threshold=0.5)
+        >>> metric.update_state(np.array([[1, 0], [0, 1]]), np.array([[0.9, 0.6], [0.2, 0.4]]))
+        >>> round(float(metric.result()), 4)
+        0.5
+    """
 
     def __init__(self, average: str | None = None, beta: float = 1.0,
                  threshold: float | None = None, name: str = "fbeta_score", dtype: Any = None):
@@ -401,7 +552,27 @@ class FBetaScore(Metric):
 
 
 class F1Score(FBetaScore):
-    """F1: the harmonic mean of precision and recall (FBetaScore with beta=1)."""
+    """F1: the harmonic mean of precision and recall (FBetaScore with beta=1).
+
+    The string ``"f1_score"`` in ``compile`` means ``F1Score(average="macro")`` (a scalar
+    log).
+
+    Args:
+        average: ``None`` (default: one score per class), ``"micro"``, ``"macro"`` or
+            ``"weighted"``, as for ``FBetaScore``.
+        threshold: Predictions above it count as positive. Default ``None``: the
+            highest prediction of each row counts as positive.
+        name: The log name. Default ``None``: the class name in snake case.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.F1Score(average="macro")
+        >>> metric.update_state(np.array([[1, 0], [0, 1]]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+        >>> round(float(metric.result()), 4)
+        1.0
+    """
 
     def __init__(self, average: str | None = None, threshold: float | None = None,
                  name: str = "f1_score", dtype: Any = None):

@@ -14,7 +14,20 @@ from .base import Mean, Metric, State, zeros
 
 
 class RootMeanSquaredError(Mean):
-    """The square root of the (weighted) mean squared error over every element seen."""
+    """The square root of the (weighted) mean squared error over every element seen.
+
+    Args:
+        name: The log name. Default ``"root_mean_squared_error"``.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.RootMeanSquaredError()
+        >>> metric.update_state(np.zeros((2, 2)), np.array([[1.0, 1.0], [3.0, 3.0]]))
+        >>> round(float(metric.result()), 4)
+        2.2361
+    """
 
     def __init__(self, name: str = "root_mean_squared_error", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
@@ -43,6 +56,23 @@ class R2Score(Metric):
     ``num_regressors > 0`` gives the adjusted score; as in Keras it falls back to the plain
     score when there are not more data points than regressors + 1 (without the warning,
     since the result is computed under ``jit``).
+
+    Args:
+        class_aggregation: How the per-column scores combine: ``"uniform_average"``
+            (default, their mean), ``"variance_weighted_average"`` (weighted by each
+            column's target variance) or ``None`` (one score per column).
+        num_regressors: The number of independent variables, for the adjusted R2.
+            Default 0 (the plain score).
+        name: The log name. Default ``"r2_score"``.
+        dtype: Accepted for Keras compatibility; states are float32.
+
+    Example:
+        >>> import numpy as np
+        >>> import kompile as kp
+        >>> metric = kp.metrics.R2Score()
+        >>> metric.update_state(np.array([[1.0], [2.0], [3.0]]), np.array([[1.0], [2.0], [4.0]]))
+        >>> float(metric.result())
+        0.5
     """
 
     def __init__(self, class_aggregation: str | None = "uniform_average",
