@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import calling
 from . import data as data_mod
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
@@ -57,8 +58,12 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
 
     ys, sws = source.prepare(prepare)
     if model._config is not None:
+        first = model._objective is None
         objective = model._ensure_objective(ys)
         objective.check(ys, sws)
+        if first and calling.wants_probability_check(objective):  # once per compile
+            calling.check_probabilities(objective,
+                                        model._backend.sample_outputs(source.peek_x()))
 
 
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
@@ -206,6 +211,7 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     _prepare(model, source)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     logs = _run_eval(model, source, cbs)
+    model._backend.sync_to_module()  # the RNG state advanced by the evaluation
     model._backend.release()
     return model._format_results(logs, return_dict)
 
@@ -228,6 +234,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
             chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
         cbs.call("on_predict_batch_end", call.last_step, None)
     host = backend.to_host(chunks)  # host sync: the predictions
+    backend.sync_to_module()  # the RNG state advanced by the predictions
     backend.release()
     flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
     cbs.call("on_predict_end", None)

@@ -7,6 +7,7 @@ configuration and the objective, and delegates the loop to ``loop.py``.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,11 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
 
         return torch_backend(module, policy, output_names, distribution)
     if any(c.__module__.startswith("flax.nnx") for c in module_type.__mro__):
-        from .backends.jax import JaxBackend
+        try:
+            from .backends.jax import JaxBackend
+        except ImportError as err:  # flax without jax's other parts (optax)
+            raise ImportError(f"The JAX backend needs jax, flax and optax ({err}). Install "
+                              "them with: pip install 'kompile[jax]'") from err
 
         return JaxBackend(module, policy, output_names, distribution)
     raise TypeError(
@@ -37,15 +42,46 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
     )
 
 
+def _resolve_seed(seed: Any, signature: Any) -> int | None:
+    """The seed of the kompile-owned ``nnx.Rngs`` (None when the module takes no ``rngs``)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
+                             or not 0 <= seed < 2**32):
+        raise type_error("seed", "None or an int in [0, 2**32)", seed)
+    if not signature.takes_rngs:
+        if seed is not None:
+            warnings.warn(
+                f"kp.Model(seed={seed}) seeds the nnx.Rngs kompile passes to an `rngs` "
+                f"parameter, but {signature.describe()} takes none, so the seed is unused. Seed "
+                "the module's own randomness (nnx.Rngs(seed) when you build it; torch: "
+                "kp.utils.set_random_seed).", stacklevel=3)
+        return None
+    from .utils import draw_seed
+
+    return int(seed) if seed is not None else draw_seed()
+
+
 class Model:
     """Keras's training workflow on top of a module you already wrote.
 
     ``kp.Model(module).compile(optimizer, loss, metrics, ...)`` then ``fit``/``evaluate``/
-    ``predict``. The module is called with ``x`` as its single argument.
+    ``predict``. The module is called with ``x`` as its first argument (a dict ``x`` whose
+    keys name the call's parameters as keywords), plus ``training``/``train``/
+    ``deterministic`` and, for Flax NNX, ``rngs`` when its call method declares them (see
+    kompile.calling and the README section "Calling your module").
+
+    Args:
+        module: a ``flax.nnx.Module`` or a ``torch.nn.Module``; the backend follows its type.
+        output_names: names for the outputs of a module returning a tuple or list.
+        dtype_policy: a dtype policy name (``"mixed_float16"``, ...) or policy object.
+        seed: seed of the ``nnx.Rngs`` kompile passes to a Flax NNX module whose
+            ``__call__`` takes ``rngs``. ``None`` draws one from the stream that
+            ``kp.utils.set_random_seed`` seeds (reproducible after a call to it). Unused,
+            with a warning, when the module takes no ``rngs`` (torch modules draw from
+            torch's global RNG: seed it with ``kp.utils.set_random_seed``).
     """
 
     def __init__(self, module: Any, output_names: Any = None, dtype_policy: Any = None,
-                 **kwargs: Any):
+                 seed: int | None = None, **kwargs: Any):
         check_kwargs("Model", kwargs, ["distribution"])
         if output_names is not None and (isinstance(output_names, str) or not all(
                 isinstance(n, str) for n in output_names)):
@@ -56,6 +92,7 @@ class Model:
                                                             distribution_mod.DataParallel):
             raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
         self._backend = _backend_for(module, self.dtype_policy, output_names, self.distribution)
+        self._backend.seed = _resolve_seed(seed, self._backend.signature)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
         self._objective = None
