@@ -132,6 +132,7 @@ class JaxBackend:
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
         self.tx = self.opt_spec.build_optax()
+        self._keep_key()
         params, rest = self._split_module()
         params = jax.tree.map(lambda a: a.astype(self.policy.variable_dtype)
                               if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
@@ -179,6 +180,11 @@ class JaxBackend:
             leaves[1]) else list(range(len(leaves[1])))
         return leaves
 
+    def _keep_key(self) -> None:
+        """Randomness continues across builds (predict before compile, recompiles)."""
+        if self.state is not None and "rng" in self.state:
+            self._key = self.state["rng"]
+
     def _put_key(self, state: dict[str, Any]) -> None:
         """The kompile-owned key behind `rngs` into a new step state (kept across builds)."""
         if not self.signature.takes_rngs:
@@ -208,8 +214,7 @@ class JaxBackend:
     def unbuild(self) -> None:
         """Forget optimizer and metric state (a recompile); the module keeps the weights."""
         self.sync_to_module()
-        if self.state is not None and "rng" in self.state:
-            self._key = self.state["rng"]  # randomness continues after a recompile
+        self._keep_key()
         self.state = self.eval_state = None
         self.jit_compile = None
 
