@@ -384,5 +384,6 @@ def test_probability_loss_on_logits_warns_once(make_model, backend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         logits.fit(x, y, batch_size=8, verbose=0)  # once per compile
-        probs = kp.Model(make_model("mlp", n_in=4)).compile("sgd", "sparse_categorical_crossentropy")
+        probs = kp.Model(make_model("mlp", n_in=4))
+        probs.compile("sgd", "sparse_categorical_crossentropy")
         probs.fit(x, y, batch_size=8, verbose=0)  # softmax outputs: no warning
