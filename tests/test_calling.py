@@ -387,3 +387,44 @@ def test_probability_loss_on_logits_warns_once(make_model, backend):
         probs = kp.Model(make_model("mlp", n_in=4))
         probs.compile("sgd", "sparse_categorical_crossentropy")
         probs.fit(x, y, batch_size=8, verbose=0)  # softmax outputs: no warning
+
+
+def test_hugging_face_model_trains_on_dict_inputs():
+    """A Hugging Face BERT (tiny config, no download) trained on {input_ids, attention_mask}
+    equals the same steps written by hand in torch."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=32,
+                                  max_position_embeddings=16, num_labels=3,
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, (16, 8))
+    mask = np.ones((16, 8), np.int64)
+    mask[:, 6:] = 0
+    y = rng.integers(0, 3, 16)
+
+    def fresh():
+        torch.manual_seed(0)
+        return transformers.BertForSequenceClassification(cfg)
+
+    module = fresh()
+    model = kp.Model(module).compile(
+        kp.optimizers.SGD(0.5), kp.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = {"input_ids": ids, "attention_mask": mask}
+    model.fit(x, {"logits": y}, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    got = model.predict(x, verbose=0)["logits"]
+
+    ref = fresh()  # the hand-written loop
+    opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+    ref.train()
+    for _ in range(2):
+        for s in (slice(0, 8), slice(8, 16)):
+            opt.zero_grad()
+            out = ref(input_ids=torch.as_tensor(ids[s]), attention_mask=torch.as_tensor(mask[s]))
+            torch.nn.functional.cross_entropy(out.logits, torch.as_tensor(y[s])).backward()
+            opt.step()
+    ref.eval()
+    with torch.no_grad():
+        want = ref(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask)).logits
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)

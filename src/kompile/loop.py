@@ -211,7 +211,7 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     _prepare(model, source)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     logs = _run_eval(model, source, cbs)
-    model._backend.sync_to_module()  # the RNG state advanced by the evaluation
+    model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
     model._backend.release()
     return model._format_results(logs, return_dict)
 
@@ -234,7 +234,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
             chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
         cbs.call("on_predict_batch_end", call.last_step, None)
     host = backend.to_host(chunks)  # host sync: the predictions
-    backend.sync_to_module()  # the RNG state advanced by the predictions
+    backend.write_back_rng()  # the module's RNG streams advanced by the predictions
     backend.release()
     flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
     cbs.call("on_predict_end", None)

@@ -72,6 +72,7 @@ class JaxBackend:
         self._rule: calling.CallRule | None = None
         self._key: Any = None  # the key between builds (the step state holds it otherwise)
         self._rng_idx: list[int] = []  # the module's own RNG leaves in `rest`
+        self._rng_advanced = False  # by evaluate/predict, not yet written to the module
 
     # ------------------------------------------------------------------ shapes
     def _user_order(self, x: Any) -> Any:
@@ -412,8 +413,16 @@ class JaxBackend:
         leaves, key = rng
         if leaves:
             self.state["rest"] = self._with_rng(self.state["rest"], leaves)
+            self._rng_advanced = True
         if key is not None:
             self.state["rng"] = key
+
+    def write_back_rng(self) -> None:
+        """The module's own RNG streams, advanced by evaluate/predict, into the module (the
+        kompile-owned key lives in the step state)."""
+        if self._rng_advanced:
+            self._rng_advanced = False
+            self.sync_to_module()
 
     # ------------------------------------------------------------------ metrics and host
     def reset_metrics(self, phase: str) -> None:

@@ -324,6 +324,9 @@ class TorchBackend:
     def sync_to_module(self) -> None:
         """Nothing to do: torch trains the module's own parameters in place."""
 
+    def write_back_rng(self) -> None:
+        """Nothing to do: torch modules draw from torch's global RNG."""
+
     def refresh_from_module(self) -> None:
         """Nothing to do: weights set on the module between calls are already the live ones."""
 
