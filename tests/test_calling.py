@@ -324,6 +324,24 @@ def test_dict_keys_naming_parameters_are_passed_as_keywords(backend):
     assert loss == pytest.approx(float(np.mean(want ** 2)), rel=1e-5)
 
 
+def test_dict_rule_edges():
+    """**kwargs-only forward gets keywords; a dict naming no parameter is one argument."""
+    import torch
+
+    class Kw(torch.nn.Module):
+        def forward(self, **inputs):
+            return inputs["a"] * 2 + inputs["b"]
+
+    class Whole(torch.nn.Module):
+        def forward(self, batch, training=False):
+            return batch["a"] - batch["b"] + (1.0 if training else 0.0)
+
+    a = np.arange(6, dtype=np.float32).reshape(3, 2)
+    b = np.ones((3, 2), np.float32)
+    np.testing.assert_array_equal(kp.Model(Kw()).predict({"a": a, "b": b}, verbose=0), a * 2 + b)
+    np.testing.assert_array_equal(kp.Model(Whole()).predict({"a": a, "b": b}, verbose=0), a - b)
+
+
 def test_dict_call_errors(backend):
     ids = np.zeros((4, 3), np.int32)
     with pytest.raises(TypeError, match=r"'atention_mask' \(did you mean 'attention_mask'\?\) "

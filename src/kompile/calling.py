@@ -6,8 +6,9 @@ The rule, read once from the signature of the module's call method (Flax NNX:
 1. **Data.** ``x`` is the first argument, in the structure the user gave. When ``x`` is a
    dict and every key names a parameter of the call method (or some do and the method
    takes ``**kwargs``), the module is called with the dict as keywords, ``module(**x)``
-   (Hugging Face models, ``forward(self, input_ids, attention_mask=None)``). When no key
-   names a parameter, the dict is passed whole as one argument. A dict in between (some
+   (Hugging Face models, ``forward(self, input_ids, attention_mask=None)``), as it is to a
+   method that takes only ``**kwargs``. When no key names a parameter, the dict is passed
+   whole as one argument. A dict in between (some
    keys name parameters, others do not) is an error naming both groups.
 2. **Mode flags.** A parameter named ``training`` (Keras's convention) or ``train`` gets
    ``True`` in training steps and ``False`` in evaluation and prediction; ``deterministic``
@@ -118,8 +119,9 @@ class ModuleSignature:
             return False
         named = [k for k in x if k in self.names]
         unnamed = [k for k in x if k not in self.names]
-        if not unnamed or (named and self.var_kw):
-            return True
+        positional = self.var_pos or any(p.kind in _POSITIONAL for p in self.params)
+        if not unnamed or (self.var_kw and (named or not positional)):
+            return True  # (a method taking only **kwargs gets the dict as keywords too)
         if not named:
             return False
         hints = []
