@@ -107,13 +107,11 @@ def test_predict_draws_fresh_noise_reproducibly(backend, source):
         pytest.skip("torch modules draw from torch's global RNG (one case)")
     x = np.zeros((16, 3), np.float32)
 
-    def run(seed, calls=3):
+    def run(seed):
         kp.utils.set_random_seed(seed)
         model = kp.Model(_noise_module(backend, source == "kompile_rngs"))
         model.compile("sgd", "mse", steps_per_execution=2)  # two batches per call (a scan)
         first = model.predict(x, batch_size=8, verbose=0)
-        if calls == 1:
-            return first
         second = model.predict(x, batch_size=8, verbose=0)
         model.evaluate(x, x, batch_size=8, verbose=0)  # advances the RNG as well
         third = model.predict(x, batch_size=8, verbose=0)
@@ -125,7 +123,6 @@ def test_predict_draws_fresh_noise_reproducibly(backend, source):
     assert not np.allclose(a, b) and not np.allclose(b, c) and not np.allclose(a, c)
     for got, want in zip(run(0), (a, b, c)):  # the same seed repeats the sequence
         np.testing.assert_array_equal(got, want)
-    assert not np.allclose(run(1, calls=1), a)
 
 
 def test_module_rng_state_is_written_back_after_predict():
@@ -196,6 +193,8 @@ def test_flax_mnist_cnns_train_as_written(tutorial):
         metrics=["accuracy"])
     hist = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     assert np.isfinite(hist.history["loss"][0])
+    if tutorial:
+        return  # the same layers: one comparison with Flax's own call is enough
     # predict runs the module in eval mode: equal to Flax's own call as its eval_step makes it
     module = model.module
     module.eval()
