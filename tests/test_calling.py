@@ -373,7 +373,7 @@ def test_a_required_parameter_kompile_cannot_fill_is_named(backend):
 # ----------------------------------------------------------------------------- messages
 def test_first_call_failure_names_module_and_inputs(make_model, backend):
     model = kp.Model(make_model("mlp"))  # 8 features expected
-    with pytest.raises(ValueError, match=r"The first call of \w+\.(__call__|forward)\(x\) failed "
+    with pytest.raises(ValueError, match=r"Calling \w+\.(__call__|forward)\(x\) failed "
                                          r"on a batch of `x` = \(8, 5\) float32") as info:
         model.predict(np.zeros((8, 5), np.float32), batch_size=8, verbose=0)
     assert info.value.__cause__ is not None  # the module's own error, chained

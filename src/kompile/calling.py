@@ -168,10 +168,11 @@ def describe_inputs(x: Any) -> str:
 
 
 def first_call_error(signature: ModuleSignature, x: Any, err: BaseException) -> ValueError:
-    """The first forward call's failure, with the module's name and what ``x`` held."""
+    """A failure of the call that reads the outputs (the first forward of a model), with
+    the module's name and what ``x`` held."""
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return ValueError(
-        f"The first call of {signature.describe()} failed on a batch of `x` = "
+        f"Calling {signature.describe()} failed on a batch of `x` = "
         f"{describe_inputs(x)} (shapes include the batch axis). Check that the number of "
         f"features, the rank and the dtype of `x` are what the module expects. The module "
         f"raised {type(err).__name__}: {first}")

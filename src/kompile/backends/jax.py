@@ -78,7 +78,9 @@ class JaxBackend:
     def _user_order(self, x: Any) -> Any:
         """A dict input with the user's key order (JAX pytrees sort dict keys)."""
         keys = self._x_keys
-        return {k: x[k] for k in keys} if keys is not None and isinstance(x, dict) else x
+        if keys is None or not isinstance(x, dict) or set(keys) != set(x):
+            return x  # (another call's keys: the order of this dict)
+        return {k: x[k] for k in keys}
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
         self._x_keys = list(x) if isinstance(x, dict) else None
@@ -91,7 +93,8 @@ class JaxBackend:
             module = nnx.merge(graphdef, s, copy=True)
             out = rule.call(module, self._cast(self._user_order(x)), False, nnx.Rngs(0))
             seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
-            return out
+            # shapes are read from the traced outputs in `seen`; returning nothing lets a
+            # module return non-array entries (caches, Python objects) as well
 
         try:
             try:
@@ -301,7 +304,8 @@ class JaxBackend:
         leaves, key = rng
         out, new_rest, key = self._forward(self.gd_eval, params, self._with_rng(rest, leaves),
                                            self._shard(x, 0), key)
-        return out, (self._rng_of(new_rest), key)
+        # without the model's own 0-d loss
+        return out[:len(self.spec.names)], (self._rng_of(new_rest), key)
 
     # ------------------------------------------------------------------ compiled calls
     def _compiled(self, kind: str, n: int, batch_size: int):
