@@ -83,20 +83,29 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
                                         model._backend.sample_outputs(source.peek_x()))
 
 
-def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
+def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
+    """The evaluation logs, or None when the source yielded no batch (a used-up generator)."""
     backend = model._backend
     backend.reset_metrics("eval")
+    model.stop_evaluating = False
     if cbs is not None:
-        cbs.call("on_test_begin", None)
+        cbs.call("on_test_begin", {})
     spe = model._config.steps_per_execution
+    call = None
     for call in source.calls(backend, spe, shuffle=False):
         if cbs is not None:
-            cbs.call("on_test_batch_begin", call.first_step, None)
+            cbs.call("on_test_batch_begin", call.first_step, {})
         for part in call.parts:
             backend.evaluate(part.feed, part.index, part.start, part.n)
         if cbs is not None and cbs.wants("on_test_batch_end"):
             cbs.call("on_test_batch_end", call.last_step,
                      LazyLogs(lambda: host_logs(backend.results("eval"), backend.to_host)))
+        if model.stop_evaluating:
+            break
+    if call is None:
+        if cbs is not None:
+            cbs.call("on_test_end", {})
+        return None
     logs = host_logs(backend.results("eval"), backend.to_host)  # host sync: the results
     if cbs is not None:
         cbs.call("on_test_end", logs)
@@ -152,21 +161,24 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     cbs = _callbacks(model, callbacks, verbose, params, history)
     spe = model._config.steps_per_execution
     model.stop_training = False
+    # what BackupAndRestore records to refuse resuming a different run
+    model._fit_run = {"batch_size": getattr(source, "batch_size", None),
+                      "samples": getattr(source, "n", None), "steps_per_execution": spe}
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
     logs: dict[str, Any] = {}
     try:
-        cbs.call("on_train_begin", None)
+        cbs.call("on_train_begin", {})
         initial_epoch, skip = _resume(model, history, initial_epoch)
         for epoch in range(initial_epoch, epochs):
             if not skip:  # a mid-epoch resume keeps the restored running metrics
                 backend.reset_metrics("train")
-            cbs.call("on_epoch_begin", epoch, None)
+            cbs.call("on_epoch_begin", epoch, {})
             call = None
             for call in source.calls(backend, spe):
                 if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
                     continue
-                cbs.call("on_train_batch_begin", call.first_step, None)
+                cbs.call("on_train_batch_begin", call.first_step, {})
                 for part in call.parts:
                     backend.train(part.feed, part.index, part.start, part.n)
                 if wants_batch_logs:
@@ -183,13 +195,23 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 params["in_fit"] = True
                 val_logs = _run_eval(model, val_source, cbs)
                 params["in_fit"] = False
-                logs.update({"val_" + k: v for k, v in val_logs.items()})
-                logs = dict(sorted(logs.items()))
+                if val_logs is None:  # no val_* entries: no callback acts on empty validation
+                    warnings.warn(f"The validation data ran out: no batch was left for epoch "
+                                  f"{epoch + 1}, so it logs no val_* values. A generator is "
+                                  "used up across epochs: pass a re-iterable (a list of "
+                                  "batches, a DataLoader) or one that yields `validation_steps "
+                                  "* epochs` batches.", stacklevel=3)
+                else:
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    logs = dict(sorted(logs.items()))
             cbs.call("on_epoch_end", epoch, logs)
             skip = 0
             if model.stop_training:
                 break
         cbs.call("on_train_end", logs)
+    except BaseException as error:
+        cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
+        raise
     finally:
         backend.sync_to_module()
         backend.release()
@@ -230,6 +252,9 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     logs = _run_eval(model, source, cbs)
     model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
     model._backend.release()
+    if logs is None:
+        raise ValueError("evaluate() ran no batch: the data yielded nothing (a generator "
+                         "that is used up?).")
     return model._format_results(logs, return_dict)
 
 
@@ -242,17 +267,30 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     backend.prepare_predict()
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
-    cbs.call("on_predict_begin", None)
+    model.stop_predicting = False
+    cbs.call("on_predict_begin", {})
     spe = model._config.steps_per_execution if model._config is not None else 1
+    wants_outputs = cbs.wants("on_predict_batch_end")
     chunks: list[list[Any]] = []
     for call in source.calls(backend, spe, shuffle=False):
-        cbs.call("on_predict_batch_begin", call.first_step, None)
-        for part in call.parts:
-            chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
-        cbs.call("on_predict_batch_end", call.last_step, None)
+        cbs.call("on_predict_batch_begin", call.first_step, {})
+        mine = [backend.predict(part.feed, part.index, part.start, part.n)
+                for part in call.parts]
+        chunks.extend(mine)
+        if wants_outputs:  # host sync only if a callback reads logs["outputs"]
+            cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
+                lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
+        if model.stop_predicting:
+            break
     host = backend.to_host(chunks)  # host sync: the predictions
     backend.write_back_rng()  # the module's RNG streams advanced by the predictions
     backend.release()
-    flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
-    cbs.call("on_predict_end", None)
-    return spec.unflatten(flat)
+    outputs = _join(spec, host)
+    cbs.call("on_predict_end", {})
+    return outputs
+
+
+def _join(spec: Any, host_chunks: list[list[Any]]) -> Any:
+    """Per-call prediction chunks (flat per output, on the host) as one output structure."""
+    return spec.unflatten([np.concatenate([c[i] for c in host_chunks])
+                           for i in range(len(spec.names))])
