@@ -276,10 +276,7 @@ def test_adds_loss_scaling_optimizer(backend):
     assert not isinstance(model.optimizer, kp.optimizers.LossScaleOptimizer)
 
 
-def test_training_arg(backend, request):
-    if backend == "jax":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="issue 11 item 1: Flax __call__(x, training=...) convention"))
+def test_training_arg(backend):
     model = kp.Model(km.training_model(backend)).compile("rmsprop", "mse")
     x, y = np.ones((128, 1), np.float32), np.zeros((128, 1), np.float32)
     assert model.fit(x, y, batch_size=32, verbose=0).history["loss"] == pytest.approx([1.0])
@@ -604,8 +601,6 @@ def test_callbacks_can_update_state_at_batch_boundary(backend, request):
 def test_rng_updated_during_predict(backend, request):
     """Keras's TestTimeDropout: dropout applied at inference too; two predicts differ."""
     if backend == "jax":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="issue 12 item 5: the RNG state advances in predict"))
         import jax
         from flax import nnx
 

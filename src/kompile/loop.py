@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import calling
 from . import data as data_mod
 from . import pacing
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
@@ -67,6 +68,7 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
 
     ys, sws = source.prepare(prepare)
     if model._config is not None:
+        first = model._objective is None
         objective = model._ensure_objective(ys)
         try:
             objective.check(ys, sws)
@@ -77,6 +79,9 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
                 warnings.simplefilter("ignore")
                 shapes = model._backend.output_spec(source.peek_x()).shapes
             objective.check(ys, sws, shapes)
+        if first and calling.wants_probability_check(objective):  # once per compile
+            calling.check_probabilities(objective,
+                                        model._backend.sample_outputs(source.peek_x()))
 
 
 def _batch_watchers(cbs: CallbackList | None, phase: str) -> bool:
@@ -293,6 +298,7 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     _prepare(model, source)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     logs = _run_eval(model, source, cbs)
+    model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
     model._backend.release()
     if logs is None:
         raise ValueError("evaluate() ran no batch: the data yielded nothing (a generator "
@@ -326,6 +332,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
         if model.stop_predicting:
             break
     host = backend.to_host(chunks)  # host sync: the predictions
+    backend.write_back_rng()  # the module's RNG streams advanced by the predictions
     backend.release()
     outputs = _join(spec, host)
     cbs.call("on_predict_end", {})

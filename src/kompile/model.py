@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,13 +32,35 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
 
         return torch_backend(module, policy, output_names, distribution)
     if any(c.__module__.startswith("flax.nnx") for c in module_type.__mro__):
-        from .backends.jax import JaxBackend
+        try:
+            from .backends.jax import JaxBackend
+        except ImportError as err:  # flax without jax's other parts (optax)
+            raise ImportError(f"The JAX backend needs jax, flax and optax ({err}). Install "
+                              "them with: pip install 'kompile[jax]'") from err
 
         return JaxBackend(module, policy, output_names, distribution)
     raise TypeError(
         f"kp.Model(module) needs a flax.nnx.Module or a torch.nn.Module; received "
         f"{module_type.__name__} (from {module_type.__module__})."
     )
+
+
+def _resolve_seed(seed: Any, signature: Any) -> int | None:
+    """The seed of the kompile-owned ``nnx.Rngs`` (None when the module takes no ``rngs``)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
+                             or not 0 <= seed < 2**32):
+        raise type_error("seed", "None or an int in [0, 2**32)", seed)
+    if not signature.takes_rngs:
+        if seed is not None:
+            warnings.warn(
+                f"kp.Model(seed={seed}) seeds the nnx.Rngs kompile passes to an `rngs` "
+                f"parameter, but {signature.describe()} takes none, so the seed is unused. Seed "
+                "the module's own randomness (nnx.Rngs(seed) when you build it; torch: "
+                "kp.utils.set_random_seed).", stacklevel=3)
+        return None
+    from .utils import draw_seed
+
+    return int(seed) if seed is not None else draw_seed()
 
 
 class Model:
@@ -48,8 +71,11 @@ class Model:
     ``predict`` run the one training loop. The backend is chosen from the module's type:
     there is no global backend switch, and a program may hold JAX and torch models at once.
 
-    The module is called with ``x`` as its single argument, in the structure you give
-    (one array, a tuple/list or a dict of arrays). Its output may be an array, a
+    The module is called with ``x`` as its first argument, in the structure you give
+    (one array, a tuple/list or a dict of arrays; a dict whose keys name the call's
+    parameters is passed as keywords), plus ``training``/``train``/``deterministic`` and,
+    for Flax NNX, ``rngs`` when its call method declares them (README: "Calling your
+    module"). Its output may be an array, a
     tuple/list, a dict or any nesting of those; each array in it is one *output*, with a
     name (see ``output_names``) by which losses, metrics, targets and sample weights are
     paired with it.
@@ -70,6 +96,11 @@ class Model:
             ``kp.mixed_precision.Policy``. A mixed policy keeps the variables in float32
             and computes the forward pass in the lower precision; ``"mixed_float16"``
             also scales the loss (see ``compile(auto_scale_loss=...)``).
+        seed: Seed of the ``nnx.Rngs`` kompile passes to a Flax NNX module whose
+            ``__call__`` takes ``rngs``. ``None`` (default) draws one from the stream that
+            ``kp.utils.set_random_seed`` seeds (reproducible after a call to it). Unused,
+            with a warning, when the module takes no ``rngs`` (torch modules draw from
+            torch's global RNG: seed it with ``kp.utils.set_random_seed``). Keyword-only.
         distribution: ``None`` (the global distribution set with
             ``kp.distribution.set_distribution``, none by default) or a
             ``kp.distribution.DataParallel``: one replica per device, each batch split on
@@ -95,6 +126,7 @@ class Model:
     @keywords_checked
     def __init__(self, module: Any, output_names: Sequence[str] | None = None,
                  dtype_policy: str | precision.Policy | None = None, *,
+                 seed: int | None = None,
                  distribution: distribution_mod.DataParallel | None = None) -> None:
         if output_names is not None and (isinstance(output_names, str) or not all(
                 isinstance(n, str) for n in output_names)):
@@ -105,6 +137,7 @@ class Model:
                                                             distribution_mod.DataParallel):
             raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
         self._backend = _backend_for(module, self.dtype_policy, output_names, self.distribution)
+        self._backend.seed = _resolve_seed(seed, self._backend.signature)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
         self._objective = None

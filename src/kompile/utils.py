@@ -8,6 +8,9 @@ What a seed covers in kompile:
 - torch's global RNG (CPU and every CUDA device) when torch is already imported: torch
   modules draw their initial weights and dropout masks from it.
 
+- the seed of the ``nnx.Rngs`` kompile passes to a Flax NNX module whose ``__call__`` takes
+  ``rngs`` (for each ``kp.Model`` created afterwards without its own ``seed=``).
+
 JAX has no global RNG: a Flax NNX module carries its own random state in the
 ``nnx.Rngs`` it was built with (initial weights, dropout keys), and kompile trains that
 state as part of the module. Seed JAX by building the module with a fixed seed,
@@ -54,11 +57,25 @@ def set_random_seed(seed: int) -> None:
     if not 0 <= seed < 2**32:
         raise ValueError(f"`seed` must be in [0, 2**32); received {seed}.")
     seed = int(seed)
+    global _seeds
+    _seeds = np.random.default_rng(seed)  # kompile's own stream: the data order is untouched
     random.seed(seed)
     np.random.seed(seed)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.manual_seed(seed)  # seeds the CPU generator and every CUDA device
+
+
+_seeds: np.random.Generator | None = None
+
+
+def draw_seed() -> int:
+    """A seed for a new kompile-owned RNG: the next one from ``set_random_seed``'s stream,
+    or a fresh random one when no seed was set."""
+    global _seeds
+    if _seeds is None:
+        _seeds = np.random.default_rng()
+    return int(_seeds.integers(0, 2**31 - 1))
 
 
 __all__ = ["set_random_seed"]

@@ -50,3 +50,7 @@ class Backend(Protocol):
 
     def sync_to_module(self) -> None:
         """Write the trained state back into the user's module."""
+
+    def write_back_rng(self) -> None:
+        """Write RNG state that evaluate/predict advanced back into the module (no-op when
+        none did)."""

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .. import precision, structures
+from .. import calling, precision, structures
 from . import jax_state
 
 precision.register_pytree()
@@ -41,6 +41,13 @@ def _rows(data: Any, start: Any, size: int) -> Any:
 def _batches(data: Any, start: Any, n: int, bs: int) -> Any:
     return jax.tree.map(lambda a: a.reshape((n, bs) + a.shape[1:]),
                         _rows(data, start, n * bs))
+
+
+def _rng_into_carry(state: dict[str, Any], extra: tuple[Any, ...]) -> tuple[dict, tuple]:
+    """Evaluation calls take the RNG as their last argument and carry it in the state (the
+    caller's arrays are not donated); the call returns it under ``"rngs"``."""
+    *rest, rngs = extra
+    return {**state, "rngs": rngs}, tuple(rest)
 
 
 def _all_finite(tree: Any) -> Any:
@@ -68,6 +75,13 @@ class JaxBackend:
         self._order_src: dict[str, Any] = {}
         self.paced: dict[str, bool] = {}  # phases whose calls the loop paces (pacing.py)
         self._counts: dict[int, Any] = {}
+        # the calling rule (kompile.calling) and the kompile-owned key behind `rngs`
+        self.signature = calling.ModuleSignature(module, "__call__", rngs_allowed=True)
+        self.seed: int | None = None  # set by Model when the module takes `rngs`
+        self._rule: calling.CallRule | None = None
+        self._key: Any = None  # the key between builds (the step state holds it otherwise)
+        self._rng_idx: list[int] = []  # the module's own RNG leaves in `rest`
+        self._rng_advanced = False  # by evaluate/predict, not yet written to the module
 
     # ------------------------------------------------------------------ shapes
     def _user_order(self, x: Any) -> Any:
@@ -79,21 +93,41 @@ class JaxBackend:
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
         self._x_keys = list(x) if isinstance(x, dict) else None
+        self._rule = rule = self.signature.rule(x)
         self.module.eval()
         graphdef, state = nnx.split(self.module)
         seen: list[Any] = []
 
         def forward(s: Any, x: Any) -> Any:
-            out = nnx.merge(graphdef, s, copy=True)(self._cast(self._user_order(x)))
+            module = nnx.merge(graphdef, s, copy=True)
+            out = rule.call(module, self._cast(self._user_order(x)), False, nnx.Rngs(0))
             seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
             # shapes are read from the traced outputs in `seen`; returning nothing lets a
             # module return non-array entries (caches, Python objects) as well
 
         try:
-            jax.eval_shape(forward, state, x)
-        except TRACE_ERRORS:  # a module that cannot be traced: one eager call on one sample
-            seen = [self.module(self._cast(jax.tree.map(lambda a: jnp.asarray(a[:1]), x)))]
+            try:
+                jax.eval_shape(forward, state, x)
+            except TRACE_ERRORS:  # a module that cannot be traced: one eager call on one sample
+                one = self._cast(self._user_order(jax.tree.map(lambda a: jnp.asarray(a[:1]), x)))
+                seen = [rule.call(self.module, one, False, nnx.Rngs(0))]
+        except Exception as err:  # noqa: BLE001  (re-raised with what x held, chained)
+            raise calling.first_call_error(self.signature, x, err) from err
         return structures.output_spec(seen[-1], self.output_names)
+
+    def sample_outputs(self, x: Any) -> list[Any]:
+        """Flat host predictions for the first few samples of ``x`` (eval mode; the module
+        and the step state are left as they were). One small compile: eager JAX compiles
+        every primitive separately, which costs more."""
+        self.prepare_predict()
+        few = jax.tree.map(lambda a: jnp.asarray(a[:8]), x)
+        forward = lambda p, r, k, x: self._forward(self.gd_eval, p, r, x, k)[0]  # noqa: E731
+        args = (self.state["params"], self.state["rest"], self.state.get("rng"), few)
+        try:
+            out = jax.jit(forward)(*args)
+        except TRACE_ERRORS:
+            out = forward(*args)
+        return self.to_host(out)
 
     # ------------------------------------------------------------------ precision
     def _cast(self, tree: Any) -> Any:
@@ -111,6 +145,7 @@ class JaxBackend:
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
         self.tx = self.opt_spec.build_optax()
+        self._keep_key()
         params, rest = self._split_module()
         params = jax.tree.map(lambda a: a.astype(self.policy.variable_dtype)
                               if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
@@ -119,6 +154,7 @@ class JaxBackend:
             "metrics": jax.device_put(objective.init_states()),
             "cursor": jnp.zeros((), jnp.int32),
         }
+        self._put_key(self.state)
         if self.loss_scale_opt is not None:
             ls = self.loss_scale_opt
             self.state["loss_scale"] = precision.LossScale(
@@ -148,7 +184,27 @@ class JaxBackend:
         self.gd_train, params, rest = nnx.split(self.module, nnx.Param, ...)
         self.module.eval()
         self.gd_eval = nnx.split(self.module, nnx.Param, ...)[0]
-        return self._leaves(params, rest)
+        is_var = lambda v: isinstance(v, nnx.Variable)  # noqa: E731
+        flags = jax.tree.leaves(jax.tree.map(lambda v: isinstance(v, nnx.RngState), rest,
+                                             is_leaf=is_var))
+        leaves = self._leaves(params, rest)
+        # the module's own RNG streams, advanced and written back by evaluate and predict too
+        self._rng_idx = [i for i, f in enumerate(flags) if f] if len(flags) == len(
+            leaves[1]) else list(range(len(leaves[1])))
+        return leaves
+
+    def _keep_key(self) -> None:
+        """Randomness continues across builds (predict before compile, recompiles)."""
+        if self.state is not None and "rng" in self.state:
+            self._key = self.state["rng"]
+
+    def _put_key(self, state: dict[str, Any]) -> None:
+        """The kompile-owned key behind `rngs` into a new step state (kept across builds)."""
+        if not self.signature.takes_rngs:
+            return
+        if self._key is None:
+            self._key = jax.random.key(self.seed if self.seed is not None else 0)
+        state["rng"] = self._key
 
     def _leaves(self, params: Any, rest: Any) -> tuple[list[Any], list[Any]]:
         """Module state as flat lists of arrays: the step state is then a pytree that jit's
@@ -171,6 +227,7 @@ class JaxBackend:
     def unbuild(self) -> None:
         """Forget optimizer and metric state (a recompile); the module keeps the weights."""
         self.sync_to_module()
+        self._keep_key()
         self.state = self.eval_state = None
         self.jit_compile = None
 
@@ -180,31 +237,50 @@ class JaxBackend:
             return
         params, rest = self._split_module()
         self.state = {"params": params, "rest": rest}
+        self._put_key(self.state)
         self._synced = jax.tree.leaves(nnx.state(self.module))
         self.jit_compile, self._strict, self._fns = True, False, {}
 
     # ------------------------------------------------------------------ steps (pure)
-    def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any):
+    def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any = None,
+                 training: bool = False):
+        """Flat outputs, the module's new other variables and the next kompile-owned key."""
         module = nnx.merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest),
                            copy=True)
-        out = module(self._cast(self._user_order(x)))
+        rngs = None
+        if key is not None:  # a fresh nnx.Rngs per step, split from the carried key
+            key, step_key = jax.random.split(key)
+            rngs = nnx.Rngs(step_key)
+        out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
         new_rest = jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2])
         new_rest = [new.astype(old.dtype) for new, old in zip(new_rest, rest)]
-        return self.spec.flatten(out), new_rest
+        return self.spec.flatten(out), new_rest, key
+
+    def _rng_of(self, rest: Any) -> list[Any]:
+        return [rest[i] for i in self._rng_idx]
+
+    def _with_rng(self, rest: Any, rng: list[Any]) -> list[Any]:
+        rest = list(rest)
+        for i, a in zip(self._rng_idx, rng):
+            rest[i] = a
+        return rest
 
     def _train_one(self, state: dict[str, Any], batch: Any) -> dict[str, Any]:
         x, ys, sws = batch
         ls = state.get("loss_scale")
 
         def loss_fn(params):
-            preds, rest = self._forward(self.gd_train, params, state["rest"], x)
+            preds, rest, key = self._forward(self.gd_train, params, state["rest"], x,
+                                             state.get("rng"), True)
             total, per_output = self.objective.compute_loss(ys, preds, sws)
             scaled = ls.scale_loss(total) if ls is not None else total
-            return scaled, (total, per_output, preds, rest)
+            return scaled, (total, per_output, preds, rest, key)
 
-        grads, (total, per_output, preds, rest) = jax.grad(loss_fn, has_aux=True)(
+        grads, (total, per_output, preds, rest, key) = jax.grad(loss_fn, has_aux=True)(
             state["params"])
         new = dict(state)
+        if key is not None:
+            new["rng"] = key
         if ls is not None:
             grads = ls.unscale(grads, jax.tree.map)
             finite = _all_finite(grads)
@@ -221,17 +297,24 @@ class JaxBackend:
         return new
 
     def _eval_one(self, state: dict[str, Any], batch: Any, params: Any, rest: Any):
+        """One evaluation batch; ``state["rngs"]`` carries the RNG (the module's own streams
+        and the kompile-owned key), advanced as in training."""
         x, ys, sws = batch
-        preds, _ = self._forward(self.gd_eval, params, rest, x)
+        rng, key = state["rngs"]
+        preds, new_rest, key = self._forward(self.gd_eval, params, self._with_rng(rest, rng), x,
+                                             key)
         total, per_output = self.objective.compute_loss(ys, preds, sws)
         batch = jax.tree.leaves(x)[0].shape[0]
         metrics = self.objective.update(state["metrics"], ys, preds, sws, total, per_output,
                                         batch)
-        return {**state, "metrics": metrics}
+        return {**state, "metrics": metrics, "rngs": (self._rng_of(new_rest), key)}
 
-    def _predict_one(self, params: Any, rest: Any, x: Any) -> list[Any]:
-        preds = self._forward(self.gd_eval, params, rest, self._shard(x, 0))[0]
-        return preds[:len(self.spec.names)]  # without the model's own 0-d loss
+    def _predict_one(self, params: Any, rest: Any, x: Any, rng: Any) -> tuple[list[Any], Any]:
+        leaves, key = rng
+        out, new_rest, key = self._forward(self.gd_eval, params, self._with_rng(rest, leaves),
+                                           self._shard(x, 0), key)
+        # without the model's own 0-d loss
+        return out[:len(self.spec.names)], (self._rng_of(new_rest), key)
 
     # ------------------------------------------------------------------ compiled calls
     def _compiled(self, kind: str, n: int, batch_size: int):
@@ -246,22 +329,28 @@ class JaxBackend:
         about 40% of a small step)."""
         one = self._train_one if kind.startswith("train") else self._eval_one
         if kind == "predict":
-            def run_predict(p, r, data, start):
+            def run_predict(p, r, rng, data, start):
                 if n == 1 or not jit:
-                    outs = [self._predict_one(p, r, _rows(data[0], (start + i) * bs, bs))
-                            for i in range(n)]
-                    return [jnp.concatenate(o) if n > 1 else o[0] for o in zip(*outs)]
+                    outs = []
+                    for i in range(n):
+                        out, rng = self._predict_one(p, r, _rows(data[0], (start + i) * bs, bs),
+                                                     rng)
+                        outs.append(out)
+                    return [jnp.concatenate(o) if n > 1 else o[0] for o in zip(*outs)], rng
                 xs = _batches(data[0], start * bs, n, bs)
-                outs = jax.lax.map(lambda x: self._predict_one(p, r, x), xs)
-                return [o.reshape((-1,) + o.shape[2:]) for o in outs]
+                rng, outs = jax.lax.scan(lambda c, x: self._predict_one(p, r, x, c)[::-1], rng,
+                                         xs)
+                return [o.reshape((-1,) + o.shape[2:]) for o in outs], rng
 
             return jax.jit(run_predict) if jit else run_predict
 
         if kind.endswith("_loop"):  # n is an argument: one compile serves every count
-            return self._make_loop(one, bs, jit)
+            return self._make_loop(one, bs, jit, kind == "eval_loop")
 
         def run(state, data, *extra):
             cursor = state["cursor"]
+            if kind == "eval":
+                state, extra = _rng_into_carry(state, extra)
             if n == 1 or not jit:
                 for i in range(n):
                     batch = _rows(data, (cursor + i) * bs, bs)
@@ -273,11 +362,13 @@ class JaxBackend:
 
         return jax.jit(run, donate_argnums=(0,)) if jit else run
 
-    def _make_loop(self, one: Any, bs: int, jit: bool):
+    def _make_loop(self, one: Any, bs: int, jit: bool, evaluates: bool):
         """A paced call (pacing.py): ``n`` steps as a loop whose trip count is an argument,
         each slicing its batch at the cursor (as a one-step call does)."""
         def run(state, data, n, *extra):
             cursor = state["cursor"]
+            if evaluates:
+                state, extra = _rng_into_carry(state, extra)
             if not jit:
                 for i in range(int(n)):
                     state = one(state, self._shard(_rows(data, (cursor + i) * bs, bs), 0), *extra)
@@ -353,20 +444,42 @@ class JaxBackend:
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
         data = self._ordered("eval", feed, index)
         self._seek("eval", self.eval_state, data, start)
-        extra = (self.state["params"], self.state["rest"])
+        extra = (self.state["params"], self.state["rest"], self._rng_in())
         if self.paced.get("eval"):
             self.eval_state = self._call("eval_loop", 0, index.shape[1], self.eval_state, data,
                                          self._count(n), *extra)
         else:
             self.eval_state = self._call("eval", n, index.shape[1], self.eval_state, data,
                                          *extra)
+        self._rng_out(self.eval_state.pop("rngs"))
         self._cursor["eval"] = start + n
 
     def predict(self, feed: Any, index: Any, start: int, n: int) -> list[Any]:
         """Flat per-output predictions covering rows ``start:start+n`` of ``index``."""
         data = self._ordered("predict", feed, index)
-        return self._call("predict", n, index.shape[1], self.state["params"],
-                          self.state["rest"], data, start)
+        out, rng = self._call("predict", n, index.shape[1], self.state["params"],
+                              self.state["rest"], self._rng_in(), data, start)
+        self._rng_out(rng)
+        return out
+
+    def _rng_in(self) -> tuple[list[Any], Any]:
+        """What evaluate and predict advance: the module's own RNG leaves and the key."""
+        return self._rng_of(self.state["rest"]), self.state.get("rng")
+
+    def _rng_out(self, rng: tuple[list[Any], Any]) -> None:
+        leaves, key = rng
+        if leaves:
+            self.state["rest"] = self._with_rng(self.state["rest"], leaves)
+            self._rng_advanced = True
+        if key is not None:
+            self.state["rng"] = key
+
+    def write_back_rng(self) -> None:
+        """The module's own RNG streams, advanced by evaluate/predict, into the module (the
+        kompile-owned key lives in the step state)."""
+        if self._rng_advanced:
+            self._rng_advanced = False
+            self.sync_to_module()
 
     # ------------------------------------------------------------------ metrics and host
     def reset_metrics(self, phase: str) -> None:
@@ -480,6 +593,8 @@ class JaxBackend:
                              "train_on_batch() once, so that its optimizer state exists.")
         trees = {"params": self.params_tree(), "rest": self.rest_tree(),
                  "opt": self.state["opt"], "metrics": self.state["metrics"]}
+        if "rng" in self.state:  # the kompile-owned key behind `rngs`
+            trees["rng"] = self.state["rng"]
         if "loss_scale" in self.state:
             trees["loss_scale"] = self.state["loss_scale"]
         return trees

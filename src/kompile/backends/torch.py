@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import optimizers, structures
+from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
 from . import torch_fast, torch_state
 
@@ -81,6 +81,10 @@ class TorchBackend:
         self._fns: dict[str, Any] = {}
         self._fast: Any = None  # torch_fast.FastObjective, set by build
         self.train_module: Any = None  # what the training forward calls, if not `module` (DDP)
+        # the calling rule (kompile.calling); torch modules draw from torch's global RNG
+        self.signature = calling.ModuleSignature(module, "forward", rngs_allowed=False)
+        self.seed: int | None = None
+        self._rule: calling.CallRule | None = None
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
         self._compute_dtype = None if compute == torch.float32 else compute
@@ -108,14 +112,26 @@ class TorchBackend:
 
     # ------------------------------------------------------------------ shapes
     def output_spec(self, x: Any) -> structures.OutputSpec:
+        self._rule = self.signature.rule(x)
+        try:
+            out = self._eval_forward(x)
+        except Exception as err:  # noqa: BLE001  (re-raised with what x held, chained)
+            raise calling.first_call_error(self.signature, x, err) from err
+        return structures.output_spec(out, self.output_names)
+
+    def _eval_forward(self, x: Any) -> Any:
         was_training = self.module.training
         self.module.eval()
         try:
             with torch.no_grad(), self._amp():
-                out = self.module(self._cast(self.put(x)))
+                return self._rule.call(self.module, self._cast(self.put(x)), False)
         finally:
             self.module.train(was_training)
-        return structures.output_spec(out, self.output_names)
+
+    def sample_outputs(self, x: Any) -> list[Any]:
+        """Flat host predictions for the first few samples of ``x`` (eval mode)."""
+        few = map_arrays(lambda a: a[:8], x)
+        return self.to_host(self.spec.flatten(self._eval_forward(few)))
 
     # ------------------------------------------------------------------ build
     def resolve_jit(self, config: Any) -> bool:
@@ -183,17 +199,18 @@ class TorchBackend:
         """Nothing is held between calls: batches are gathered from the feed per step."""
 
     # ------------------------------------------------------------------ steps
-    def _forward(self, x: Any, module: Any = None) -> list[Any]:
+    def _forward(self, x: Any, module: Any = None, training: bool = False) -> list[Any]:
         module = self.module if module is None else module
+        call = self._rule.call
         if self._compute_dtype is None:
-            return self.spec.flatten(module(x))
+            return self.spec.flatten(call(module, x, training))
         with self._amp():
-            return self.spec.flatten(module(self._cast(x)))
+            return self.spec.flatten(call(module, self._cast(x), training))
 
     def _train_forward(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
         """Forward, loss and metric update of one training step (what torch.compile sees)."""
         x, ys, sws = _gather(feed, row)
-        preds = self._forward(x, self.train_module)
+        preds = self._forward(x, self.train_module, training=True)
         fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
         if fast is not None:
             return fast
@@ -251,8 +268,13 @@ class TorchBackend:
         if not self.module.training:  # a recursive walk: only when eval() ran in between
             self.module.train()
         states = self.metrics["train"]
-        for i in range(n):
-            states = self._train_step(feed, index[start + i], states)
+        try:
+            for i in range(n):
+                states = self._train_step(feed, index[start + i], states)
+        except (ValueError, RuntimeError) as err:
+            if calling.is_batchnorm_batch_of_one(err):
+                raise calling.batchnorm_hint(int(index[start + i].shape[0])) from err
+            raise
         self.metrics["train"] = states
 
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
@@ -312,6 +334,9 @@ class TorchBackend:
     # ------------------------------------------------------------------ module state
     def sync_to_module(self) -> None:
         """Nothing to do: torch trains the module's own parameters in place."""
+
+    def write_back_rng(self) -> None:
+        """Nothing to do: torch modules draw from torch's global RNG."""
 
     def refresh_from_module(self) -> None:
         """Nothing to do: weights set on the module between calls are already the live ones."""
