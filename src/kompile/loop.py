@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from . import calling
+from . import calling, pacing
 from . import data as data_mod
-from . import pacing
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
