@@ -58,7 +58,21 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     ys, sws = source.prepare(prepare)
     if model._config is not None:
         objective = model._ensure_objective(ys)
-        objective.check(ys, sws)
+        try:
+            objective.check(ys, sws)
+        except ValueError as err:
+            if isinstance(source, data_mod.IterableSource) and all(v is None for v in ys):
+                raise ValueError(
+                    f"The data yields {'dicts' if source.first_is_dict else 'x alone'} without "
+                    "targets, but the compiled loss or metrics need them: yield (x, y) or (x, y, "
+                    "sample_weight) batches (with a dict of inputs as x), or compile without a "
+                    "loss when the model returns its own `loss`.") from err
+            raise
+        # checks at the door: host data once per call (arrays whole, iterables' first batch)
+        x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
+            else (source.peek_x(), ys, sws)
+        data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
+                                   single=not model._spec.multi)
 
 
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
@@ -94,15 +108,13 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         validation_steps: Any = None, validation_batch_size: Any = None,
         validation_freq: Any = 1) -> History:
     model._require_compiled("fit")
+    data_mod.checks.check_fit_arguments(
+        batch_size, epochs, verbose, validation_split, shuffle, initial_epoch, steps_per_epoch,
+        validation_steps, validation_batch_size, validation_freq, class_weight)
     y = model._bind_targets(x, y)  # compile-time target_tensors, split with x
     verbose = resolve_verbose(verbose)
-    if not isinstance(validation_freq, int) and not (
-            isinstance(validation_freq, list | tuple)
-            and all(isinstance(v, int) for v in validation_freq)):
-        raise TypeError(f"`validation_freq` must be an int or a list of epochs (1-based); "
-                        f"received {validation_freq!r}.")
     source = data_mod.adapt(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
-                            steps=steps_per_epoch)
+                            steps=steps_per_epoch, repeat=True)
     val_source = None
     if validation_split:
         if not isinstance(source, data_mod.ArraySource):
@@ -110,13 +122,13 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                              "iterables pass `validation_data`.")
         train, val = data_mod.split_validation(source.raw, validation_split)
         source = data_mod.ArraySource(train["x"], train["y"], train["sample_weight"],
-                                      source.batch_size, shuffle, steps_per_epoch)
+                                      source.batch_size, shuffle, steps_per_epoch, repeat=True)
         val_source = data_mod.ArraySource(val["x"], val["y"], val["sample_weight"],
                                           validation_batch_size or source.batch_size, False,
-                                          validation_steps)
+                                          validation_steps, repeat=True)
     elif validation_data is not None:
-        val_source = _validation_source(validation_data, validation_batch_size or batch_size,
-                                        validation_steps)
+        val_source = data_mod.adapt_validation(
+            validation_data, validation_batch_size or batch_size, validation_steps)
     backend = model._backend
     backend.refresh_from_module()
     _prepare(model, source, class_weight)
@@ -185,20 +197,11 @@ def _resume(model: Any, history: History, initial_epoch: int) -> tuple[int, int]
     return resume["epoch"], resume["step"]
 
 
-def _validation_source(validation_data: Any, batch_size: Any, steps: Any) -> Any:
-    if isinstance(validation_data, tuple | list) and len(validation_data) in (2, 3) and \
-            data_mod.arrays.leaves(data_mod.to_numpy(validation_data[0], "validation_data")):
-        vx, vy, vsw = (*validation_data, None)[:3]
-        return data_mod.adapt(vx, vy, vsw, batch_size=batch_size, steps=steps,
-                              argument="validation_data")
-    return data_mod.adapt(validation_data, batch_size=None, steps=steps,
-                          argument="validation_data")
-
-
 def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
              verbose: Any = "auto", sample_weight: Any = None, steps: Any = None,
              callbacks: Any = None, return_dict: bool = False) -> Any:
     model._require_compiled("evaluate")
+    data_mod.checks.check_eval_arguments(batch_size, verbose, steps)
     y = model._bind_targets(x, y)  # compile-time target_tensors, split with x
     verbose = resolve_verbose(verbose)
     source = data_mod.adapt(x, y, sample_weight, batch_size=batch_size, steps=steps)
@@ -212,8 +215,10 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
 
 def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", steps: Any = None,
             callbacks: Any = None) -> Any:
+    data_mod.checks.check_eval_arguments(batch_size, verbose, steps)
     verbose = resolve_verbose(verbose)
-    source = data_mod.adapt(x, None, None, batch_size=batch_size, steps=steps)
+    source = data_mod.adapt(x, None, None, batch_size=batch_size, steps=steps,
+                            allow_empty=True)
     backend = model._backend
     spec = model._output_spec(source.peek_x())
     backend.prepare_predict()
@@ -229,6 +234,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
         cbs.call("on_predict_batch_end", call.last_step, None)
     host = backend.to_host(chunks)  # host sync: the predictions
     backend.release()
-    flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
+    flat = [np.concatenate([c[i] for c in host]) if host  # 0 samples: empty outputs
+            else np.zeros((0, *shape), np.float32) for i, shape in enumerate(spec.shapes)]
     cbs.call("on_predict_end", None)
     return spec.unflatten(flat)

@@ -73,6 +73,20 @@ class Objective:
                 self._check_target(e, tuple(y.shape[1:]))
             self._check_weight(e, sw, y)
 
+    def data_rules(self) -> list[tuple[str, bool, Any]]:
+        """Per output, what the data checks (data/checks.py) need: the name, whether a
+        built-in loss reads the targets, and ``(classes, ignore_class, loss name)`` when that
+        loss takes sparse class labels (else None)."""
+        rules = []
+        for e in self.entries:
+            builtin = e.loss is not None and type(e.loss).fn is not None
+            sparse = None
+            if builtin and losses.crossentropy_kind(e.loss) == "sparse":
+                classes = (e.pred_shape or (1,))[-1]
+                sparse = (classes, e.loss.options.get("ignore_class"), e.loss.name)
+            rules.append((e.name, builtin, sparse))
+        return rules
+
     def _check_target(self, e: OutputEntry, y_shape: tuple[int, ...]) -> None:
         if e.loss is None or type(e.loss).fn is None:
             return  # a user's function or Loss subclass sets its own shape contract

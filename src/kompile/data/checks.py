@@ -1,0 +1,215 @@
+"""Checks at the door: the arguments of fit/evaluate/predict and the values of host data.
+
+Run once at the start of each call, never inside a step. Every error is kompile's own
+``TypeError`` (wrong type) or ``ValueError`` (wrong value) naming the argument, what was
+expected and what was received. What is checked, and whether it is an error or a warning,
+is listed in the README ("What kompile checks").
+
+Non-finite values cost one vectorised pass per array: ``min`` and ``max`` propagate NaN
+and show an infinity without allocating; only a failing array is scanned again to count
+the bad values and find the first one.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .arrays import leaves
+
+
+def _received(value: Any) -> str:
+    return f"received {value!r} (of type {type(value).__name__})"
+
+
+def positive_int(name: str, value: Any, allow_none: bool = True, minimum: int = 1) -> Any:
+    """``value`` as an int >= ``minimum`` (None allowed when ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        expected = "an int" + (" or None" if allow_none else "")
+        raise TypeError(f"Argument `{name}` must be {expected}; {_received(value)}.")
+    if value < minimum:
+        raise ValueError(f"Argument `{name}` must be >= {minimum}; received {value}.")
+    return int(value)
+
+
+def check_verbose(value: Any) -> None:
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"Argument `verbose` must be 0, 1, 2 or 'auto'; received {value!r}.")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Argument `verbose` must be 0, 1, 2 or 'auto'; {_received(value)}.")
+    if value not in (0, 1, 2):
+        raise ValueError(f"Argument `verbose` must be 0, 1, 2 or 'auto'; received {value!r}.")
+
+
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"Argument `{name}` must be True or False; {_received(value)}.")
+
+
+def check_fit_arguments(batch_size: Any, epochs: Any, verbose: Any, validation_split: Any,
+                        shuffle: Any, initial_epoch: Any, steps_per_epoch: Any,
+                        validation_steps: Any, validation_batch_size: Any,
+                        validation_freq: Any, class_weight: Any) -> None:
+    """Types and ranges of fit's arguments (data arguments are checked by ``adapt``)."""
+    positive_int("batch_size", batch_size)
+    positive_int("epochs", epochs, allow_none=False, minimum=0)
+    check_verbose(verbose)
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
+        raise TypeError("Argument `validation_split` must be a float in [0, 1); "
+                        f"{_received(validation_split)}.")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError("Argument `validation_split` must be a float in [0, 1) (the fraction "
+                         f"of the samples held out); received {validation_split!r}.")
+    check_bool("shuffle", shuffle)
+    positive_int("initial_epoch", initial_epoch, allow_none=False, minimum=0)
+    positive_int("steps_per_epoch", steps_per_epoch)
+    positive_int("validation_steps", validation_steps)
+    positive_int("validation_batch_size", validation_batch_size)
+    _check_validation_freq(validation_freq)
+    if class_weight is not None:
+        _check_class_weight(class_weight)
+
+
+def _check_validation_freq(freq: Any) -> None:
+    expected = "a positive int or a list of 1-based epoch numbers"
+    if isinstance(freq, list | tuple):
+        for v in freq:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise TypeError(f"Argument `validation_freq` must be {expected}; received "
+                                f"{freq!r}, which holds {v!r}.")
+        return
+    if isinstance(freq, bool) or not isinstance(freq, numbers.Integral):
+        raise TypeError(f"Argument `validation_freq` must be {expected}; {_received(freq)}.")
+    if freq < 1:
+        raise ValueError(f"Argument `validation_freq` must be {expected}; received {freq} "
+                         "(validation every 0 epochs is undefined).")
+
+
+def _check_class_weight(class_weight: Any) -> None:
+    if not isinstance(class_weight, Mapping):
+        return  # structures.class_weights_to_sample_weights names the expected form
+    for key, value in class_weight.items():
+        if isinstance(value, Mapping):
+            _check_class_weight(value)
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"Argument `class_weight` must map class indices to numbers; class "
+                            f"{key!r} has {_received(value)}.")
+        if not np.isfinite(value):
+            raise ValueError(f"Argument `class_weight` holds a non-finite weight {value!r} for "
+                             f"class {key!r}; every weight must be a finite number.")
+
+
+def check_eval_arguments(batch_size: Any, verbose: Any, steps: Any) -> None:
+    """Types and ranges of evaluate's and predict's arguments."""
+    positive_int("batch_size", batch_size)
+    check_verbose(verbose)
+    positive_int("steps", steps)
+
+
+# ---------------------------------------------------------------------- values of host data
+def _non_finite(a: np.ndarray) -> tuple[int, tuple[int, ...]] | None:
+    """(count, first index) of the NaN/Inf entries of ``a``, or None when all are finite."""
+    if a.dtype.kind not in "fc" or a.size == 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        if np.isfinite(a.min()) and np.isfinite(a.max()):  # no temporary of a's size
+            return None
+    bad = ~np.isfinite(a)
+    first = np.unravel_index(int(np.argmax(bad)), a.shape)
+    return int(bad.sum()), tuple(int(i) for i in first)
+
+
+def _paths(tree: Any, prefix: str) -> list[tuple[str, np.ndarray]]:
+    if tree is None:
+        return []
+    if isinstance(tree, Mapping):
+        return [p for k, v in tree.items() for p in _paths(v, f"{prefix}[{k!r}]")]
+    if isinstance(tree, list | tuple):
+        return [p for i, v in enumerate(tree) for p in _paths(v, f"{prefix}[{i}]")]
+    return [(prefix, tree)]
+
+
+def check_finite(tree: Any, argument: str, error: bool,
+                 names: Sequence[str] | None = None) -> None:
+    """Report NaN/Inf in host arrays naming the argument, the count and the first index.
+
+    ``names`` labels the entries of a flat per-output list (``y``/``sample_weight``).
+    """
+    items = ([(f"{argument} for output '{n}'" if n else argument, a)
+              for n, a in zip(names, tree) if a is not None]
+             if names is not None else _paths(tree, argument))
+    for where, a in items:
+        a = np.asarray(a)
+        found = _non_finite(a)
+        if found is None:
+            continue
+        count, first = found
+        message = (f"`{where}` holds {count} non-finite value(s) (NaN or Inf); the first is at "
+                   f"index {first}: {a[first]!r}.")
+        if error:
+            raise ValueError(message + " Remove or replace them before training.")
+        warnings.warn(message + " Training on them will likely give NaN losses.", stacklevel=4)
+
+
+def check_sparse_labels(y: np.ndarray, output: str, classes: int, ignore_class: Any,
+                        loss_name: str) -> None:
+    """Sparse class labels must be whole numbers in ``[0, classes)`` (or ``ignore_class``)."""
+    y = np.asarray(y)
+    if y.size == 0 or classes < 1:
+        return
+    if y.dtype.kind == "b":
+        return
+    fractional = y.dtype.kind in "fc" and bool(np.any(y != np.floor(y)))
+    low, high = y.min(), y.max()
+    if not fractional and low >= 0 and high < classes:
+        return
+    valid = (y >= 0) & (y < classes) & (y == np.floor(y) if y.dtype.kind in "fc" else True)
+    if ignore_class is not None:
+        valid |= y == ignore_class
+    if valid.all():
+        return
+    first = np.unravel_index(int(np.argmin(valid)), y.shape)
+    bad = y[first]
+    count = int((~valid).sum())
+    what = "has a fractional part" if y.dtype.kind in "fc" and bad != np.floor(bad) \
+        else f"is outside [0, {classes})"
+    raise ValueError(
+        f"`y` for output '{output}' holds {count} invalid sparse label(s) for the loss "
+        f"{loss_name!r}: the value {bad!r} at index {tuple(int(i) for i in first)} {what}. "
+        f"Labels must be class indices 0..{classes - 1} (the output has {classes} classes)."
+    )
+
+
+def check_data(x: Any, ys: list[Any], sws: list[Any], rules: list[tuple[str, bool, Any]],
+               single: bool) -> None:
+    """Values of one call's host data: non-finite numbers and sparse labels.
+
+    Args:
+        x: the inputs (a structure of host arrays).
+        ys: flat per-output targets (None where absent).
+        sws: flat per-output sample weights, class weights already folded in.
+        rules: ``Objective.data_rules()``: per output (name, built-in loss, sparse info).
+        single: the model has one output (messages then name no output).
+    """
+    check_finite(x, "x", error=False)
+    names = ["" if single else name for name, _, _ in rules]
+    for name, y, (_, builtin, _) in zip(names, ys, rules):
+        # a built-in loss can only give NaN; a custom one may treat NaN as "missing"
+        check_finite([y], "y", error=builtin, names=[name])
+    check_finite(sws, "sample_weight", error=True, names=names)
+    for (name, _, sparse), y in zip(rules, ys):
+        if sparse is not None and y is not None:
+            check_sparse_labels(y, name, *sparse)
+
+
+__all__ = ["check_data","check_eval_arguments", "check_finite", "check_fit_arguments",
+           "check_sparse_labels", "leaves", "positive_int"]
