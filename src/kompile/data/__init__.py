@@ -76,7 +76,8 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
     if _is_array_like(x) or type(x).__module__.startswith("pandas"):
         return ArraySource(to_numpy(x, argument), targets_dtype(to_numpy(y, "y")),
                            to_numpy(sample_weight, "sample_weight"), batch_size or 32,
-                           shuffle, steps, repeat=repeat, allow_empty=allow_empty)
+                           shuffle, steps, repeat=repeat, allow_empty=allow_empty,
+                           argument=argument)
     if isinstance(x, str | bytes):
         raise TypeError(f"Argument `{argument}` must be arrays or an iterable of batches; "
                         f"received the string {x!r}.")

@@ -154,7 +154,7 @@ def check_finite(tree: Any, argument: str, error: bool,
             continue
         count, first = found
         message = (f"`{where}` holds {count} non-finite value(s) (NaN or Inf); the first is at "
-                   f"index {first}: {a[first]!r}.")
+                   f"index {first}: {a[first].item()!r}.")
         if error:
             raise ValueError(message + " Remove or replace them before training.")
         warnings.warn(message + " Training on them will likely give NaN losses.", stacklevel=4)
@@ -178,7 +178,7 @@ def check_sparse_labels(y: np.ndarray, output: str, classes: int, ignore_class: 
     if valid.all():
         return
     first = np.unravel_index(int(np.argmin(valid)), y.shape)
-    bad = y[first]
+    bad = y[first].item()
     count = int((~valid).sum())
     what = "has a fractional part" if y.dtype.kind in "fc" and bad != np.floor(bad) \
         else f"is outside [0, {classes})"

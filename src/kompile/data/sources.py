@@ -58,9 +58,11 @@ class ArraySource:
     kind = "arrays"
 
     def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool,
-                 steps: int | None, repeat: bool = False, allow_empty: bool = False):
+                 steps: int | None, repeat: bool = False, allow_empty: bool = False,
+                 argument: str = "x"):
         self.raw = {"x": x, "y": y, "sample_weight": sample_weight}
-        self.n = num_samples({k: v for k, v in self.raw.items() if v is not None},
+        named = {argument: x, "y": y, "sample_weight": sample_weight}
+        self.n = num_samples({k: v for k, v in named.items() if v is not None},
                              allow_empty=allow_empty)
         self.batch_size, self.shuffle, self.steps_limit = batch_size, shuffle, steps
         self.repeat = repeat and steps is not None
