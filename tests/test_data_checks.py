@@ -174,3 +174,18 @@ def test_to_categorical_matches_keras():
         kp.utils.to_categorical([0.5])
     with pytest.raises(TypeError, match="`num_classes` must be an int or None"):
         kp.utils.to_categorical([0], num_classes="3")
+
+
+def test_integer_x_into_a_float_torch_module():
+    torch = pytest.importorskip("torch")
+    model = kp.Model(torch.nn.Linear(4, 1)).compile("sgd", "mse")
+    x = np.arange(8).reshape(2, 4)
+    with pytest.raises(TypeError, match=r"failed on `x` with integer arrays \(x: int64\).*"
+                                        r"x.astype\('float32'\)"):
+        model.predict(x, verbose=0)
+    with pytest.raises(TypeError, match="integer arrays"):
+        model.fit(x, np.zeros((2, 1), np.float32), verbose=0)
+    emb = kp.Model(torch.nn.Embedding(10, 3))  # integer inputs stay integer: embeddings work
+    assert emb.predict(x, verbose=0).shape == (2, 4, 3)
+    with pytest.raises(TypeError, match=r"with float64 arrays \(x: float64\).*x.float\(\)"):
+        model.predict(torch.ones(2, 4, dtype=torch.float64), verbose=0)

@@ -19,7 +19,8 @@ import kompile as kp
 
 from . import models
 
-SETTINGS = settings(deadline=None, max_examples=30, derandomize=True,
+SETTINGS = settings(deadline=None, derandomize=True,
+                    max_examples=int(os.environ.get("KOMPILE_PROPERTY_EXAMPLES", "30")),
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
 KOMPILE = os.sep + "kompile" + os.sep

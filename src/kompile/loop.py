@@ -39,9 +39,22 @@ def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
     return cbs
 
 
+def _first_forward(model: Any, source: Any) -> Any:
+    """The output spec from the first batch; integer `x` into a float torch module gets a
+    clear error (data/checks.py) instead of torch's dtype message."""
+    x = source.peek_x()
+    try:
+        return model._output_spec(x)
+    except Exception as err:
+        hint = data_mod.checks.integer_input_hint(x, model._backend.name, err)
+        if hint is None:
+            raise
+        raise TypeError(hint) from err
+
+
 def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     """Name the outputs, build the objective once, and flatten targets per output."""
-    spec = model._output_spec(source.peek_x())
+    spec = _first_forward(model, source)
     check = getattr(model._backend, "check_batch_size", None)
     if check is not None and isinstance(source, data_mod.ArraySource):
         check(source.batch_size)
@@ -220,7 +233,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     source = data_mod.adapt(x, None, None, batch_size=batch_size, steps=steps,
                             allow_empty=True)
     backend = model._backend
-    spec = model._output_spec(source.peek_x())
+    spec = _first_forward(model, source)
     backend.prepare_predict()
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})

@@ -189,6 +189,27 @@ def check_sparse_labels(y: np.ndarray, output: str, classes: int, ignore_class: 
     )
 
 
+def integer_input_hint(x: Any, backend: str, err: BaseException) -> str | None:
+    """A clear message when a torch module fails with a dtype error on integer (or float64)
+    ``x``: kompile keeps those dtypes on torch (embeddings need integers; a float64 tensor is
+    the user's choice), so the module must take them or ``x`` must be cast."""
+    if backend != "torch":
+        return None
+    odd = [(p, np.asarray(a).dtype) for p, a in _paths(x, "x")
+           if np.asarray(a).dtype.kind in "iu" or np.asarray(a).dtype == np.float64]
+    text = str(err)
+    if not odd or not any(w in text for w in ("dtype", "type", "Long", "Int", "Double")):
+        return None
+    kind = "integer" if any(d.kind in "iu" for _, d in odd) else "float64"
+    found = ", ".join(f"{p}: {d}" for p, d in odd)
+    keep = "integer inputs integer on torch (embeddings need them)" if kind == "integer" \
+        else "a torch tensor's dtype"
+    return (f"The torch module failed on `x` with {kind} arrays ({found}): "
+            f"{type(err).__name__}: {text.splitlines()[0] if text else ''}. kompile keeps "
+            f"{keep}; if the module expects float32 inputs, pass `x.astype('float32')` (a "
+            "tensor: `x.float()`).")
+
+
 def check_data(x: Any, ys: list[Any], sws: list[Any], rules: list[tuple[str, bool, Any]],
                single: bool) -> None:
     """Values of one call's host data: non-finite numbers and sparse labels.
@@ -211,5 +232,5 @@ def check_data(x: Any, ys: list[Any], sws: list[Any], rules: list[tuple[str, boo
             check_sparse_labels(y, name, *sparse)
 
 
-__all__ = ["check_data","check_eval_arguments", "check_finite", "check_fit_arguments",
+__all__ = ["check_data", "integer_input_hint","check_eval_arguments", "check_finite", "check_fit_arguments",
            "check_sparse_labels", "leaves", "positive_int"]
