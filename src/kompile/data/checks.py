@@ -232,5 +232,5 @@ def check_data(x: Any, ys: list[Any], sws: list[Any], rules: list[tuple[str, boo
             check_sparse_labels(y, name, *sparse)
 
 
-__all__ = ["check_data", "integer_input_hint","check_eval_arguments", "check_finite", "check_fit_arguments",
-           "check_sparse_labels", "leaves", "positive_int"]
+__all__ = ["check_data", "check_eval_arguments", "check_finite", "check_fit_arguments",
+           "check_sparse_labels", "integer_input_hint", "leaves", "positive_int"]
