@@ -72,7 +72,7 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
         if batch_size is not None:
             raise ValueError(f"`batch_size` must not be given when `{argument}` is a list of "
                              "batches: the list holds batches already.")
-        return IterableSource(x, steps)
+        return IterableSource(x, steps, argument)
     if _is_array_like(x) or type(x).__module__.startswith("pandas"):
         return ArraySource(to_numpy(x, argument), targets_dtype(to_numpy(y, "y")),
                            to_numpy(sample_weight, "sample_weight"), batch_size or 32,
@@ -93,7 +93,7 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
                 f"`batch_size` must not be given when `{argument}` is a {type(x).__name__}: "
                 "the iterable yields batches already."
             )
-        return IterableSource(x, steps)
+        return IterableSource(x, steps, argument)
     raise TypeError(
         f"Argument `{argument}` must be an array, a list/tuple or dict of arrays, a pandas "
         f"object, or an iterable of batches; received {type(x).__name__}."

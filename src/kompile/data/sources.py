@@ -173,8 +173,8 @@ class IterableSource:
 
     kind = "iterable"
 
-    def __init__(self, data: Iterable[Any], steps: int | None):
-        self.data, self.steps_limit = data, steps
+    def __init__(self, data: Iterable[Any], steps: int | None, argument: str = "x"):
+        self.data, self.steps_limit, self.argument = data, steps, argument
         self.one_shot = iter(data) is data  # a generator: one iterator across epochs
         self._iter: Iterator[Any] | None = None
         self._first: Any = None
@@ -204,7 +204,8 @@ class IterableSource:
             try:
                 self._first = self._next()
             except StopIteration:
-                raise ValueError("The data iterable yielded no batch (0 samples).") from None
+                raise ValueError(f"`{self.argument}` yielded no batch (0 samples): there is "
+                                 "nothing to run on.") from None
         return self._host_batch(self._first)[0]
 
     def prepare(self, fn: Prepare) -> tuple[list[Any], list[Any]]:
