@@ -85,7 +85,7 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
         x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
             else (source.peek_x(), ys, sws)
         data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
-                                   single=not model._spec.multi)
+                                   single=not model._spec.multi, argument=source.argument)
 
 
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:

@@ -161,7 +161,7 @@ def check_finite(tree: Any, argument: str, error: bool,
 
 
 def check_sparse_labels(y: np.ndarray, output: str, classes: int, ignore_class: Any,
-                        loss_name: str) -> None:
+                        loss_name: str, argument: str = "y") -> None:
     """Sparse class labels must be whole numbers in ``[0, classes)`` (or ``ignore_class``)."""
     y = np.asarray(y)
     if y.size == 0 or classes < 1:
@@ -183,7 +183,8 @@ def check_sparse_labels(y: np.ndarray, output: str, classes: int, ignore_class: 
     what = "has a fractional part" if y.dtype.kind in "fc" and bad != np.floor(bad) \
         else f"is outside [0, {classes})"
     raise ValueError(
-        f"`y` for output '{output}' holds {count} invalid sparse label(s) for the loss "
+        f"`{argument}`{f' for output {output!r}' if output else ''} holds {count} invalid "
+        f"sparse label(s) for the loss "
         f"{loss_name!r}: the value {bad!r} at index {tuple(int(i) for i in first)} {what}. "
         f"Labels must be class indices 0..{classes - 1} (the output has {classes} classes)."
     )
@@ -211,7 +212,7 @@ def integer_input_hint(x: Any, backend: str, err: BaseException) -> str | None:
 
 
 def check_data(x: Any, ys: list[Any], sws: list[Any], rules: list[tuple[str, bool, Any]],
-               single: bool) -> None:
+               single: bool, argument: str = "x") -> None:
     """Values of one call's host data: non-finite numbers and sparse labels.
 
     Args:
@@ -220,16 +221,19 @@ def check_data(x: Any, ys: list[Any], sws: list[Any], rules: list[tuple[str, boo
         sws: flat per-output sample weights, class weights already folded in.
         rules: ``Objective.data_rules()``: per output (name, built-in loss, sparse info).
         single: the model has one output (messages then name no output).
+        argument: where the data came from (``"validation_data"`` names its entries).
     """
-    check_finite(x, "x", error=False)
+    labels = ("x", "y", "sample_weight") if argument == "x" else \
+        tuple(f"{argument}[{i}]" for i in range(3))
+    check_finite(x, labels[0], error=False)
     names = ["" if single else name for name, _, _ in rules]
     for name, y, (_, builtin, _) in zip(names, ys, rules):
         # a built-in loss can only give NaN; a custom one may treat NaN as "missing"
-        check_finite([y], "y", error=builtin, names=[name])
-    check_finite(sws, "sample_weight", error=True, names=names)
-    for (name, _, sparse), y in zip(rules, ys):
+        check_finite([y], labels[1], error=builtin, names=[name])
+    check_finite(sws, labels[2], error=True, names=names)
+    for name, (_, _, sparse), y in zip(names, rules, ys):
         if sparse is not None and y is not None:
-            check_sparse_labels(y, name, *sparse)
+            check_sparse_labels(y, name, *sparse, argument=labels[1])
 
 
 __all__ = ["check_data", "check_eval_arguments", "check_finite", "check_fit_arguments",

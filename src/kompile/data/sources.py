@@ -61,6 +61,7 @@ class ArraySource:
                  steps: int | None, repeat: bool = False, allow_empty: bool = False,
                  argument: str = "x"):
         self.raw = {"x": x, "y": y, "sample_weight": sample_weight}
+        self.argument = argument
         named = {argument: x, "y": y, "sample_weight": sample_weight}
         self.n = num_samples({k: v for k, v in named.items() if v is not None},
                              allow_empty=allow_empty)
