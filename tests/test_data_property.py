@@ -20,7 +20,7 @@ import kompile as kp
 from . import models
 
 SETTINGS = settings(deadline=None, derandomize=True,
-                    max_examples=int(os.environ.get("KOMPILE_PROPERTY_EXAMPLES", "30")),
+                    max_examples=int(os.environ.get("KOMPILE_PROPERTY_EXAMPLES", "20")),
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
 KOMPILE = os.sep + "kompile" + os.sep
