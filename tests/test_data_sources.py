@@ -154,3 +154,26 @@ def test_generator_of_four_tuples(backend):
     model = _model(backend)
     with pytest.raises(ValueError, match="a tuple of 4 entries; expected x, .*sample_weight"):
         model.fit(iter([(x, y, sw, sw)]), verbose=0)
+
+
+def test_continuing_passes_keep_the_jax_fast_path(monkeypatch):
+    """Passes that continue across epochs need nothing implicit from the host, and the
+    streaming path (data too large for the device) gives the same training."""
+    jax = pytest.importorskip("jax")
+    from kompile.backends.jax import JaxBackend
+
+    x, y, _ = _data()
+    model = _model("jax", 2)
+    model.fit(x, y, batch_size=BATCH, epochs=1, steps_per_epoch=3, verbose=0)  # compile first
+    with jax.transfer_guard("disallow"):
+        model.fit(x, y, batch_size=BATCH, epochs=3, steps_per_epoch=3, verbose=0)
+    results = []
+    for fits in (True, False):
+        monkeypatch.setattr(JaxBackend, "fits_on_device", lambda self, nbytes, f=fits: f)
+        m = _model("jax", 2)
+        np.random.seed(3)
+        hist = m.fit(x, y, batch_size=BATCH, epochs=4, steps_per_epoch=3, verbose=0)
+        results.append((hist.history["loss"], m.get_weights()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
