@@ -71,16 +71,8 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     ys, sws = source.prepare(prepare)
     if model._config is not None:
         objective = model._ensure_objective(ys)
-        try:
-            objective.check(ys, sws)
-        except ValueError as err:
-            if isinstance(source, data_mod.IterableSource) and all(v is None for v in ys):
-                raise ValueError(
-                    f"The data yields {'dicts' if source.first_is_dict else 'x alone'} without "
-                    "targets, but the compiled loss or metrics need them: yield (x, y) or (x, y, "
-                    "sample_weight) batches (with a dict of inputs as x), or compile without a "
-                    "loss when the model returns its own `loss`.") from err
-            raise
+        data_mod.checks.check_targets_given(ys, objective.data_rules(), source.batch_kind)
+        objective.check(ys, sws)
         # checks at the door: host data once per call (arrays whole, iterables' first batch)
         x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
             else (source.peek_x(), ys, sws)

@@ -73,18 +73,30 @@ class Objective:
                 self._check_target(e, tuple(y.shape[1:]))
             self._check_weight(e, sw, y)
 
-    def data_rules(self) -> list[tuple[str, bool, Any]]:
-        """Per output, what the data checks (data/checks.py) need: the name, whether a
-        built-in loss reads the targets, and ``(classes, ignore_class, loss name)`` when that
-        loss takes sparse class labels (else None)."""
+    def data_rules(self) -> list[tuple[str, bool, bool, Any]]:
+        """Per output, what the data checks (data/checks.py) need: the name, whether targets
+        are needed (a loss or metrics), whether a built-in loss reads them, and ``(classes,
+        ignore_class, loss name)`` when a built-in loss takes sparse class labels (else None)."""
+        per: list[list[Any]] = [[] for _ in self.entries]
+        terms = getattr(self, "terms", None)  # loss terms per node, when losses live there
+        if terms is not None:
+            for t in terms:
+                for i in t.outputs:
+                    per[i].append(t.loss if t.subtree is None else None)
+        else:
+            for i, e in enumerate(self.entries):
+                if e.loss is not None:
+                    per[i].append(e.loss)
         rules = []
-        for e in self.entries:
-            builtin = e.loss is not None and type(e.loss).fn is not None
+        for e, found in zip(self.entries, per):
+            builtin = [loss for loss in found if loss is not None and type(loss).fn is not None]
             sparse = None
-            if builtin and losses.crossentropy_kind(e.loss) == "sparse":
-                classes = (e.pred_shape or (1,))[-1]
-                sparse = (classes, e.loss.options.get("ignore_class"), e.loss.name)
-            rules.append((e.name, builtin, sparse))
+            for loss in builtin:
+                if losses.crossentropy_kind(loss) == "sparse":
+                    classes = (e.pred_shape or (1,))[-1]
+                    sparse = (classes, loss.options.get("ignore_class"), loss.name)
+            needs_y = bool(found or e.metrics or e.weighted_metrics)
+            rules.append((e.name, needs_y, bool(builtin), sparse))
         return rules
 
     def _check_target(self, e: OutputEntry, y_shape: tuple[int, ...]) -> None:

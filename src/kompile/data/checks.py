@@ -216,30 +216,48 @@ def integer_input_hint(x: Any, backend: str, err: BaseException) -> str | None:
             "tensor: `x.float()`).")
 
 
-def check_data(x: Any, ys: list[Any], sws: list[Any], rules: list[tuple[str, bool, Any]],
-               single: bool, argument: str = "x") -> None:
+def check_targets_given(ys: list[Any], rules: list[tuple[str, bool, bool, Any]],
+                        batches: str | None) -> None:
+    """Batches from an iterable that carry no targets, while a compiled loss or metric needs
+    them: say to yield ``(x, y)``. ``batches`` is what the batches are (None: arrays)."""
+    if batches is None or any(y is not None for y in ys):
+        return
+    needing = [name for name, needs_y, _, _ in rules if needs_y]
+    if needing:
+        raise ValueError(
+            f"The data yields {batches} without targets, but the compiled loss or metrics need "
+            f"them (outputs {needing}): yield (x, y) or (x, y, sample_weight) batches (a dict of "
+            "inputs as x), or compile without a loss when the model returns its own `loss`."
+        )
+
+
+def check_data(x: Any, ys: list[Any], sws: list[Any],
+               rules: list[tuple[str, bool, bool, Any]], single: bool,
+               argument: str = "x") -> None:
     """Values of one call's host data: non-finite numbers and sparse labels.
 
     Args:
         x: the inputs (a structure of host arrays).
         ys: flat per-output targets (None where absent).
         sws: flat per-output sample weights, class weights already folded in.
-        rules: ``Objective.data_rules()``: per output (name, built-in loss, sparse info).
+        rules: ``Objective.data_rules()``: per output (name, needs targets, built-in loss,
+            sparse label info).
         single: the model has one output (messages then name no output).
         argument: where the data came from (``"validation_data"`` names its entries).
     """
     labels = ("x", "y", "sample_weight") if argument == "x" else \
         tuple(f"{argument}[{i}]" for i in range(3))
     check_finite(x, labels[0], error=False)
-    names = ["" if single else name for name, _, _ in rules]
-    for name, y, (_, builtin, _) in zip(names, ys, rules):
+    names = ["" if single else name for name, _, _, _ in rules]
+    for name, y, (_, _, builtin, _) in zip(names, ys, rules):
         # a built-in loss can only give NaN; a custom one may treat NaN as "missing"
         check_finite([y], labels[1], error=builtin, names=[name])
     check_finite(sws, labels[2], error=True, names=names)
-    for name, (_, _, sparse), y in zip(names, rules, ys):
+    for name, (_, _, _, sparse), y in zip(names, rules, ys):
         if sparse is not None and y is not None:
             check_sparse_labels(y, name, *sparse, argument=labels[1])
 
 
 __all__ = ["check_data", "check_eval_arguments", "check_finite", "check_fit_arguments",
-           "check_sparse_labels", "integer_input_hint", "leaves", "positive_int"]
+           "check_sparse_labels", "check_targets_given", "integer_input_hint", "leaves",
+           "positive_int"]

@@ -56,6 +56,7 @@ class ArraySource:
     """In-memory arrays: batching and shuffling by index, on the device when they fit."""
 
     kind = "arrays"
+    batch_kind = None  # targets are separate arguments, not inside batches
 
     def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool,
                  steps: int | None, repeat: bool = False, allow_empty: bool = False,
@@ -196,9 +197,9 @@ class IterableSource:
             to_numpy(sw, "sample_weight")
 
     @property
-    def first_is_dict(self) -> bool:
-        """Whether the first batch is a dict (datasets style: the dict is ``x``)."""
-        return isinstance(self._first, Mapping)
+    def batch_kind(self) -> str:
+        """What the batches are, for messages: dicts (datasets style: the dict is ``x``)."""
+        return "dicts" if isinstance(self._first, Mapping) else "batches"
 
     def peek_x(self) -> Any:
         if self._first is None:
