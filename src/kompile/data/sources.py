@@ -113,7 +113,9 @@ class ArraySource:
                     for r in (rows, tail) if r is not None and len(r)]
         return segments
 
-    def calls(self, backend: Any, spe: int, shuffle: bool | None = None) -> Iterator[Call]:
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
+        """The calls of one epoch; ``spe`` is batches per call, or a callable choosing it from
+        the epoch step of the call's first batch."""
         shuffle = self.shuffle if shuffle is None else shuffle
         steps = self.steps
         if not self.repeat or not self._pass:
@@ -121,7 +123,8 @@ class ArraySource:
             self._pass, self._pos = self._new_pass(backend, shuffle, limit), 0
         step = 0
         while step < steps:
-            want, parts = min(spe, steps - step), []
+            per_call = spe if isinstance(spe, int) else spe(step)  # a pacer chooses per call
+            want, parts = min(per_call, steps - step), []
             got = 0
             while got < want:
                 seg, offset = self._locate()
@@ -225,13 +228,14 @@ class IterableSource:
         except TypeError:  # no length (a DataLoader over an IterableDataset): until it ends
             return None
 
-    def calls(self, backend: Any, spe: int, shuffle: bool | None = None) -> Iterator[Call]:
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
         if not self.one_shot and self._first is None:
             self._iter = None  # a re-iterable (list, DataLoader): a fresh pass per epoch
         step, limit = 0, self.steps_limit
         while limit is None or step < limit:
             batches = []
-            for _ in range(spe if limit is None else min(spe, limit - step)):
+            per_call = spe if isinstance(spe, int) else spe(step)
+            for _ in range(per_call if limit is None else min(per_call, limit - step)):
                 try:
                     batches.append(self._fn(*self._host_batch(self._next())))
                 except StopIteration:
