@@ -15,7 +15,8 @@ import numpy as np
 from . import data as data_mod
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
-from .structures import class_weights_to_sample_weights, flatten_targets, flatten_weights
+from .compile import loss_outputs
+from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
 
 
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
@@ -55,14 +56,22 @@ def _first_forward(model: Any, source: Any) -> Any:
 def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     """Name the outputs, build the objective once, and flatten targets per output."""
     spec = _first_forward(model, source)
+    cfg = model._config
+    if cfg is not None and cfg.loss is None and spec.model_loss is None \
+            and model._objective is None:  # outputs named at a predict without labels
+        fresh = model._backend.output_spec(source.peek_x())
+        if fresh.model_loss is not None:
+            model._spec = model._backend.spec = spec = fresh
     check = getattr(model._backend, "check_batch_size", None)
     if check is not None and isinstance(source, data_mod.ArraySource):
         check(source.batch_size)
 
+    with_loss = loss_outputs(model._config, spec) if model._config is not None else None
+
     def prepare(x: Any, y: Any, sw: Any):
         if y is None and model._config is not None and model._config.target_tensors is not None:
             y = model._target_tensors_for(x)
-        ys = flatten_targets(y, spec)
+        ys = flatten_targets(y, spec, loss_outputs=with_loss)
         sws = flatten_weights(sw, spec)
         sws = class_weights_to_sample_weights(class_weight, ys, spec, sws)
         sws = [None if w is None else np.asarray(w, dtype=np.float32) for w in sws]
@@ -72,7 +81,15 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     if model._config is not None:
         objective = model._ensure_objective(ys)
         data_mod.checks.check_targets_given(ys, objective.data_rules(), source.batch_kind)
-        objective.check(ys, sws)
+        try:
+            objective.check(ys, sws)
+        except ValueError:
+            # shapes per call: an output whose shape follows the input (sequences) is
+            # checked against this call's own outputs
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                shapes = model._backend.output_spec(source.peek_x()).shapes
+            objective.check(ys, sws, shapes)
         # checks at the door: host data once per call (arrays whole, iterables' first batch)
         x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
             else (source.peek_x(), ys, sws)
@@ -80,20 +97,29 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
                                    single=not model._spec.multi, argument=source.argument)
 
 
-def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
+def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
+    """The evaluation logs, or None when the source yielded no batch (a used-up generator)."""
     backend = model._backend
     backend.reset_metrics("eval")
+    model.stop_evaluating = False
     if cbs is not None:
-        cbs.call("on_test_begin", None)
+        cbs.call("on_test_begin", {})
     spe = model._config.steps_per_execution
+    call = None
     for call in source.calls(backend, spe, shuffle=False):
         if cbs is not None:
-            cbs.call("on_test_batch_begin", call.first_step, None)
+            cbs.call("on_test_batch_begin", call.first_step, {})
         for part in call.parts:
             backend.evaluate(part.feed, part.index, part.start, part.n)
         if cbs is not None and cbs.wants("on_test_batch_end"):
             cbs.call("on_test_batch_end", call.last_step,
                      LazyLogs(lambda: host_logs(backend.results("eval"), backend.to_host)))
+        if model.stop_evaluating:
+            break
+    if call is None:
+        if cbs is not None:
+            cbs.call("on_test_end", {})
+        return None
     logs = host_logs(backend.results("eval"), backend.to_host)  # host sync: the results
     if cbs is not None:
         cbs.call("on_test_end", logs)
@@ -147,21 +173,24 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     cbs = _callbacks(model, callbacks, verbose, params, history)
     spe = model._config.steps_per_execution
     model.stop_training = False
+    # what BackupAndRestore records to refuse resuming a different run
+    model._fit_run = {"batch_size": getattr(source, "batch_size", None),
+                      "samples": getattr(source, "n", None), "steps_per_execution": spe}
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
     logs: dict[str, Any] = {}
     try:
-        cbs.call("on_train_begin", None)
+        cbs.call("on_train_begin", {})
         initial_epoch, skip = _resume(model, history, initial_epoch)
         for epoch in range(initial_epoch, epochs):
             if not skip:  # a mid-epoch resume keeps the restored running metrics
                 backend.reset_metrics("train")
-            cbs.call("on_epoch_begin", epoch, None)
+            cbs.call("on_epoch_begin", epoch, {})
             call = None
             for call in source.calls(backend, spe):
                 if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
                     continue
-                cbs.call("on_train_batch_begin", call.first_step, None)
+                cbs.call("on_train_batch_begin", call.first_step, {})
                 for part in call.parts:
                     backend.train(part.feed, part.index, part.start, part.n)
                 if wants_batch_logs:
@@ -178,13 +207,23 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 params["in_fit"] = True
                 val_logs = _run_eval(model, val_source, cbs)
                 params["in_fit"] = False
-                logs.update({"val_" + k: v for k, v in val_logs.items()})
-                logs = dict(sorted(logs.items()))
+                if val_logs is None:  # no val_* entries: no callback acts on empty validation
+                    warnings.warn(f"The validation data ran out: no batch was left for epoch "
+                                  f"{epoch + 1}, so it logs no val_* values. A generator is "
+                                  "used up across epochs: pass a re-iterable (a list of "
+                                  "batches, a DataLoader) or one that yields `validation_steps "
+                                  "* epochs` batches.", stacklevel=3)
+                else:
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    logs = dict(sorted(logs.items()))
             cbs.call("on_epoch_end", epoch, logs)
             skip = 0
             if model.stop_training:
                 break
         cbs.call("on_train_end", logs)
+    except BaseException as error:
+        cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
+        raise
     finally:
         backend.sync_to_module()
         backend.release()
@@ -215,6 +254,9 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     logs = _run_eval(model, source, cbs)
     model._backend.release()
+    if logs is None:
+        raise ValueError("evaluate() ran no batch: the data yielded nothing (a generator "
+                         "that is used up?).")
     return model._format_results(logs, return_dict)
 
 
@@ -229,17 +271,32 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     backend.prepare_predict()
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
-    cbs.call("on_predict_begin", None)
+    model.stop_predicting = False
+    cbs.call("on_predict_begin", {})
     spe = model._config.steps_per_execution if model._config is not None else 1
+    wants_outputs = cbs.wants("on_predict_batch_end")
     chunks: list[list[Any]] = []
     for call in source.calls(backend, spe, shuffle=False):
-        cbs.call("on_predict_batch_begin", call.first_step, None)
-        for part in call.parts:
-            chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
-        cbs.call("on_predict_batch_end", call.last_step, None)
+        cbs.call("on_predict_batch_begin", call.first_step, {})
+        mine = [backend.predict(part.feed, part.index, part.start, part.n)
+                for part in call.parts]
+        chunks.extend(mine)
+        if wants_outputs:  # host sync only if a callback reads logs["outputs"]
+            cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
+                lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
+        if model.stop_predicting:
+            break
     host = backend.to_host(chunks)  # host sync: the predictions
     backend.release()
-    flat = [np.concatenate([c[i] for c in host]) if host  # 0 samples: empty outputs
-            else np.zeros((0, *shape), np.float32) for i, shape in enumerate(spec.shapes)]
-    cbs.call("on_predict_end", None)
-    return spec.unflatten(flat)
+    outputs = _join(spec, host)
+    cbs.call("on_predict_end", {})
+    return outputs
+
+
+def _join(spec: Any, host_chunks: list[list[Any]]) -> Any:
+    """Per-call prediction chunks (flat per output, on the host) as one output structure;
+    no chunk (0 samples): zero-length arrays in the output structure."""
+    if not host_chunks:
+        return spec.unflatten([np.zeros((0, *shape), np.float32) for shape in spec.shapes])
+    return spec.unflatten([np.concatenate([c[i] for c in host_chunks])
+                           for i in range(len(spec.names))])

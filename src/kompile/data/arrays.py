@@ -50,13 +50,10 @@ def to_numpy(value: Any, argument: str) -> Any:
         return None
     if isinstance(value, Mapping):
         return {k: to_numpy(v, f"{argument}[{k!r}]") for k, v in value.items()}
-    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
-        if _is_nested_numbers(value):
+    if isinstance(value, list | tuple):
+        if not hasattr(value, "_fields") and _is_nested_numbers(value):
             return _checked(_floatx(_from_python(value, argument)), argument)
-        return type(value)(to_numpy(v, f"{argument}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, tuple):  # a namedtuple keeps its type
-        return type(value)(*(to_numpy(v, f"{argument}.{f}")
-                             for f, v in zip(value._fields, value)))
+        return _like(value, [to_numpy(v, f"{argument}[{i}]") for i, v in enumerate(value)])
     module = type(value).__module__
     if module.startswith("pandas"):
         return _checked(_floatx(value.to_numpy()), argument)
@@ -94,6 +91,13 @@ def targets_dtype(tree: Any) -> Any:
     return map_arrays(lambda a: a.astype(np.float32) if a.dtype == np.bool_ else a, tree)
 
 
+def _like(seq: Any, items: list[Any]) -> Any:
+    """``items`` in ``seq``'s container type (namedtuples stay namedtuples)."""
+    if isinstance(seq, tuple) and hasattr(type(seq), "_fields"):
+        return type(seq)(*items)
+    return type(seq)(items)
+
+
 def leaves(tree: Any) -> list[np.ndarray]:
     if tree is None:
         return []
@@ -109,10 +113,8 @@ def map_arrays(fn: Any, tree: Any) -> Any:
         return None
     if isinstance(tree, Mapping):
         return {k: map_arrays(fn, v) for k, v in tree.items()}
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(map_arrays(fn, v) for v in tree))
     if isinstance(tree, list | tuple):
-        return type(tree)(map_arrays(fn, v) for v in tree)
+        return _like(tree, [map_arrays(fn, v) for v in tree])
     return fn(tree)
 
 
