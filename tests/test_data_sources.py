@@ -177,3 +177,35 @@ def test_continuing_passes_keep_the_jax_fast_path(monkeypatch):
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_dataloader_of_dicts_with_the_models_own_loss():
+    """datasets style: the labels ride inside the dict batch, the module returns its `loss`
+    (Hugging Face's convention), int64 labels reach F.cross_entropy; no `y` anywhere."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    class OwnLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, batch):
+            logits = self.lin(batch["features"])
+            out = {"logits": logits}
+            if "labels" in batch:
+                out["loss"] = F.cross_entropy(logits, batch["labels"])
+            return out
+
+    torch.manual_seed(0)
+    r = np.random.default_rng(0)
+    x, y = r.normal(size=(32, 4)).astype(np.float32), r.integers(0, 3, 32)
+    rows = [{"features": torch.from_numpy(x[i]), "labels": torch.tensor(y[i])} for i in range(32)]
+    module = OwnLoss()
+    model = kp.Model(module).compile(kp.optimizers.SGD(0.5))
+    with torch.no_grad():
+        want = F.cross_entropy(module.lin(torch.from_numpy(x)), torch.from_numpy(y)).item()
+    assert model.evaluate(DataLoader(rows, batch_size=8), verbose=0) == pytest.approx(want, 1e-5)
+    hist = model.fit(DataLoader(rows, batch_size=8), epochs=3, verbose=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
