@@ -91,9 +91,7 @@ class ArraySource:
         full = self.batches_per_pass
         if self.steps_limit is None:
             return full
-        if self.repeat:
-            return self.steps_limit
-        if self.steps_limit > full:
+        if self.steps_limit > full:  # as Keras: one pass per epoch, with a warning
             warnings.warn(f"steps={self.steps_limit} is more than the {full} batches the "
                           f"arrays hold; running {full}.", stacklevel=4)
             return full
@@ -118,8 +116,9 @@ class ArraySource:
         the epoch step of the call's first batch."""
         shuffle = self.shuffle if shuffle is None else shuffle
         steps = self.steps
-        if not self.repeat or not self._pass:
-            limit = steps if not self.repeat else self.batches_per_pass
+        repeat = self.repeat and steps < self.batches_per_pass  # continue across epochs
+        if not repeat or not self._pass:
+            limit = steps if not repeat else self.batches_per_pass
             self._pass, self._pos = self._new_pass(backend, shuffle, limit), 0
         step = 0
         while step < steps:
