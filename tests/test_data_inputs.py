@@ -144,7 +144,7 @@ def test_unsupported_combinations(backend):
         model.fit(_batches(x, y), batch_size=4, verbose=0)
     with pytest.raises(TypeError, match="Argument `x` must be an array, .* received int"):
         model.fit(3, y, verbose=0)
-    with pytest.raises(ValueError, match="The data iterable yielded no batch"):
+    with pytest.raises(ValueError, match="`x` yielded no batch"):
         model.fit(iter([]), verbose=0)
 
 

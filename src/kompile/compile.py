@@ -65,6 +65,9 @@ def _get_loss(identifier: Any) -> Any:
 def _check_weight(value: Any) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise type_error("loss_weights", "a number (or a list/dict of numbers per output)", value)
+    if value != value or value in (float("inf"), float("-inf")):  # checks at the door
+        raise ValueError(f"Argument `loss_weights` holds the non-finite weight {value!r}; "
+                         "every weight must be a finite number.")
     return float(value)
 
 

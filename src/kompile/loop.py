@@ -41,9 +41,22 @@ def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
     return cbs
 
 
+def _first_forward(model: Any, source: Any) -> Any:
+    """The output spec from the first batch; integer `x` into a float torch module gets a
+    clear error (data/checks.py) instead of torch's dtype message."""
+    x = source.peek_x()
+    try:
+        return model._output_spec(x)
+    except Exception as err:
+        hint = data_mod.checks.integer_input_hint(x, model._backend.name, err)
+        if hint is None:
+            raise
+        raise TypeError(hint) from err
+
+
 def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     """Name the outputs, build the objective once, and flatten targets per output."""
-    spec = model._output_spec(source.peek_x())
+    spec = _first_forward(model, source)
     cfg = model._config
     if cfg is not None and cfg.loss is None and spec.model_loss is None \
             and model._objective is None:  # outputs named at a predict without labels
@@ -69,6 +82,7 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     if model._config is not None:
         first = model._objective is None
         objective = model._ensure_objective(ys)
+        data_mod.checks.check_targets_given(ys, objective.data_rules(), source.batch_kind)
         try:
             objective.check(ys, sws)
         except ValueError:
@@ -78,9 +92,15 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
                 warnings.simplefilter("ignore")
                 shapes = model._backend.output_spec(source.peek_x()).shapes
             objective.check(ys, sws, shapes)
+        # checks at the door: host data once per call (arrays whole, iterables' first batch)
+        x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
+            else (source.peek_x(), ys, sws)
+        data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
+                                   single=not model._spec.multi, argument=source.argument)
         if first and calling.wants_probability_check(objective):  # once per compile
             calling.check_probabilities(objective,
                                         model._backend.sample_outputs(source.peek_x()))
+
 
 
 def _batch_watchers(cbs: CallbackList | None, phase: str) -> bool:
@@ -164,15 +184,13 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         validation_steps: Any = None, validation_batch_size: Any = None,
         validation_freq: Any = 1) -> History:
     model._require_compiled("fit")
+    data_mod.checks.check_fit_arguments(
+        batch_size, epochs, verbose, validation_split, shuffle, initial_epoch, steps_per_epoch,
+        validation_steps, validation_batch_size, validation_freq, class_weight)
     y = model._bind_targets(x, y)  # compile-time target_tensors, split with x
     verbose = resolve_verbose(verbose)
-    if not isinstance(validation_freq, int) and not (
-            isinstance(validation_freq, list | tuple)
-            and all(isinstance(v, int) for v in validation_freq)):
-        raise TypeError(f"`validation_freq` must be an int or a list of epochs (1-based); "
-                        f"received {validation_freq!r}.")
     source = data_mod.adapt(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
-                            steps=steps_per_epoch)
+                            steps=steps_per_epoch, repeat=True)
     val_source = None
     if validation_split:
         if not isinstance(source, data_mod.ArraySource):
@@ -180,13 +198,13 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                              "iterables pass `validation_data`.")
         train, val = data_mod.split_validation(source.raw, validation_split)
         source = data_mod.ArraySource(train["x"], train["y"], train["sample_weight"],
-                                      source.batch_size, shuffle, steps_per_epoch)
+                                      source.batch_size, shuffle, steps_per_epoch, repeat=True)
         val_source = data_mod.ArraySource(val["x"], val["y"], val["sample_weight"],
                                           validation_batch_size or source.batch_size, False,
-                                          validation_steps)
+                                          validation_steps, repeat=True)
     elif validation_data is not None:
-        val_source = _validation_source(validation_data, validation_batch_size or batch_size,
-                                        validation_steps)
+        val_source = data_mod.adapt_validation(
+            validation_data, validation_batch_size or batch_size, validation_steps)
     backend = model._backend
     backend.refresh_from_module()
     _prepare(model, source, class_weight)
@@ -276,20 +294,11 @@ def _resume(model: Any, history: History, initial_epoch: int) -> tuple[int, int]
     return resume["epoch"], resume["step"]
 
 
-def _validation_source(validation_data: Any, batch_size: Any, steps: Any) -> Any:
-    if isinstance(validation_data, tuple | list) and len(validation_data) in (2, 3) and \
-            data_mod.arrays.leaves(data_mod.to_numpy(validation_data[0], "validation_data")):
-        vx, vy, vsw = (*validation_data, None)[:3]
-        return data_mod.adapt(vx, vy, vsw, batch_size=batch_size, steps=steps,
-                              argument="validation_data")
-    return data_mod.adapt(validation_data, batch_size=None, steps=steps,
-                          argument="validation_data")
-
-
 def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
              verbose: Any = "auto", sample_weight: Any = None, steps: Any = None,
              callbacks: Any = None, return_dict: bool = False) -> Any:
     model._require_compiled("evaluate")
+    data_mod.checks.check_eval_arguments(batch_size, verbose, steps)
     y = model._bind_targets(x, y)  # compile-time target_tensors, split with x
     verbose = resolve_verbose(verbose)
     source = data_mod.adapt(x, y, sample_weight, batch_size=batch_size, steps=steps)
@@ -307,10 +316,12 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
 
 def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", steps: Any = None,
             callbacks: Any = None) -> Any:
+    data_mod.checks.check_eval_arguments(batch_size, verbose, steps)
     verbose = resolve_verbose(verbose)
-    source = data_mod.adapt(x, None, None, batch_size=batch_size, steps=steps)
+    source = data_mod.adapt(x, None, None, batch_size=batch_size, steps=steps,
+                            allow_empty=True)
     backend = model._backend
-    spec = model._output_spec(source.peek_x())
+    spec = _first_forward(model, source)
     backend.prepare_predict()
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
@@ -339,6 +350,9 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
 
 
 def _join(spec: Any, host_chunks: list[list[Any]]) -> Any:
-    """Per-call prediction chunks (flat per output, on the host) as one output structure."""
+    """Per-call prediction chunks (flat per output, on the host) as one output structure;
+    no chunk (0 samples): zero-length arrays in the output structure."""
+    if not host_chunks:
+        return spec.unflatten([np.zeros((0, *shape), np.float32) for shape in spec.shapes])
     return spec.unflatten([np.concatenate([c[i] for c in host_chunks])
                            for i in range(len(spec.names))])

@@ -101,6 +101,26 @@ class Objective:
                 i = t.outputs[0]
                 self._check_target(self.entries[i], t.loss, tuple(ys[i].shape[1:]), shapes[i])
 
+    def data_rules(self) -> list[tuple[str, bool, bool, Any]]:
+        """Per output, what the data checks (data/checks.py) need: the name, whether targets
+        are needed (a loss or metrics), whether a built-in loss reads them, and ``(classes,
+        ignore_class, loss name)`` when a built-in loss takes sparse class labels (else None)."""
+        per: list[list[Any]] = [[] for _ in self.entries]
+        for t in self.terms:  # a loss at an inner node reads its subtree: not a plain target
+            for i in t.outputs:
+                per[i].append(t.loss if t.subtree is None else None)
+        rules = []
+        for e, found in zip(self.entries, per):
+            builtin = [loss for loss in found if loss is not None and type(loss).fn is not None]
+            sparse = None
+            for loss in builtin:
+                if losses.crossentropy_kind(loss) == "sparse":
+                    classes = (e.pred_shape or (1,))[-1]
+                    sparse = (classes, loss.options.get("ignore_class"), loss.name)
+            needs_y = bool(found or e.metrics or e.weighted_metrics)
+            rules.append((e.name, needs_y, bool(builtin), sparse))
+        return rules
+
     def _check_target(self, e: OutputEntry, loss: Any, y_shape: tuple[int, ...],
                       pred_shape: tuple[int, ...]) -> None:
         if type(loss).fn is None:

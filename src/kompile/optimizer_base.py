@@ -9,6 +9,7 @@ is in optimizers.py. Importing this module imports neither JAX, optax nor torch.
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any, NamedTuple
 
 from . import schedules
@@ -324,6 +325,8 @@ def _check_lr(lr: Any) -> Any:
     if isinstance(lr, bool) or not hasattr(lr, "__float__"):
         raise type_error("learning_rate", "a float, a kp.optimizers.schedules schedule or a "
                          "callable step -> learning rate", lr)
+    if not math.isfinite(float(lr)):  # checks at the door: NaN would train on silently
+        raise ValueError(f"Argument `learning_rate` must be a finite number; received {lr!r}.")
     return float(lr)
 
 

@@ -1,4 +1,4 @@
-"""Small user-facing utilities: ``set_random_seed``.
+"""Small user-facing utilities: ``set_random_seed`` and ``to_categorical``.
 
 What a seed covers in kompile:
 
@@ -22,8 +22,10 @@ before the first ``import jax`` does not fix the data order of the first ``fit``
 
 from __future__ import annotations
 
+import numbers
 import random
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -78,4 +80,52 @@ def draw_seed() -> int:
     return int(_seeds.integers(0, 2**31 - 1))
 
 
-__all__ = ["set_random_seed"]
+def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
+    """Class indices to one-hot rows, as ``keras.utils.to_categorical``.
+
+    Args:
+        x: class indices, any array-like (a list, a NumPy array, a torch tensor or a JAX
+            array) of whole numbers from 0 to ``num_classes - 1``. A trailing axis of size 1
+            (shape ``(N, 1)``) is dropped first, as Keras does.
+        num_classes: the number of classes (the size of the new last axis); ``None`` infers
+            ``max(x) + 1``.
+
+    Returns:
+        A float64 NumPy array of shape ``x.shape + (num_classes,)`` (Keras's dtype; kompile
+        feeds it as float32) with a 1 at each label's position and 0 elsewhere.
+
+    Raises:
+        ValueError: a label is negative, has a fractional part, or is >= ``num_classes``
+            (Keras wraps negative labels around and truncates fractions silently).
+        TypeError: ``num_classes`` is not an int.
+    """
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, numbers.Integral)):
+        raise TypeError(f"`num_classes` must be an int or None; received {num_classes!r} (of "
+                        f"type {type(num_classes).__name__}).")
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    labels = np.asarray(x)
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"`x` must hold class indices (numbers); received dtype {labels.dtype}.")
+    if labels.dtype.kind == "f" and labels.size and not np.all(labels == np.floor(labels)):
+        bad = labels[labels != np.floor(labels)].flat[0].item()
+        raise ValueError(f"`x` must hold whole class indices; received {bad!r}.")
+    labels = labels.astype(np.int64)
+    shape = labels.shape
+    if len(shape) > 1 and shape[-1] == 1:  # (N, 1) -> (N,), as Keras does
+        shape = shape[:-1]
+    labels = labels.reshape(-1)
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    num_classes = int(num_classes)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(f"`x` holds the label {int(bad)}, outside [0, {num_classes}) for "
+                         f"num_classes={num_classes}.")
+    out = np.zeros((labels.size, num_classes))
+    out[np.arange(labels.size), labels] = 1.0
+    return out.reshape(shape + (num_classes,))
+
+
+__all__ = ["set_random_seed", "to_categorical"]

@@ -1,0 +1,275 @@
+"""Sources: what ``adapt`` returns. A source yields, per epoch, the ``Call``s of that epoch.
+
+A ``Call`` is the batches one compiled call runs, as ``Part``s: a device feed plus index
+rows (see backends/base.py). ``ArraySource`` holds in-memory arrays: they are put on the
+device once per fit when they fit and batched by index (an epoch's shuffle is a new index
+matrix, which the JAX backend turns into one gather); ``IterableSource`` reads batches
+from a generator, an iterable or a torch ``DataLoader`` and transfers them per call.
+
+With ``steps_per_epoch`` (``repeat=True``) an array source continues through its data
+across epochs, as Keras does: a new (shuffled) pass starts when one is used up, also in the
+middle of an epoch, so every batch is trained on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .arrays import batch_rows, leaves, map_arrays, num_samples, take, targets_dtype, to_numpy
+
+Prepare = Callable[[Any, Any, Any], tuple[Any, list[Any], list[Any]]]
+
+
+@dataclass
+class Part:
+    feed: Any
+    index: Any
+    start: int
+    n: int
+
+
+@dataclass
+class Call:
+    parts: list[Part]
+    first_step: int
+    last_step: int
+
+
+@dataclass
+class _Segment:
+    """Consecutive batches of one pass with one index matrix (full batches, or the tail)."""
+
+    rows: np.ndarray
+    index: Any  # rows on the device, or None when the data streams from the host
+
+
+def _nbytes(tree: Any) -> int:
+    return sum(a.nbytes for a in leaves(tree))
+
+
+class ArraySource:
+    """In-memory arrays: batching and shuffling by index, on the device when they fit."""
+
+    kind = "arrays"
+    batch_kind = None  # targets are separate arguments, not inside batches
+
+    def __init__(self, x: Any, y: Any, sample_weight: Any, batch_size: int, shuffle: bool,
+                 steps: int | None, repeat: bool = False, allow_empty: bool = False,
+                 argument: str = "x"):
+        self.raw = {"x": x, "y": y, "sample_weight": sample_weight}
+        self.argument = argument
+        named = {argument: x, "y": y, "sample_weight": sample_weight}
+        self.n = num_samples({k: v for k, v in named.items() if v is not None},
+                             allow_empty=allow_empty)
+        self.batch_size, self.shuffle, self.steps_limit = batch_size, shuffle, steps
+        self.repeat = repeat and steps is not None
+        self.host: Any = None
+        self._device: Any = None
+        self._arange: dict[tuple[int, int], Any] = {}
+        self._pass: list[_Segment] = []  # the pass being read, continued across epochs
+        self._pos = 0  # batches of ``_pass`` already used
+
+    def peek_x(self) -> Any:
+        return take(self.raw["x"], slice(0, min(self.batch_size, self.n)))
+
+    def prepare(self, fn: Prepare) -> tuple[list[Any], list[Any]]:
+        self.host = fn(self.raw["x"], self.raw["y"], self.raw["sample_weight"])
+        return take(self.host[1], slice(0, self.batch_size)), \
+            take(self.host[2], slice(0, self.batch_size))
+
+    @property
+    def batches_per_pass(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    @property
+    def steps(self) -> int:
+        full = self.batches_per_pass
+        if self.steps_limit is None:
+            return full
+        if self.steps_limit > full:  # as Keras: one pass per epoch, with a warning
+            warnings.warn(f"steps={self.steps_limit} is more than the {full} batches the "
+                          f"arrays hold; running {full}.", stacklevel=4)
+            return full
+        return self.steps_limit
+
+    def _new_pass(self, backend: Any, shuffle: bool, limit: int) -> list[_Segment]:
+        order = np.random.permutation(self.n) if shuffle else None  # seeded by set_random_seed
+        if order is not None and hasattr(backend, "agree"):
+            order = backend.agree(order)  # several processes: process 0's order for all
+        rows, tail = batch_rows(self.n, self.batch_size, order)
+        if limit <= len(rows):
+            rows, tail = rows[:limit], None  # only what this call reads: a smaller gather
+        on_device = self._device is not None or backend.fits_on_device(_nbytes(self.host))
+        if on_device and self._device is None:
+            self._device = backend.put(self.host)  # once per fit
+        segments = [_Segment(r, backend.put(r) if on_device else None)
+                    for r in (rows, tail) if r is not None and len(r)]
+        return segments
+
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
+        """The calls of one epoch; ``spe`` is batches per call, or a callable choosing it from
+        the epoch step of the call's first batch."""
+        shuffle = self.shuffle if shuffle is None else shuffle
+        steps = self.steps
+        repeat = self.repeat and steps < self.batches_per_pass  # continue across epochs
+        if not repeat or not self._pass:
+            limit = steps if not repeat else self.batches_per_pass
+            self._pass, self._pos = self._new_pass(backend, shuffle, limit), 0
+        step = 0
+        while step < steps:
+            per_call = spe if isinstance(spe, int) else spe(step)  # a pacer chooses per call
+            want, parts = min(per_call, steps - step), []
+            got = 0
+            while got < want:
+                seg, offset = self._locate()
+                if seg is None:  # this pass is used up: a new one (only when repeating)
+                    self._pass, self._pos = self._new_pass(backend, shuffle,
+                                                           self.batches_per_pass), 0
+                    continue
+                n = min(want - got, len(seg.rows) - offset)
+                parts.append(self._part(backend, seg, offset, n))
+                got += n
+                self._pos += n
+            yield Call(parts, step, step + got - 1)
+            step += got
+
+    def _locate(self) -> tuple[_Segment | None, int]:
+        pos = self._pos
+        for seg in self._pass:
+            if pos < len(seg.rows):
+                return seg, pos
+            pos -= len(seg.rows)
+        return None, 0
+
+    def _part(self, backend: Any, seg: _Segment, start: int, n: int) -> Part:
+        if seg.index is not None:
+            return Part(self._device, seg.index, start, n)
+        picked = seg.rows[start:start + n]  # streaming: gather on the host, transfer this call
+        key = picked.shape
+        if key not in self._arange:
+            self._arange[key] = backend.put(
+                np.arange(picked.size, dtype=np.int32).reshape(picked.shape))
+        return Part(backend.put(take(self.host, picked.reshape(-1))), self._arange[key], 0, n)
+
+
+def split_element(element: Any) -> tuple[Any, Any, Any]:
+    """Keras's convention: a tuple (or a DataLoader's list) is ``(x, y, sample_weight)``;
+    anything else (an array, a dict of features) is ``x`` alone."""
+    if isinstance(element, tuple | list) and not hasattr(element, "_fields"):
+        if not 1 <= len(element) <= 3:
+            raise ValueError(
+                f"A batch from the data is a {type(element).__name__} of {len(element)} "
+                "entries; expected x, (x,), (x, y) or (x, y, sample_weight). For several inputs "
+                "yield ((x1, x2, ...), y) or a dict of inputs."
+            )
+        x, y, sw = (*element, None, None)[:3]
+        return x, y, sw
+    return element, None, None
+
+
+class IterableSource:
+    """Generators, iterables and DataLoaders yielding ``x``, ``(x, y)`` or ``(x, y, w)``."""
+
+    kind = "iterable"
+
+    def __init__(self, data: Iterable[Any], steps: int | None, argument: str = "x"):
+        self.data, self.steps_limit, self.argument = data, steps, argument
+        self.one_shot = iter(data) is data  # a generator: one iterator across epochs
+        self._iter: Iterator[Any] | None = None
+        self._first: Any = None
+        self._fn: Prepare | None = None
+        self._arange: dict[tuple[int, int], Any] = {}
+
+    def _next(self) -> Any:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        if self._iter is None:
+            self._iter = iter(self.data)
+        return next(self._iter)
+
+    def _host_batch(self, element: Any) -> tuple[Any, Any, Any]:
+        x, y, sw = split_element(element)
+        return to_numpy(x, "x"), targets_dtype(to_numpy(y, "y")), \
+            to_numpy(sw, "sample_weight")
+
+    @property
+    def batch_kind(self) -> str:
+        """What the batches are, for messages: dicts (datasets style: the dict is ``x``)."""
+        return "dicts" if isinstance(self._first, Mapping) else "batches"
+
+    def peek_x(self) -> Any:
+        if self._first is None:
+            try:
+                self._first = self._next()
+            except StopIteration:
+                raise ValueError(f"`{self.argument}` yielded no batch (0 samples): there is "
+                                 "nothing to run on.") from None
+        return self._host_batch(self._first)[0]
+
+    def prepare(self, fn: Prepare) -> tuple[list[Any], list[Any]]:
+        self._fn = fn
+        self.peek_x()
+        _, ys, sws = fn(*self._host_batch(self._first))
+        return ys, sws
+
+    @property
+    def steps(self) -> int | None:
+        if self.steps_limit is not None:
+            return self.steps_limit
+        try:
+            return len(self.data)  # type: ignore[arg-type]
+        except TypeError:  # no length (a DataLoader over an IterableDataset): until it ends
+            return None
+
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
+        if not self.one_shot and self._first is None:
+            self._iter = None  # a re-iterable (list, DataLoader): a fresh pass per epoch
+        step, limit = 0, self.steps_limit
+        while limit is None or step < limit:
+            batches = []
+            per_call = spe if isinstance(spe, int) else spe(step)
+            for _ in range(per_call if limit is None else min(per_call, limit - step)):
+                try:
+                    batches.append(self._fn(*self._host_batch(self._next())))
+                except StopIteration:
+                    if self.one_shot:
+                        self._iter = iter(())
+                    break
+            if not batches:
+                if limit is not None and step < limit:
+                    warnings.warn(f"The data ran out after {step} of steps={limit} batches.",
+                                  stacklevel=4)
+                return
+            yield Call(self._parts(backend, batches), step, step + len(batches) - 1)
+            step += len(batches)
+
+    def _parts(self, backend: Any, batches: list[Any]) -> list[Part]:
+        parts, group = [], [batches[0]]
+        size = lambda b: leaves(b[0])[0].shape[0]  # noqa: E731
+        for b in batches[1:] + [None]:
+            if b is not None and size(b) == size(group[0]):
+                group.append(b)
+                continue
+            bs, n = size(group[0]), len(group)
+            feed = concat_batches(group)
+            if (n, bs) not in self._arange:
+                self._arange[(n, bs)] = backend.put(
+                    np.arange(n * bs, dtype=np.int32).reshape(n, bs))
+            parts.append(Part(backend.put(feed), self._arange[(n, bs)], 0, n))
+            group = [b]
+        return parts
+
+
+def concat_batches(batches: list[Any]) -> Any:
+    first = batches[0]
+    if len(batches) == 1:
+        return first
+    flat = [leaves(b) for b in batches]
+    joined = iter([np.concatenate(parts) for parts in zip(*flat)])
+    return map_arrays(lambda _: next(joined), first)
