@@ -56,9 +56,6 @@ def test_fit_flow(backend, mode, use_steps_per_epoch):
     assert hist.history["loss"] == pytest.approx(hist.history["mean_squared_error"], rel=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: History.params gains the internal key 'in_fit' "
-                                       "after a validation run (loop.py sets it on the shared "
-                                       "params dict)")
 def test_fit_with_val_split_history_params(backend):
     model = example(backend).compile(kp.optimizers.SGD(), "mse")
     x, y = np.ones((100, 4), np.float32), np.zeros((100, 3), np.float32)

@@ -257,9 +257,11 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 break
             logs = batch_logs()  # host sync: epoch logs for History
             if val_source is not None and _val_due(epoch, validation_freq):
-                params["in_fit"] = True
-                val_logs = _run_eval(model, val_source, cbs)
-                params["in_fit"] = False
+                model._validating = True  # read by callbacks; never in History.params
+                try:
+                    val_logs = _run_eval(model, val_source, cbs)
+                finally:
+                    model._validating = False
                 if val_logs is None:  # no val_* entries: no callback acts on empty validation
                     warnings.warn(f"The validation data ran out: no batch was left for epoch "
                                   f"{epoch + 1}, so it logs no val_* values. A generator is "

@@ -147,6 +147,7 @@ class Model:
         self.stop_training = False  # set by a callback: the loop ends after this batch/call
         self.stop_evaluating = False
         self.stop_predicting = False
+        self._validating = False  # fit is running its validation pass (read by callbacks)
 
     # ------------------------------------------------------------------ properties
     @property

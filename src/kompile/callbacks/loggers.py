@@ -219,7 +219,7 @@ class TensorBoard(Callback):
             w.flush()
 
     def on_test_end(self, logs=None):
-        if not self.params.get("in_fit") or not logs:
+        if not getattr(self.model, "_validating", False) or not logs:
             return
         try:
             step = int(self.model._backend.iterations)
