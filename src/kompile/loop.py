@@ -169,8 +169,10 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 break
         cbs.call("on_train_end", logs)
     finally:
-        backend.sync_to_module()
-        backend.release()
+        try:
+            backend.sync_to_module()
+        finally:
+            backend.release()
     return history
 
 
@@ -205,8 +207,10 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     model._backend.refresh_from_module()
     _prepare(model, source)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
-    logs = _run_eval(model, source, cbs)
-    model._backend.release()
+    try:
+        logs = _run_eval(model, source, cbs)
+    finally:
+        model._backend.release()
     return model._format_results(logs, return_dict)
 
 
@@ -216,19 +220,21 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     source = data_mod.adapt(x, None, None, batch_size=batch_size, steps=steps)
     backend = model._backend
     spec = model._output_spec(source.peek_x())
-    backend.prepare_predict()
+    backend.prepare_predict(model._config)
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     cbs.call("on_predict_begin", None)
     spe = model._config.steps_per_execution if model._config is not None else 1
     chunks: list[list[Any]] = []
-    for call in source.calls(backend, spe, shuffle=False):
-        cbs.call("on_predict_batch_begin", call.first_step, None)
-        for part in call.parts:
-            chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
-        cbs.call("on_predict_batch_end", call.last_step, None)
-    host = backend.to_host(chunks)  # host sync: the predictions
-    backend.release()
+    try:
+        for call in source.calls(backend, spe, shuffle=False):
+            cbs.call("on_predict_batch_begin", call.first_step, None)
+            for part in call.parts:
+                chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
+            cbs.call("on_predict_batch_end", call.last_step, None)
+        host = backend.to_host(chunks)  # host sync: the predictions
+    finally:
+        backend.release()
     flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
     cbs.call("on_predict_end", None)
     return spec.unflatten(flat)

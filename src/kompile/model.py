@@ -136,8 +136,9 @@ class Model:
     def _ensure_objective(self, ys: list[Any]) -> Any:
         if self._objective is None:
             shapes = [None if y is None else tuple(y.shape[1:]) for y in ys]
-            self._objective = compile_mod.resolve(self._config, self._spec, shapes)
-            self._backend.build(self._objective, self._config)
+            objective = compile_mod.resolve(self._config, self._spec, shapes)
+            self._backend.build(objective, self._config)
+            self._objective = objective  # only once built: an interrupted build is redone
         return self._objective
 
     def _bind_targets(self, x: Any, y: Any) -> Any:
@@ -199,8 +200,10 @@ class Model:
                 for part in call.parts:
                     self._backend.train(part.feed, part.index, part.start, part.n)
         finally:
-            self._backend.sync_to_module()
-            self._backend.release()
+            try:
+                self._backend.sync_to_module()
+            finally:
+                self._backend.release()
         logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
         return self._format_results(logs, return_dict)
 

@@ -27,6 +27,7 @@ import torch
 from .. import optimizers, structures
 from ..data.arrays import map_arrays
 from . import torch_state
+from .interrupts import SignalGuard
 
 # array-api-compat caches its namespace lookups with functools.lru_cache; dynamo traces
 # through the cache (harmless) and warns about it once per function at compile time.
@@ -80,6 +81,7 @@ class TorchBackend:
         self._jit = False
         self._fns: dict[str, Any] = {}
         self.train_module: Any = None  # what the training forward calls, if not `module` (DDP)
+        self._guard = SignalGuard()  # Ctrl-C inside a training step waits for its end
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
         self._compute_dtype = None if compute == torch.float32 else compute
@@ -171,11 +173,19 @@ class TorchBackend:
         self.metrics = {"train": None, "eval": None}
         self.jit_compile, self._jit, self._fns = None, False, {}
 
-    def prepare_predict(self) -> None:
-        """Predict needs nothing built: the module is the whole state."""
+    def prepare_predict(self, config: Any = None) -> None:
+        """Predict needs nothing built: the module is the whole state. Before the first
+        fit/evaluate, the compile ``config``'s mode applies (``jit_compile=True``: compiled)."""
+        if self.objective is None and config is not None:
+            jit = self.resolve_jit(config)
+            if jit != self._jit:
+                self._jit, self._fns = jit, {}
+            self.jit_compile = jit
 
     def release(self) -> None:
-        """Nothing is held between calls: batches are gathered from the feed per step."""
+        """End of a call: put back the SIGINT handler (batches are gathered per step, so
+        nothing else is held)."""
+        self._guard.restore()
 
     # ------------------------------------------------------------------ steps
     def _forward(self, x: Any, module: Any = None) -> list[Any]:
@@ -195,11 +205,13 @@ class TorchBackend:
                                            _detach(per_output), row.shape[0])
         return total, states
 
-    def _train_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
+    def _train_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any],
+                    compiling: bool = False):
         opt, scaler = self.opt, self.scaler
         if opt is None:  # no trainable parameters: nothing to differentiate or update
+            states = self._fn("train_forward")(feed, row, states)[1]
             self._steps += 1
-            return self._fn("train_forward")(feed, row, states)[1]
+            return states
         opt.zero_grad(set_to_none=True)
         total, states = self._fn("train_forward")(feed, row, states)
         if scaler is None:
@@ -210,6 +222,8 @@ class TorchBackend:
                 scaler.unscale_(opt)  # clip the true gradients
         if self._clip:
             self.opt_spec.torch_clip(self.params)
+        if compiling:
+            self._guard.open()  # the window of the first compiled step: the update
         if scaler is None:
             opt.step()
         else:  # skips opt.step() on non-finite gradients; GradScaler reads found_inf here
@@ -239,9 +253,22 @@ class TorchBackend:
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
         if not self.module.training:  # a recursive walk: only when eval() ran in between
             self.module.train()
+        guard = self._guard
+        if not guard.installed:
+            guard.install()
+        # Ctrl-C waits for the end of a step (parameters, batch statistics and optimizer
+        # state change together), except during the first compiled step: compiling changes
+        # nothing and may take long, and the optimizer step still is a window of its own
+        compiling = self._jit and "train_forward" not in self._fns
         states = self.metrics["train"]
         for i in range(n):
-            states = self._train_step(feed, index[start + i], states)
+            if not compiling:
+                guard.open()
+            try:
+                states = self._train_step(feed, index[start + i], states, compiling)
+            finally:
+                guard.close()
+            compiling = False
         self.metrics["train"] = states
 
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
