@@ -132,7 +132,7 @@ def test_a_callback_calling_the_module_sees_the_latest_weights(backend):
         if backend == "jax":
             kept.append(module.kernel.get_value())  # an array the next steps must not delete
 
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(4):
             w, b = _sgd_step(w, b, x[8 * i:8 * i + 8].astype(np.float64), y[8 * i:8 * i + 8])
             expected.append(x @ w + b)
