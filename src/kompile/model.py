@@ -66,7 +66,10 @@ class Model:
     # ------------------------------------------------------------------ properties
     @property
     def module(self) -> Any:
-        """The user's module, with the latest trained state written into it."""
+        """The user's module, with the latest trained state written into it.
+
+        Also between batches (from a callback): what is then changed on the module is what
+        the next batch trains with."""
         self._backend.sync_to_module()
         return self._module
 

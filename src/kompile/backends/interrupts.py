@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+_CLOSED = object()  # the window's inputs outside a window
+
 
 class SignalGuard:
     """Defers SIGINT inside step windows; see the module docstring.
@@ -39,15 +41,12 @@ class SignalGuard:
         self._previous: Any = None  # the handler replaced by install(); None: not installed
         self._chain: Any = None  # the handler a deferred signal is delivered to
         self._pending: tuple[int, Any] | None = None
-        self._open = False
-        self._inputs: Any = None
-
-    @property
-    def installed(self) -> bool:
-        return self._previous is not None
+        self._inputs: Any = _CLOSED
+        self.installed = False
 
     def install(self) -> None:
-        """Install the handler if this is the main thread and SIGINT has a Python handler."""
+        """Install the handler if this is the main thread and SIGINT has a Python handler
+        (cheap to call again: a step calls it when ``installed`` is False)."""
         if self._previous is not None or threading.current_thread() is not threading.main_thread():
             return
         current = signal.getsignal(signal.SIGINT)
@@ -55,28 +54,30 @@ class SignalGuard:
             return  # SIG_IGN / SIG_DFL / a C handler: nothing raises in Python to defer
         signal.signal(signal.SIGINT, self._handle)
         self._previous = self._chain = current
+        self.installed = True
 
     def restore(self) -> None:
         """Put the previous handler back (end of a call), then deliver a deferred signal."""
         previous, self._previous = self._previous, None
-        self._open, self._inputs = False, None
+        self._inputs, self.installed = _CLOSED, False
         if previous is not None and signal.getsignal(signal.SIGINT) == self._handle:
             signal.signal(signal.SIGINT, previous)
         self._deliver()
 
     def open(self, inputs: Any = None) -> None:
         """Start a window around a step that may consume ``inputs`` (None: always defer)."""
-        self._inputs, self._open = inputs, True
+        self._inputs = inputs
 
     def close(self) -> None:
         """End the window (the step's result is stored) and deliver a deferred signal."""
-        self._open, self._inputs = False, None
+        self._inputs = _CLOSED
         if self._pending is not None:
             self._deliver()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self._open and (self._inputs is None or self._consumed is None
-                           or self._consumed(self._inputs)):
+        inputs = self._inputs
+        if inputs is not _CLOSED and (inputs is None or self._consumed is None
+                                      or self._consumed(inputs)):
             self._pending = (signum, frame)  # delivered by close()
             return
         self._chain(signum, frame)
