@@ -144,3 +144,29 @@ def test_a_callback_calling_the_module_sees_the_latest_weights(backend):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     for kernel, want in zip(kept, kernels):  # still valid after the steps that followed
         np.testing.assert_allclose(np.asarray(kernel), want, rtol=1e-4, atol=1e-5)
+
+
+def _set_module(backend, net, kernel, bias):
+    if backend == "jax":
+        net.kernel.set_value(np.asarray(kernel, np.float32))
+        net.bias.set_value(np.asarray(bias, np.float32))
+    else:
+        import torch
+
+        with torch.no_grad():
+            net.kernel.copy_(torch.as_tensor(np.asarray(kernel, np.float32)))
+            net.bias.copy_(torch.as_tensor(np.asarray(bias, np.float32)))
+
+
+def test_changes_to_the_module_between_calls_are_used(backend):
+    x, y = _data()
+    net, model = _model(backend)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for bias in (1.0, 2.0):  # set on the user's module directly, before each call
+        _set_module(backend, net, np.zeros((4, 1)), [bias])
+        np.testing.assert_allclose(model.predict(x, verbose=0), np.full((32, 1), bias))
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(np.mean((2.0 - y) ** 2), rel=1e-5)
+    _set_module(backend, net, np.zeros((4, 1)), [0.0])
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # one step from zero weights
+    w, b = _sgd_step(np.zeros((4, 1)), np.zeros(1), x[:8].astype(np.float64), y[:8])
+    np.testing.assert_allclose(_call(backend, net, x), x @ w + b, rtol=1e-4, atol=1e-5)

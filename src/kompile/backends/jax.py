@@ -189,8 +189,10 @@ class JaxBackend(jax_state.ModuleState):
     def prepare_predict(self, config: Any = None) -> None:
         """Predict before fit/evaluate: the module's variables are the whole state (nothing
         is donated). Compiled with the compile ``config``'s mode (``run_eagerly`` and
-        ``jit_compile`` as resolved for fit); without one, jitted with the eager fallback."""
+        ``jit_compile`` as resolved for fit); without one, jitted with the eager fallback.
+        Built or not, what the user changed on the module since the last call is used."""
         if self.state is not None:
+            self.refresh_from_module()
             return
         params, rest = self._split_module()
         self.state = {"params": params, "rest": rest}
