@@ -259,7 +259,7 @@ class TorchBackend:
         # Ctrl-C waits for the end of a step (parameters, batch statistics and optimizer
         # state change together), except during the first compiled step: compiling changes
         # nothing and may take long, and the optimizer step still is a window of its own
-        compiling = self._jit and "train_forward" not in self._fns
+        compiling = self._jit and not self._fns.get("trained")
         states = self.metrics["train"]
         for i in range(n):
             if not compiling:
@@ -268,7 +268,8 @@ class TorchBackend:
                 states = self._train_step(feed, index[start + i], states, compiling)
             finally:
                 guard.close()
-            compiling = False
+            if compiling:
+                compiling, self._fns["trained"] = False, True  # compiled (reset with _fns)
         self.metrics["train"] = states
 
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
