@@ -26,7 +26,7 @@ from . import models
 
 STEP = 1 / 16
 X = np.ones((64, 4), np.float32)
-Y = np.full((64, 1), -1e4, np.float32)
+Y = np.full((64, 1), -1e6, np.float32)  # never reached: the gradient stays 1
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_ctrl_c_during_fit_leaves_valid_weights(backend, sigint, tmp_path):
     count = 0
     for trial in range(55):
         delay = rng.uniform(0, 0.15 if trial % 10 == 9 else 0.03)
-        count += interrupted(lambda: model.fit(X, Y, batch_size=8, epochs=10_000,
+        count += interrupted(lambda: model.fit(X, Y, batch_size=8, epochs=2_000,
                                                shuffle=False, verbose=0), delay)
         k = _steps_taken(backend, model, net)
         np.testing.assert_array_equal(model.predict(X[:2], verbose=0),
@@ -113,21 +113,44 @@ def test_ctrl_c_during_fit_leaves_valid_weights(backend, sigint, tmp_path):
 def test_ctrl_c_during_evaluate_and_predict(backend, sigint):
     net, model = _model(backend, steps_per_execution=4)  # calls of 4 steps
     model.fit(X, Y, batch_size=8, epochs=1, shuffle=False, verbose=0)
-    big_x, big_y = np.ones((4096, 4), np.float32), np.full((4096, 1), -1e4, np.float32)
-    expected_loss = 1e4 - 5 * 8 * STEP  # |pred - y| with pred = 5 * (-8/16)
+    big_x, big_y = np.ones((16384, 4), np.float32), np.full((16384, 1), -1e6, np.float32)
+    expected_loss = 1e6 - 5 * 8 * STEP  # |pred - y| with pred = 5 * (-8/16)
     rng = random.Random(1)
     count = 0
     for trial in range(30):
-        delay = rng.uniform(0, 0.04)
+        delay = rng.uniform(0, 0.02)
         if trial % 2:
             count += interrupted(lambda: model.evaluate(big_x, big_y, batch_size=8,
                                                         verbose=0), delay)
         else:
             count += interrupted(lambda: model.predict(big_x, batch_size=8, verbose=0), delay)
         assert _steps_taken(backend, model, net) == 8
-    assert count >= 25
+    assert count >= 24  # a call may end before its signal
     assert model.evaluate(X, Y, batch_size=8, verbose=0) == pytest.approx(expected_loss)
-    interrupted(lambda: model.fit(X, Y, batch_size=8, epochs=10_000, verbose=0), 0.02)
+    interrupted(lambda: model.fit(X, Y, batch_size=8, epochs=2_000, verbose=0), 0.02)
     k = _steps_taken(backend, model, net)
     assert backend == "torch" or k % 4 == 0  # JAX: one jitted call runs 4 steps
     model.fit(X, Y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+
+
+def test_ctrl_c_inside_a_gc_callback_is_not_lost(sigint):
+    """Python drops an exception raised in a gc callback (JAX registers one); the guard
+    keeps the signal and raises it at the end of the call."""
+    import gc
+
+    from kompile.backends.interrupts import SignalGuard
+
+    def callback(phase, info):
+        if phase == "start":
+            signal.raise_signal(signal.SIGINT)
+
+    guard = SignalGuard()
+    guard.install()
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()  # without the guard: "Exception ignored in ...", and nothing raised
+    finally:
+        gc.callbacks.remove(callback)
+    with pytest.raises(KeyboardInterrupt):
+        guard.restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -17,6 +17,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import numpy as np
+
+
+def check_weights(weights: list[Any], current: list[Any]) -> None:
+    """``set_weights``'s arguments against the parameters they replace (count and shapes)."""
+    if len(weights) != len(current):
+        raise ValueError(f"set_weights expected {len(current)} arrays; received "
+                         f"{len(weights)}.")
+    for i, (w, p) in enumerate(zip(weights, current)):
+        if tuple(np.shape(w)) != tuple(p.shape):
+            raise ValueError(f"set_weights: array {i} has shape {tuple(np.shape(w))} but the "
+                             f"parameter it replaces has shape {tuple(p.shape)}.")
+
 
 class Backend(Protocol):
     name: str

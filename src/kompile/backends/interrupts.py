@@ -15,11 +15,14 @@ long trace or compile stops it immediately). Inside a window it records the sign
 the window's probe says that the step has consumed its inputs (JAX: a donated array is
 deleted; torch: always), and the signal is delivered when the window closes, after the
 result is stored. A probe that finds the inputs intact lets the signal through at once:
-nothing is lost, the step simply did not happen.
+nothing is lost, the step simply did not happen. A signal that lands in a garbage-collector
+callback or a ``__del__`` (JAX registers one; Python would print the KeyboardInterrupt there
+and drop it) is also kept, and raised at the end of the next step or call.
 """
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Callable
@@ -80,9 +83,24 @@ class SignalGuard:
                                       or self._consumed(inputs)):
             self._pending = (signum, frame)  # delivered by close()
             return
+        if _unraisable(frame):
+            self._pending = (signum, frame)  # delivered by the next close() or restore()
+            return
         self._chain(signum, frame)
 
     def _deliver(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None and callable(self._chain):
             self._chain(*pending)
+
+
+def _unraisable(frame: Any) -> bool:
+    """Whether ``frame`` runs inside a gc callback or a finalizer, where an exception raised
+    is printed and dropped."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code in callbacks:
+            return True
+        frame = frame.f_back
+    return False

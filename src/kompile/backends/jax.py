@@ -329,6 +329,23 @@ class JaxBackend(jax_state.ModuleState):
             state["cursor"] = jax.device_put(np.int32(start))  # a transfer, once per epoch
         self._index_id[phase] = data
 
+    def _donating_call(self, phase: str, start: int, n: int, bs: int, *args: Any) -> None:
+        """Run a call that donates the phase's state (``args[0]``) and store its result;
+        a Ctrl-C arriving once the call has taken the state is raised after the store."""
+        guard = self._guard
+        if not guard.installed:
+            guard.install()
+        guard.open(args[0])
+        try:
+            new = self._call(phase, n, bs, *args)
+            if phase == "train":
+                self.state = new
+            else:
+                self.eval_state = new
+            self._cursor[phase] = start + n
+        finally:
+            guard.close()
+
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
         if self._exposed:  # a callback saw the module: take what it changed
             self.refresh_from_module()
@@ -336,31 +353,15 @@ class JaxBackend(jax_state.ModuleState):
             self._unshare()
         data = self._ordered("train", feed, index)
         self._seek("train", self.state, data, start)
-        guard = self._guard
-        if not guard.installed:
-            guard.install()
-        guard.open(self.state)  # Ctrl-C after the call took the state: stored, then raised
-        try:
-            self.state = self._call("train", n, index.shape[1], self.state, data)
-            self._cursor["train"] = start + n
-        finally:
-            guard.close()
+        self._donating_call("train", start, n, index.shape[1], self.state, data)
 
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
         if self._exposed:
             self.refresh_from_module()
         data = self._ordered("eval", feed, index)
         self._seek("eval", self.eval_state, data, start)
-        guard = self._guard
-        if not guard.installed:
-            guard.install()
-        guard.open(self.eval_state)
-        try:
-            self.eval_state = self._call("eval", n, index.shape[1], self.eval_state, data,
-                                         self.state["params"], self.state["rest"])
-            self._cursor["eval"] = start + n
-        finally:
-            guard.close()
+        self._donating_call("eval", start, n, index.shape[1], self.eval_state, data,
+                            self.state["params"], self.state["rest"])
 
     def predict(self, feed: Any, index: Any, start: int, n: int) -> list[Any]:
         """Flat per-output predictions covering rows ``start:start+n`` of ``index``."""

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .base import check_weights
+
 
 def name(path: Any) -> str:
     parts = []
@@ -164,13 +166,7 @@ class ModuleState:
         leaves, treedef = jax.tree.flatten(params)
         if self.state is not None:
             leaves = self.state["params"]
-        if len(weights) != len(leaves):
-            raise ValueError(f"set_weights expected {len(leaves)} arrays; received "
-                             f"{len(weights)}.")
-        for i, (w, a) in enumerate(zip(weights, leaves)):
-            if tuple(np.shape(w)) != tuple(a.shape):
-                raise ValueError(f"set_weights: array {i} has shape {tuple(np.shape(w))} but "
-                                 f"the parameter it replaces has shape {tuple(a.shape)}.")
+        check_weights(weights, leaves)
         # copies: the state is donated by the next step, the caller's arrays must survive it
         new = [_like(jnp.array(w, dtype=a.dtype, copy=True), a) for w, a in zip(weights, leaves)]
         if self.state is None:

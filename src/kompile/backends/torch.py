@@ -27,6 +27,7 @@ import torch
 from .. import optimizers, structures
 from ..data.arrays import map_arrays
 from . import torch_state
+from .base import check_weights
 from .interrupts import SignalGuard
 
 # array-api-compat caches its namespace lookups with functools.lru_cache; dynamo traces
@@ -338,13 +339,7 @@ class TorchBackend:
 
     def set_weights(self, weights: list[Any]) -> None:
         params = list(self.module.parameters())
-        if len(weights) != len(params):
-            raise ValueError(f"set_weights expected {len(params)} arrays; received "
-                             f"{len(weights)}.")
-        for i, (p, w) in enumerate(zip(params, weights)):
-            if tuple(np.shape(w)) != tuple(p.shape):
-                raise ValueError(f"set_weights: array {i} has shape {tuple(np.shape(w))} but "
-                                 f"the parameter it replaces has shape {tuple(p.shape)}.")
+        check_weights(weights, params)
         with torch.no_grad():
             for p, w in zip(params, weights):
                 p.copy_(torch.as_tensor(np.asarray(w)))
