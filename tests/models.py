@@ -35,7 +35,21 @@ def heads_numpy(x: np.ndarray, heads) -> dict[str, np.ndarray]:
     return out
 
 
-def _pack(out: dict, structure: str):
+def _fill(template, out: dict):
+    """``template`` (a nesting of dicts, lists, tuples and namedtuples whose leaves are head
+    names) with each head name replaced by that head's output."""
+    if isinstance(template, dict):
+        return {k: _fill(v, out) for k, v in template.items()}
+    if isinstance(template, tuple) and hasattr(template, "_fields"):
+        return type(template)(*[_fill(v, out) for v in template])
+    if isinstance(template, list | tuple):
+        return type(template)(_fill(v, out) for v in template)
+    return out[template]
+
+
+def _pack(out: dict, structure):
+    if not isinstance(structure, str):  # a template of head names, nested to any depth
+        return _fill(structure, out)
     if structure == "dict":
         return out
     if structure == "nested":  # heads named g_1, g_2, ... become one inner tuple under "g"

@@ -60,9 +60,9 @@ def test_compile_time_errors(make_model):
     (dict(loss=["mse", "mse", "mse"]), ValueError,
      r"`loss` is a list of 3 entries but the model has 2 output\(s\) " + NAMES
      + r"; received loss=\['mse', 'mse', 'mse'\]. Give one entry per output"),
-    (dict(loss={"z": ["mse", "mae"]}), TypeError,
-     "`loss` for output 'z' must be one loss or None; the model's outputs are " + NAMES
-     + r"; received loss=\{'z': \['mse', 'mae'\]\}"),
+    (dict(loss={"z": {"q": "mse"}}), TypeError,
+     "`loss` for output 'z' must be a loss, a list of losses or None; the model's outputs are "
+     + NAMES + r"; received loss=\{'z': \{'q': 'mse'\}\}"),
     (dict(loss="mse", loss_weights={"zz": 2.0}), ValueError,
      r"`loss_weights` has keys \['zz'\] that are not output names. Did you mean 'z'\? .*"
      + NAMES + r"; received loss_weights=\{'zz': 2.0\}"),

@@ -1,15 +1,19 @@
-"""Property tests for per-output pairing (SPEC sections 3, 4, 6), on every backend.
+"""Property tests for per-output pairing (SPEC sections 3, 4, 6, 7), on every backend.
 
 Hypothesis draws output structures (dicts in random key order, tuples, lists, one output,
-a dict with an inner tuple: outputs nested one level),
+a dict with an inner tuple, and random trees of dicts, lists, tuples and namedtuples up to
+four levels deep, whose output names the test derives from the paths by SPEC's rule),
 outputs of all-different shapes, and random per-output losses, loss weights, metrics,
 weighted metrics, targets, sample weights, sample-weight modes and class weights, each in
-a random form (one for all, a list by position, a partial dict by name). Every value
-``evaluate``/``train_on_batch`` reports is checked against ``multi_reference``, which looks
-everything up by output name, so no mis-pairing can pass.
+a random form (one for all, a list by position, a partial dict by name, or nested like the
+outputs: namedtuples given as namedtuples or dicts, registered losses placed on inner
+nodes). Every value ``evaluate``/``train_on_batch`` reports is checked against
+``multi_reference``, which looks everything up by output name, so no mis-pairing can pass.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -67,26 +71,98 @@ def _metric(fn, key):
     return Metric(fn, key, key)
 
 
-def _user_structure(draw, form, outputs, attr):
-    """One per-output attribute in the form the user writes it: a list or a partial dict."""
+NT = {m: namedtuple(f"NT{m}", ["u", "v", "w"][:m]) for m in (1, 2, 3)}
+
+
+def _user_structure(draw, skeleton, form, outputs, attr):
+    """One per-output attribute in the form the user writes it: a list, a partial dict, or
+    nested like the outputs (``skeleton``: the output tree with output names at the leaves)."""
     if form == "list":
         return [getattr(o, attr) for o in outputs]
+    if form == "nested":
+        return _nested(draw, skeleton, {o.name: getattr(o, attr) for o in outputs})
     keep = [o for o in outputs if getattr(o, attr) is not None or draw(st.booleans())]
     keys = draw(st.permutations(keep))  # a dict in any key order
     return {o.name: getattr(o, attr) for o in keys}
 
 
+def _leaf_names(tree):
+    if isinstance(tree, dict):
+        return [n for v in tree.values() for n in _leaf_names(v)]
+    if isinstance(tree, list | tuple):
+        return [n for v in tree for n in _leaf_names(v)]
+    return [tree]
+
+
+def _nested(draw, tree, values, inner_losses=False):
+    """``values`` (by output name) arranged like ``tree``; dicts may drop None entries,
+    namedtuples may be given as dicts, and with ``inner_losses`` a subtree whose outputs
+    share one registered loss may get that loss once, at its node."""
+    if not isinstance(tree, dict | list | tuple):
+        return values[tree]
+    if inner_losses:
+        shared = {repr(values[n]) for n in _leaf_names(tree)}
+        first = values[_leaf_names(tree)[0]]
+        if len(shared) == 1 and isinstance(first, str) and draw(st.booleans()):
+            return first
+    if isinstance(tree, dict):
+        out = {k: _nested(draw, v, values, inner_losses) for k, v in tree.items()}
+        if draw(st.booleans()):
+            out = {k: v for k, v in out.items() if v is not None}
+        return out
+    items = [_nested(draw, v, values, inner_losses) for v in tree]
+    if hasattr(tree, "_fields"):
+        return type(tree)(*items) if draw(st.booleans()) else dict(zip(tree._fields, items))
+    return type(tree)(items) if draw(st.booleans()) else list(items)
+
+
+@st.composite
+def deep_trees(draw, n):
+    """A random output tree with ``n`` outputs, and its output names by SPEC's path rule:
+    dict keys and namedtuple fields by name, list/tuple entries by position from 1 (at the
+    top: output_1, ...), joined with '_'."""
+    keys = iter(draw(st.permutations(["g", "k", "r", "s", "t", "q", "e", "f", "h", "j"])))
+
+    def build(k, name, depth):
+        if depth > 0 and k == 1 and (depth >= 3 or draw(st.booleans())):
+            return name
+        m = k if depth >= 3 else draw(st.integers(1 if depth else min(2, k), min(k, 3)))
+        cuts = sorted(draw(st.permutations(range(1, k)))[:m - 1])
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, k])]
+        kind = draw(st.sampled_from(["dict", "list", "tuple", "namedtuple"]))
+        if kind == "dict":
+            labels = [next(keys) for _ in sizes]
+        elif kind == "namedtuple":
+            labels = list(NT[m]._fields)
+        else:
+            labels = [f"output_{i + 1}" if depth == 0 else str(i + 1) for i in range(m)]
+        names = [label if depth == 0 else f"{name}_{label}" for label in labels]
+        children = [build(size, child, depth + 1) for size, child in zip(sizes, names)]
+        if kind == "dict":
+            return dict(zip(labels, children))
+        if kind == "namedtuple":
+            return NT[m](*children)
+        return tuple(children) if kind == "tuple" else children
+
+    tree = build(n, "", 0)
+    return tree, _leaf_names(tree)
+
+
 @st.composite
 def cases(draw):
-    n = draw(st.integers(1, 3))
+    n = draw(st.integers(1, 4))
     structure = draw(st.sampled_from(["dict", "tuple", "list"] + (["single"] if n == 1 else [])
-                                     + (["nested"] if n >= 2 else [])))
+                                     + (["nested", "deep", "deep"] if n >= 2 else [])))
     shapes = draw(st.permutations(SHAPES))[:n]
     names = list(draw(st.permutations(NAMES))[:n])
-    output_names = None
-    if structure == "nested":  # {"g": (g_1, g_2), other: ...}, "g" first or last
+    output_names, skeleton = None, None
+    if structure == "deep":
+        skeleton, names = draw(deep_trees(n))
+    elif structure == "nested":  # {"g": (g_1, g_2), other: ...}, "g" first or last
         others = names[:n - 2]
         names = ["g_1", "g_2", *others] if draw(st.booleans()) else [*others, "g_1", "g_2"]
+        skeleton = {("g" if k.startswith("g_") else k): ("g_1", "g_2") if k.startswith("g_")
+                    else k for k in names}
     elif structure == "single":
         names = ["output"]
     elif structure != "dict":
@@ -108,7 +184,8 @@ def cases(draw):
                 o.y = o.y[..., 0]  # a target off by a trailing axis of 1
         outputs.append(o)
     # ---- losses: one for all, a list by position, or a partial dict by name
-    loss_form = draw(st.sampled_from(["one", "list", "dict"]))
+    nested = ["nested"] if skeleton is not None else []
+    loss_form = draw(st.sampled_from(["one", "list", "dict", *nested]))
     if loss_form == "one":
         common = [("ce", "crossentropy")] + (
             [("mse", "mse"), ("mae", "mae")] if not any(sparse.values()) else [])
@@ -127,9 +204,12 @@ def cases(draw):
         if not any(o.loss for o in outputs):
             o = outputs[0]
             o.loss, o.loss_value = _loss_choices(o.shape, sparse[o.name])[0]
-        loss = _user_structure(draw, loss_form, outputs, "loss_value")
+        if loss_form == "nested":  # registered losses may sit on inner nodes
+            loss = _nested(draw, skeleton, {o.name: o.loss_value for o in outputs}, True)
+        else:
+            loss = _user_structure(draw, skeleton, loss_form, outputs, "loss_value")
     # ---- loss weights: a float, a list or a partial dict (always by name)
-    lw_form = draw(st.sampled_from([None, "float", "list", "dict"]))
+    lw_form = draw(st.sampled_from([None, "float", "list", "dict", *nested]))
     loss_weights = None
     if lw_form == "float":
         loss_weights = draw(st.sampled_from([0.5, 2.0, 3.0]))
@@ -140,11 +220,11 @@ def cases(draw):
         for o in outputs:
             o.weight = 1.0 if weights[o.name] is None else weights[o.name]
             o._lw = weights[o.name]
-        loss_weights = _user_structure(draw, lw_form, outputs, "_lw")
+        loss_weights = _user_structure(draw, skeleton, lw_form, outputs, "_lw")
     # ---- metrics and weighted metrics
     compiled = {}
     for attr in ("metrics", "weighted"):
-        form = draw(st.sampled_from([None, "all", "per_output", "dict"]))
+        form = draw(st.sampled_from([None, "all", "per_output", "dict", *nested]))
         if form is None:
             compiled[attr] = None
             continue
@@ -170,10 +250,10 @@ def cases(draw):
                 ms[0].value if k == 1 and draw(st.booleans()) else [m.value for m in ms])
         for o in outputs:
             o._entry = entries[o.name]
-        compiled[attr] = _user_structure(draw, "list" if form == "per_output" else "dict",
-                                         outputs, "_entry")
+        compiled[attr] = _user_structure(
+            draw, skeleton, {"per_output": "list"}.get(form, form), outputs, "_entry")
     # ---- sample weights, sample-weight modes and class weights
-    sw_form = draw(st.sampled_from([None, "one", "list", "dict"]))
+    sw_form = draw(st.sampled_from([None, "one", "list", "dict", *nested]))
     sample_weight = None
     weights = [0.0, 0.5, 1.0, 2.0]
     if sw_form == "one":
@@ -189,13 +269,13 @@ def cases(draw):
             elif kind == "2d":
                 o.sw = rng.choice(weights, (N, o.shape[0])).astype(np.float32)
                 o.temporal = draw(st.booleans())
-        sample_weight = _user_structure(draw, sw_form, outputs, "sw")
+        sample_weight = _user_structure(draw, skeleton, sw_form, outputs, "sw")
     modes = None
     if any(o.temporal for o in outputs):
         for o in outputs:
             o._mode = "temporal" if o.temporal else None
-        modes = _user_structure(draw, draw(st.sampled_from(["list", "dict"])), outputs,
-                                "_mode")
+        modes = _user_structure(draw, skeleton, draw(st.sampled_from(["list", "dict", *nested])),
+                                outputs, "_mode")
     method = draw(st.sampled_from(["evaluate", "train_on_batch", "fit"]))
     class_weight = None
     needs_y = lambda o: o.loss or o.metrics or o.weighted  # noqa: E731
@@ -212,20 +292,17 @@ def cases(draw):
     # ---- targets: by name (partial dict) or by position
     if structure == "single":
         y = outputs[0].y
-    elif structure == "nested" and draw(st.booleans()):  # nested like the outputs
-        by_name = {o.name: o.y if needs_y(o) or draw(st.booleans()) else None for o in outputs}
-        y = {("g" if name.startswith("g_") else name): None for name in names}
-        for name in names:
-            if not name.startswith("g_"):
-                y[name] = by_name[name]
-        y["g"] = (by_name["g_1"], by_name["g_2"])
-    elif structure in ("dict", "nested") and draw(st.booleans()):
+    elif skeleton is not None and draw(st.booleans()):  # nested like the outputs
+        y = _nested(draw, skeleton, {o.name: o.y if needs_y(o) or draw(st.booleans()) else None
+                                     for o in outputs})
+    elif structure in ("dict", "nested", "deep") and draw(st.booleans()):
         y = {o.name: o.y for o in draw(st.permutations(outputs))
              if needs_y(o) or draw(st.booleans())}
     else:
         y = [o.y if needs_y(o) or draw(st.booleans()) else None for o in outputs]
         y = tuple(y) if draw(st.booleans()) else y
-    return dict(structure=structure, heads=list(zip(names, shapes)), output_names=output_names,
+    return dict(structure=skeleton if structure == "deep" else structure,
+                heads=list(zip(names, shapes)), output_names=output_names,
                 outputs=outputs, multi=multi, method=method, y=y, sample_weight=sample_weight,
                 class_weight=class_weight, x_seed=draw(st.integers(0, 100)),
                 compile=dict(loss=loss, loss_weights=loss_weights, metrics=compiled["metrics"],

@@ -19,9 +19,9 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
 from .metrics import AutoMetric, Metric
-from .objective import Objective, OutputEntry
+from .objective import LossTerm, Objective, OutputEntry
 from .registry import check_kwargs, type_error
-from .structures import OutputSpec, describe, per_output
+from .structures import Node, OutputSpec, describe, per_output, place
 
 COMPILE_ARGS = ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics",
                 "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss",
@@ -152,79 +152,128 @@ def resolve_auto(auto: AutoMetric, loss: Any, y_shape: Any, pred_shape: Any,
     return cls(name=auto.name)
 
 
-def _metric_list(entry: Any, argument: str, spec: OutputSpec, i: int, raw: Any) -> list[Metric]:
-    if entry is None:
+def _is_builtin(loss: Any) -> bool:
+    """A registered loss (or ``"crossentropy"``): it takes one array, never a structure."""
+    return isinstance(loss, AutoMetric) or type(loss).fn is not None
+
+
+def _losses_at(node: Node, value: Any, raw: Any, spec: OutputSpec) -> list[Any]:
+    """The losses placed at one node: one loss, or a list of them (several, summed)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    items = [v for v in items if v is not None]
+    for v in items:
+        if not isinstance(v, losses_mod.Loss | AutoMetric):
+            where = f"output '{node.name}'" if node.kind == "leaf" else f"'{node.name}'"
+            raise TypeError(
+                f"`loss` for {where} must be a loss, a list of losses or None; the model's "
+                f"outputs are {list(spec.names)}; received loss={describe(raw)}."
+            )
+    return items
+
+
+def _loss_terms(cfg: CompileConfig, spec: OutputSpec) -> list[tuple[Node, Any]]:
+    """``(node, loss)`` per loss term. One loss at the top, or a registered loss at an inner
+    node, applies to every output below; a loss function of your own at an inner node
+    receives that subtree (SPEC section 7)."""
+    if cfg.loss is None:
         return []
-    if isinstance(entry, Metric):
-        return [entry]
-    if isinstance(entry, list | tuple) and all(isinstance(m, Metric) for m in entry):
-        return list(entry)
-    raise TypeError(
-        f"`{argument}` for output '{spec.names[i]}' must be a metric, a list of metrics or None; "
-        f"the model's outputs are {list(spec.names)}; received {argument}={describe(raw)}."
-    )
+    loss_leaf = lambda v: isinstance(v, losses_mod.Loss | AutoMetric)  # noqa: E731
+    raw = cfg.raw.get("loss")
+    placement = place(cfg.loss, spec, "loss", is_leaf=loss_leaf, shown=raw)
+    terms = []
+    for node, value in placement.items:
+        for loss in _losses_at(node, value, raw, spec):
+            if node.kind == "leaf" or node is spec.root or _is_builtin(loss):
+                terms.extend((spec.leaves[i], loss) for i in node.outputs)
+            else:
+                terms.append((node, loss))
+    return sorted(terms, key=lambda t: t[0].outputs[0])  # output order, not the user's
 
 
-def _metrics_per_output(value: Any, spec: OutputSpec, argument: str,
-                        raw: Any) -> list[list[Metric]]:
-    """SPEC section 3: a flat list is for every output unless it has one entry per output."""
-    n = len(spec.names)
+def loss_outputs(cfg: CompileConfig, spec: OutputSpec) -> list[int]:
+    """Indices of the outputs a compiled loss covers, in output order."""
+    return sorted({i for node, _ in _loss_terms(cfg, spec) for i in node.outputs})
+
+
+def _metric_entries(value: Any, spec: OutputSpec, argument: str, raw: Any) -> list[list[Metric]]:
+    """Metrics per output (SPEC section 3): a flat list is for every output unless it has one
+    entry per output; dicts and nested structures pair by name and position."""
     if value is None:
         return [[] for _ in spec.names]
-    if isinstance(value, Mapping):
-        return [_metric_list(v, argument, spec, i, raw)
-                for i, v in enumerate(per_output(value, spec, argument, shown=raw))]
-    value = list(value)
-    nested = any(v is None or isinstance(v, list | tuple) for v in value)
-    if len(value) == n and (spec.multi or nested):
-        return [_metric_list(v, argument, spec, i, raw) for i, v in enumerate(value)]
-    if nested:
-        raise ValueError(
-            f"`{argument}` has per-output entries (lists or None) but {len(value)} entries for "
-            f"{n} output(s) {list(spec.names)}; received {argument}={describe(raw)}. Give one "
-            "entry per output, a dict keyed by output name, or a flat list of metrics for "
-            "every output."
-        )
-    return [list(value) for _ in spec.names]
+
+    def every_output(v: list[Any], node: Node) -> bool:
+        if any(m is None or isinstance(m, list | tuple | Mapping) for m in v):
+            raise ValueError(
+                f"`{argument}` has per-output entries (lists or None) but {len(v)} entries for "
+                f"{len(node.outputs)} output(s) {[spec.names[i] for i in node.outputs]}; "
+                f"received {argument}={describe(raw)}. Give one entry per output, a dict keyed "
+                "by output name, or a flat list of metrics for every output."
+            )
+        return True
+
+    def for_every_output(v: list[Any], node: Node) -> bool:
+        n = len(node.outputs)
+        return all(isinstance(m, Metric) for m in v) and (len(v) != n or n == 1)
+
+    placement = place(value, spec, argument, is_leaf=lambda v: isinstance(v, Metric),
+                      shown=raw, list_at=every_output, flat_list=for_every_output)
+    out: list[list[Metric]] = [[] for _ in spec.names]
+    for node, entry in placement.items:
+        ok = isinstance(entry, Metric) or (isinstance(entry, list | tuple) and all(
+            m is None or isinstance(m, Metric) for m in entry))
+        if not ok:
+            where = f"output '{node.name}'" if node.kind == "leaf" else f"'{node.name}'"
+            raise TypeError(
+                f"`{argument}` for {where} must be a metric, a list of metrics or None; the "
+                f"model's outputs are {list(spec.names)}; received {argument}={describe(raw)}."
+            )
+        metrics = [entry] if isinstance(entry, Metric) else [m for m in entry if m is not None]
+        for i in node.outputs:
+            out[i].extend(metrics)
+    return out
 
 
 def resolve(cfg: CompileConfig, spec: OutputSpec, y_shapes: list[Any]) -> Objective:
     """Pair the configuration with the outputs; resolve shape-dependent names."""
-    names = spec.names
-    loss_leaf = lambda v: isinstance(v, losses_mod.Loss | AutoMetric)  # noqa: E731
-    raw = cfg.raw
-    per_loss = per_output(cfg.loss, spec, "loss", is_leaf=loss_leaf, shown=raw.get("loss")) \
-        if cfg.loss is not None else [None] * len(names)
-    for i, loss in enumerate(per_loss):
+    names, raw = spec.names, cfg.raw
+    placed = _loss_terms(cfg, spec)
+    weights = [1.0] * len(names)
+    if cfg.loss_weights is not None:  # a dict is matched by name whatever form `loss` has
+        given = per_output(cfg.loss_weights, spec, "loss_weights", shown=raw.get("loss_weights"))
+        weights = [1.0 if w is None else float(w) for w in given]
+    terms: list[LossTerm] = []
+    first_loss: list[Any] = [None] * len(names)
+    for node, loss in placed:
+        i = node.outputs[0]
         if isinstance(loss, AutoMetric):
-            per_loss[i] = resolve_auto(loss, None, y_shapes[i], spec.shapes[i], as_loss=True)
-        elif loss is not None and not isinstance(loss, losses_mod.Loss):
-            raise TypeError(
-                f"`loss` for output '{names[i]}' must be one loss or None; the model's outputs "
-                f"are {list(names)}; received loss={describe(raw.get('loss'))}."
+            loss = resolve_auto(loss, None, y_shapes[i], spec.shapes[i], as_loss=True)
+        if node.kind == "leaf" and first_loss[i] is None:
+            first_loss[i] = loss
+        ws = {weights[j] for j in node.outputs}
+        if len(ws) > 1:
+            raise ValueError(
+                f"`loss_weights` gives the outputs {[names[j] for j in node.outputs]} of "
+                f"'{node.name}', which share one loss, different weights; give one weight for "
+                f"'{node.name}'. Received loss_weights={describe(raw.get('loss_weights'))}."
             )
-    if cfg.loss_weights is None:
-        weights = [1.0] * len(names)
-    else:  # a dict is matched by name whatever form `loss` has [SPEC 3: 41, not 14]
-        weights = per_output(cfg.loss_weights, spec, "loss_weights",
-                             shown=raw.get("loss_weights"))
-        weights = [1.0 if w is None else float(w) for w in weights]
+        terms.append(LossTerm(node.name, loss, ws.pop(), list(node.outputs),
+                              None if node.kind == "leaf" else node))
+    logged = len(terms) > 1
+    for t in terms:
+        t.log = f"{t.name}_loss" if logged else None
     modes = per_output(cfg.sample_weight_mode, spec, "sample_weight_mode")
     metric_sets = [
-        _metrics_per_output(cfg.metrics, spec, "metrics", raw.get("metrics")),
-        _metrics_per_output(cfg.weighted_metrics, spec, "weighted_metrics",
-                            raw.get("weighted_metrics"))]
-    n_loss = sum(loss is not None for loss in per_loss)
-    loss_logs = [f"{name}_loss" if n_loss > 1 and loss is not None else None
-                 for name, loss in zip(names, per_loss)]
-    entries, used = [], {"loss", *filter(None, loss_logs)}
+        _metric_entries(cfg.metrics, spec, "metrics", raw.get("metrics")),
+        _metric_entries(cfg.weighted_metrics, spec, "weighted_metrics",
+                        raw.get("weighted_metrics"))]
+    entries, used = [], {"loss", *(t.log for t in terms if t.log)}
     for i, name in enumerate(names):
         prefix = f"{name}_" if len(names) > 1 else ""  # one output: no prefix, as in Keras
         resolved: list[list[tuple[str, Metric]]] = [[], []]
         for weighted in (0, 1):
             for metric in metric_sets[weighted][i]:
                 if isinstance(metric, AutoMetric):
-                    metric = resolve_auto(metric, per_loss[i], y_shapes[i], spec.shapes[i])
+                    metric = resolve_auto(metric, first_loss[i], y_shapes[i], spec.shapes[i])
                 log = prefix + metric.name
                 if weighted and log in used:
                     log = prefix + "weighted_" + metric.name
@@ -235,8 +284,8 @@ def resolve(cfg: CompileConfig, spec: OutputSpec, y_shapes: list[Any]) -> Object
                 used.add(log)
                 resolved[weighted].append((log, metric))
         entries.append(OutputEntry(
-            name=name, loss=per_loss[i], weight=weights[i],
-            loss_log=loss_logs[i],
+            name=name, loss=first_loss[i], weight=weights[i], loss_log=None,
             metrics=resolved[0], weighted_metrics=resolved[1],
             temporal=modes[i] == "temporal", pred_shape=spec.shapes[i], y_shape=y_shapes[i]))
-    return Objective(entries)
+    model_loss = cfg.loss is None and spec.model_loss is not None
+    return Objective(entries, terms, spec, model_loss)

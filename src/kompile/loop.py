@@ -15,7 +15,8 @@ import numpy as np
 from . import data as data_mod
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
-from .structures import class_weights_to_sample_weights, flatten_targets, flatten_weights
+from .compile import loss_outputs
+from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
 
 
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
@@ -42,14 +43,22 @@ def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
 def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     """Name the outputs, build the objective once, and flatten targets per output."""
     spec = model._output_spec(source.peek_x())
+    cfg = model._config
+    if cfg is not None and cfg.loss is None and spec.model_loss is None \
+            and model._objective is None:  # outputs named at a predict without labels
+        fresh = model._backend.output_spec(source.peek_x())
+        if fresh.model_loss is not None:
+            model._spec = model._backend.spec = spec = fresh
     check = getattr(model._backend, "check_batch_size", None)
     if check is not None and isinstance(source, data_mod.ArraySource):
         check(source.batch_size)
 
+    with_loss = loss_outputs(model._config, spec) if model._config is not None else None
+
     def prepare(x: Any, y: Any, sw: Any):
         if y is None and model._config is not None and model._config.target_tensors is not None:
             y = model._target_tensors_for(x)
-        ys = flatten_targets(y, spec)
+        ys = flatten_targets(y, spec, loss_outputs=with_loss)
         sws = flatten_weights(sw, spec)
         sws = class_weights_to_sample_weights(class_weight, ys, spec, sws)
         sws = [None if w is None else np.asarray(w, dtype=np.float32) for w in sws]
@@ -58,7 +67,15 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     ys, sws = source.prepare(prepare)
     if model._config is not None:
         objective = model._ensure_objective(ys)
-        objective.check(ys, sws)
+        try:
+            objective.check(ys, sws)
+        except ValueError:
+            # shapes per call: an output whose shape follows the input (sequences) is
+            # checked against this call's own outputs
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                shapes = model._backend.output_spec(source.peek_x()).shapes
+            objective.check(ys, sws, shapes)
 
 
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:

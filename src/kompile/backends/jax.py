@@ -83,7 +83,9 @@ class JaxBackend(jax_state.ModuleState):
     def _user_order(self, x: Any) -> Any:
         """A dict input with the user's key order (JAX pytrees sort dict keys)."""
         keys = self._x_keys
-        return {k: x[k] for k in keys} if keys is not None and isinstance(x, dict) else x
+        if keys is None or not isinstance(x, dict) or set(keys) != set(x):
+            return x  # (another call's keys: the order of this dict)
+        return {k: x[k] for k in keys}
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
         self._x_keys = list(x) if isinstance(x, dict) else None
@@ -94,7 +96,8 @@ class JaxBackend(jax_state.ModuleState):
         def forward(s: Any, x: Any) -> Any:
             out = nnx.merge(graphdef, s, copy=True)(self._cast(self._user_order(x)))
             seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
-            return out
+            # shapes are read from the traced outputs in `seen`; returning nothing lets a
+            # module return non-array entries (caches, Python objects) as well
 
         try:
             jax.eval_shape(forward, state, x)
@@ -248,7 +251,8 @@ class JaxBackend(jax_state.ModuleState):
         return {**state, "metrics": metrics}
 
     def _predict_one(self, params: Any, rest: Any, x: Any) -> list[Any]:
-        return self._forward(self.gd_eval, params, rest, self._shard(x, 0))[0]
+        preds = self._forward(self.gd_eval, params, rest, self._shard(x, 0))[0]
+        return preds[:len(self.spec.names)]  # without the model's own 0-d loss
 
     # ------------------------------------------------------------------ compiled calls
     def _compiled(self, kind: str, n: int, batch_size: int):

@@ -240,7 +240,7 @@ class TorchBackend:
         return self.objective.update(states, ys, preds, sws, total, per_output, row.shape[0])
 
     def _predict_step(self, x: Any, row: torch.Tensor) -> list[Any]:
-        return self._forward(_take(x, row))
+        return self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
 
     def _fn(self, kind: str) -> Any:
         fn = self._fns.get(kind)

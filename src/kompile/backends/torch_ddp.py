@@ -82,15 +82,15 @@ class _ShardedObjective(Objective):
     def __init__(self, objective: Objective, world: int):
         self.__dict__.update(objective.__dict__)
         self.world, self.shared = world, False
-        self._summed = [i for i, e in enumerate(self.entries)
-                        if e.loss is not None and getattr(e.loss, "reduction", None) == "sum"]
+        self._summed = [i for i, t in enumerate(self.terms)
+                        if getattr(t.loss, "reduction", None) == "sum"]
 
     def compute_loss(self, ys: list[Any], preds: list[Any], sws: list[Any]):
         total, per_output = super().compute_loss(ys, preds, sws)
         if self.shared:
             for i in self._summed:
                 extra = per_output[i] * (self.world - 1)
-                total = total + extra * self.entries[i].weight
+                total = total + extra * self.terms[i].weight
                 per_output[i] = per_output[i] + extra
         return total, per_output
 
@@ -143,8 +143,8 @@ class DistributedTorchBackend(TorchBackend):
     # ------------------------------------------------------------------ build
     def build(self, objective: Any, config: Any) -> None:
         sharded = _ShardedObjective(objective, self.world)
-        if any(getattr(e.loss, "reduction", None) == "mean_with_sample_weight"
-               for e in sharded.entries):
+        if any(getattr(t.loss, "reduction", None) == "mean_with_sample_weight"
+               for t in sharded.terms):
             warnings.warn("reduction='mean_with_sample_weight' under DistributedDataParallel "
                           "divides each process's loss by its own sum of sample weights; the "
                           "result equals one process only when those sums are equal.",
@@ -154,7 +154,7 @@ class DistributedTorchBackend(TorchBackend):
         if self.opt is not None:  # DDP needs parameters that require gradients
             device = self.device
             # outputs without a loss leave their parameters without gradients
-            unused = any(e.loss is None for e in sharded.entries)
+            unused = any(e.loss is None for e in sharded.entries) or sharded.model_loss
             # DDP broadcasts process 0's parameters and buffers into every module here
             self.train_module = DistributedDataParallel(
                 self.module, device_ids=[device] if device.type == "cuda" else None,

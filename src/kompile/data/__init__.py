@@ -47,8 +47,9 @@ class Call:
 
 
 def _is_array_like(v: Any) -> bool:
-    if isinstance(v, Mapping):
-        return all(_is_array_like(x) for x in v.values())
+    if isinstance(v, Mapping):  # a None entry reaches the module as None
+        return any(x is not None for x in v.values()) and all(
+            x is None or _is_array_like(x) for x in v.values())
     if isinstance(v, list | tuple):
         return len(v) > 0 and all(_is_array_like(x) or np.isscalar(x) for x in v)
     return hasattr(v, "__array__") or hasattr(v, "shape")

@@ -21,7 +21,7 @@ def to_numpy(value: Any, argument: str) -> Any:
     if isinstance(value, list | tuple):
         if value and all(np.isscalar(v) for v in value):
             return _fix_dtype(np.asarray(value))
-        return type(value)(to_numpy(v, f"{argument}[{i}]") for i, v in enumerate(value))
+        return _like(value, [to_numpy(v, f"{argument}[{i}]") for i, v in enumerate(value)])
     module = type(value).__module__
     if module.startswith("pandas"):
         return _fix_dtype(value.to_numpy())
@@ -45,6 +45,13 @@ def _fix_dtype(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _like(seq: Any, items: list[Any]) -> Any:
+    """``items`` in ``seq``'s container type (namedtuples stay namedtuples)."""
+    if isinstance(seq, tuple) and hasattr(type(seq), "_fields"):
+        return type(seq)(*items)
+    return type(seq)(items)
+
+
 def leaves(tree: Any) -> list[np.ndarray]:
     if tree is None:
         return []
@@ -61,7 +68,7 @@ def map_arrays(fn: Any, tree: Any) -> Any:
     if isinstance(tree, Mapping):
         return {k: map_arrays(fn, v) for k, v in tree.items()}
     if isinstance(tree, list | tuple):
-        return type(tree)(map_arrays(fn, v) for v in tree)
+        return _like(tree, [map_arrays(fn, v) for v in tree])
     return fn(tree)
 
 

@@ -97,6 +97,17 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
+def as_values(values: Any, like: Any) -> Any:
+    """What a loss or metric function returned, as per-sample values in ``like``'s namespace:
+    a Python float or a 0-d array counts as that value for every sample of the batch."""
+    xp = namespace(like)
+    if not hasattr(values, "shape"):
+        values = xp.asarray(values, dtype=xp.float32, device=ops.device(like))
+    if values.ndim == 0:
+        values = xp.broadcast_to(values, (like.shape[0],))
+    return values
+
+
 def zeros(*shape: int) -> np.ndarray:
     return np.zeros(shape, dtype=np.float32)
 
@@ -142,8 +153,8 @@ class MeanMetricWrapper(Mean):
 
     def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
         y_true, y_pred = losses.align(y_true, y_pred)
-        return self.update_values(state, self.wrapped(y_true, y_pred, **self.options),
-                                  sample_weight)
+        values = as_values(self.wrapped(y_true, y_pred, **self.options), y_pred)
+        return self.update_values(state, values, sample_weight)
 
     def get_config(self) -> dict[str, Any]:
         config = {"name": self.name, **self.options}
