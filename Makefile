@@ -22,9 +22,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
+# make bench [DEVICE=gpu]: the issue-15 ratios from interleaved runs (JAX, then torch), and the
+# torch kernels per step. benchmarks/bench_jax.py (one process per configuration: peak memory,
+# a CNN) is run by hand.
+DEVICE ?= cpu
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_jax.py
-	$(BIN)/python benchmarks/bench_torch.py
+	$(BIN)/python benchmarks/bench_jax_interleaved.py --device $(DEVICE)
+	$(BIN)/python benchmarks/bench_torch.py --device $(subst gpu,cuda,$(DEVICE))
+	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

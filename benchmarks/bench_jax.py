@@ -1,6 +1,6 @@
 """Training-loop speed on JAX: kompile vs hand-written loops vs Keras 3, in one run.
 
-Run by hand (not part of the tests):  .venv/bin/python benchmarks/bench_jax.py [--quick]
+Run by hand (not part of the tests):  .venv/bin/python benchmarks/bench_jax.py [--device gpu]
 
 Every configuration runs in its own subprocess (clean peak-memory numbers, no shared
 compile caches) on the same data and the same model: the MLP 64 -> 128 -> 128 -> 10
@@ -242,7 +242,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child")
     parser.add_argument("--only", help="comma-separated subset of configuration names")
+    parser.add_argument("--device", default=None, help="cpu or gpu (JAX platform)")
     args = parser.parse_args()
+    if args.device:  # the children inherit the platform
+        os.environ["JAX_PLATFORMS"] = {"gpu": "cuda"}.get(args.device, args.device)
     if args.child:
         return child(args.child)
     names = args.only.split(",") if args.only else list(CONFIGS)

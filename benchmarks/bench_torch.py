@@ -1,19 +1,19 @@
-"""Training-loop speed on torch: kompile vs a hand-written loop vs Keras 3, in one run.
+"""Training-loop speed on torch: kompile vs a hand-written loop vs Keras 3, interleaved.
 
-Run by hand (not part of the tests):  .venv/bin/python benchmarks/bench_torch.py [--quick]
+Run:  .venv/bin/python benchmarks/bench_torch.py [--device cpu|cuda] [--rounds 5] [--jit]
 
 The MLP 64 -> 128 -> 128 -> 10 (batch 32, Adam, sparse crossentropy from logits, accuracy)
 on digits-sized random data, trained by:
-- kompile eager (``jit_compile="auto"``) and kompile ``jit_compile=True`` (torch.compile);
+- kompile eager (``jit_compile="auto"``), and with ``--jit`` kompile ``jit_compile=True``;
 - a hand-written nanoGPT-style loop doing the same work per step (gather the batch,
   forward, cross entropy, backward, Adam step, loss and accuracy sums kept on the device),
-  once with torch's default Adam kernel and once with ``fused=True`` (what kompile picks for
-  Adam, AdamW and SGD);
-- Keras 3 on its torch backend, in a subprocess (Keras picks its backend at import).
-The kompile and hand-written runs share one process and alternate round by round, so
-drifting machine load hits them alike; every configuration uses the same torch thread
-count (``--threads``, default 1: faster than 2 for this model, and steadier on a shared
-machine). Prints steps per second (median of the rounds) and the ratios.
+  with torch's fused Adam kernel (what kompile picks for Adam) and with its default one;
+- Keras 3 on its torch backend (this process imports Keras with KERAS_BACKEND=torch).
+All loops share one process and alternate epoch by epoch, so drifting machine load hits them
+alike; a rate is the best epoch, and the spread (best / worst epoch) is the noise seen. Three
+settings: 1 torch thread, torch's default thread count, and the default count while a busy
+process (started here, a pure-Python loop) competes for one core. Time to the first step is
+measured in fresh processes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import time
 import numpy as np
 
 N, BATCH = 8192, 32
+STEPS = N // BATCH
 
 
 def data():
@@ -46,55 +46,48 @@ def torch_mlp():
                                torch.nn.Linear(128, 10))
 
 
-def _rates(t0: float, c0: float) -> tuple[float, float]:
-    """Steps per second of wall time and of this thread's CPU time (the second is steadier
-    when other processes share the cores)."""
-    steps = N // BATCH
-    return steps / (time.perf_counter() - t0), steps / (time.thread_time() - c0)
+def _timed(run) -> tuple[float, float]:
+    """Steps per second of wall time and of this process's CPU time (all its threads; the
+    second is steadier when other processes share the cores)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    run()
+    return STEPS / (time.perf_counter() - t0), STEPS / (time.process_time() - c0)
 
 
 class Kompile:
-    def __init__(self, jit: bool):
+    def __init__(self, jit: bool, device: str):
         import kompile as kp
 
         self.x, self.y = data()
-        self.model = kp.Model(torch_mlp()).compile(
+        self.model = kp.Model(torch_mlp().to(device)).compile(
             kp.optimizers.Adam(1e-3), kp.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"], jit_compile=jit)
-        t0 = time.perf_counter()
-        self.model.fit(self.x[:BATCH], self.y[:BATCH], batch_size=BATCH, verbose=0)
-        self.first_step = time.perf_counter() - t0
         self.epoch()  # warm: compiles (jit) and allocates everything once
 
     def epoch(self) -> tuple[float, float]:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        hist = self.model.fit(self.x, self.y, batch_size=BATCH, epochs=1, verbose=0)
-        assert np.isfinite(hist.history["loss"][-1])
-        return _rates(t0, c0)
+        return _timed(lambda: self.model.fit(self.x, self.y, batch_size=BATCH, epochs=1,
+                                             verbose=0))
 
 
 class HandWritten:
     """What a careful user writes: data on the device, one index row per step, no host
     sync inside the epoch, the epoch's loss and accuracy read once at its end."""
 
-    def __init__(self, fused: bool | None):
+    def __init__(self, fused: bool | None, device: str = "cpu"):
         import torch
 
         x, y = data()
-        self.torch, self.x, self.y = torch, torch.from_numpy(x), torch.from_numpy(y).long()
-        self.module = torch_mlp()
+        self.torch, self.device = torch, device
+        self.x, self.y = torch.from_numpy(x).to(device), torch.from_numpy(y).long().to(device)
+        self.module = torch_mlp().to(device)
         self.opt = torch.optim.Adam(self.module.parameters(), lr=1e-3, eps=1e-7, fused=fused)
-        # (torch.optim's one-time import of torch._dynamo, ~2 s, was paid by kompile eager,
-        # which builds the first optimizer of the process)
-        t0 = time.perf_counter()
-        self.run(1)
-        self.first_step = time.perf_counter() - t0
         self.epoch()
 
     def run(self, steps: int) -> tuple[float, float]:
         torch, module, opt = self.torch, self.module, self.opt
-        order = torch.randperm(N)[: steps * BATCH].view(steps, BATCH)
-        loss_sum, correct = torch.zeros(()), torch.zeros(())
+        order = torch.randperm(N, device=self.device)[: steps * BATCH].view(steps, BATCH)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
         module.train()
         for i in range(steps):
             idx = order[i]
@@ -110,87 +103,126 @@ class HandWritten:
         return float(loss_sum) / (steps * BATCH), float(correct) / (steps * BATCH)
 
     def epoch(self) -> tuple[float, float]:
-        t0, c0 = time.perf_counter(), time.thread_time()
-        self.run(N // BATCH)
-        return _rates(t0, c0)
+        return _timed(lambda: self.run(STEPS))
 
 
-def keras_child(rounds: int, threads: int) -> None:
-    import torch
+class Keras:
+    def __init__(self):
+        import keras
 
-    torch.set_num_threads(threads)
-    import keras
+        self.x, self.y = data()
+        self.model = keras.Sequential([
+            keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+        self.model.compile(keras.optimizers.Adam(1e-3),
+                           keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                           metrics=["accuracy"])
+        self.epoch()
 
+    def epoch(self) -> tuple[float, float]:
+        return _timed(lambda: self.model.fit(self.x, self.y, batch_size=BATCH, epochs=1,
+                                             verbose=0))
+
+
+def first_step_child(which: str, device: str) -> None:
     x, y = data()
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
-                              keras.layers.Dense(128, activation="relu"),
-                              keras.layers.Dense(10)])
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
     t0 = time.perf_counter()
+    if which == "kompile":
+        import kompile as kp
+
+        model = kp.Model(torch_mlp().to(device)).compile(
+            kp.optimizers.Adam(1e-3), kp.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"])
+    else:
+        import keras
+
+        model = keras.Sequential([
+            keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+        model.compile(keras.optimizers.Adam(1e-3),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
     model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0)
-    first = time.perf_counter() - t0
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    rates = []
+    print(json.dumps({"first_step_s": time.perf_counter() - t0}))
+
+
+def _first_step(which: str, device: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--first-step", which, "--device", device],
+                         capture_output=True, text=True, env=dict(os.environ))
+    if out.returncode:
+        print(out.stderr[-2000:])
+        return float("nan")
+    return json.loads(out.stdout.strip().splitlines()[-1])["first_step_s"]
+
+
+def _interleave(loops: dict, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
     for _ in range(rounds):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-        rates.append(_rates(t0, c0))
-    print(json.dumps({"rates": rates, "first_step_s": first}))
+        for name, loop in loops.items():
+            rates[name].append(loop.epoch())
+    return rates
+
+
+def _report(title: str, rates: dict[str, list[tuple[float, float]]], targets: list) -> None:
+    """Best epoch per loop (wall and CPU-time rates) and the ratios, with the spread (best /
+    worst epoch) as the noise seen."""
+    wall = {name: [r[0] for r in v] for name, v in rates.items()}
+    cpu = {name: [r[1] for r in v] for name, v in rates.items()}
+    print(f"\n{title}\n{'':36s} {'steps/s':>8s} {'spread':>7s} {'per CPU s':>10s}")
+    for name in rates:
+        print(f"{name:36s} {max(wall[name]):8.0f} {max(wall[name]) / min(wall[name]):6.2f}x "
+              f"{max(cpu[name]):10.0f}")
+    print("  ratios, wall (CPU time):")
+    for a, b, target in targets:
+        ratio = max(wall[a]) / max(wall[b])
+        goal = f"(>= {target}) {'ok' if ratio >= target else 'MISSED'}" if target else ""
+        print(f"  {a} / {b}: {ratio:.2f}x ({max(cpu[a]) / max(cpu[b]):.2f}x) {goal}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="2 rounds, no Keras")
-    parser.add_argument("--keras-child", action="store_true")
+    parser.add_argument("--jit", action="store_true", help="also kompile jit_compile=True")
+    parser.add_argument("--first-step", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rounds = 2 if args.quick else args.rounds
-    if args.keras_child:
-        return keras_child(rounds, args.threads)
+    os.environ["KERAS_BACKEND"] = "torch"
+    if args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # Keras would pick a GPU by itself
+    if args.first_step:
+        return first_step_child(args.first_step, args.device)
     import torch
 
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {N} samples, batch {BATCH}, "
-          f"{N // BATCH} steps per epoch, {rounds} rounds\n", flush=True)
-    runners = {"kompile eager": lambda: Kompile(jit=False),
-               "kompile jit_compile=True": lambda: Kompile(jit=True),
-               "hand-written (torch default Adam)": lambda: HandWritten(fused=None),
-               "hand-written (fused Adam)": lambda: HandWritten(fused=True)}
-    built = {name: make() for name, make in runners.items()}
-    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in built}
-    for _ in range(rounds):
-        for name, runner in built.items():
-            rates[name].append(runner.epoch())
-    median = lambda r, i: statistics.median(v[i] for v in r)  # noqa: E731
-    rows = {name: (median(r, 0), median(r, 1), built[name].first_step)
-            for name, r in rates.items()}
-    if not args.quick:
-        out = subprocess.run(
-            [sys.executable, __file__, "--keras-child", "--rounds", str(rounds),
-             "--threads", str(args.threads)],
-            capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "torch"})
-        if out.returncode:
-            print(f"keras3-torch: failed\n{out.stderr[-2000:]}")
-        else:
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            rows["keras3-torch"] = (median(result["rates"], 0), median(result["rates"], 1),
-                                    result["first_step_s"])
-    print(f"{'':36s} {'steps/s':>8s} {'per CPU s':>10s}")
-    for name, (rate, cpu_rate, first) in rows.items():
-        print(f"{name:36s} {rate:8.0f} {cpu_rate:10.0f}   first step {first:6.2f}s")
-    ratio = lambda a, b, i: rows[a][i] / rows[b][i]  # noqa: E731
-    print("\nratios, wall (CPU time) (target):")
-    for a, b, target in [("kompile eager", "hand-written (torch default Adam)", 0.9),
-                         ("kompile eager", "hand-written (fused Adam)", None),
-                         ("kompile eager", "keras3-torch", 3.0),
-                         ("kompile jit_compile=True", "kompile eager", None),
-                         ("kompile jit_compile=True", "keras3-torch", None)]:
-        if a in rows and b in rows:
-            goal = f"(target >= {target}x)" if target else ""
-            print(f"  {a} / {b}: {ratio(a, b, 0):.2f}x ({ratio(a, b, 1):.2f}x) {goal}")
+    default_threads = torch.get_num_threads()
+    print(f"torch {torch.__version__} on {args.device}, {os.cpu_count()} CPU cores (torch "
+          f"default {default_threads} threads); MLP 64-128-128-10, batch {BATCH}, {STEPS} steps "
+          f"per epoch, {args.rounds} interleaved rounds", flush=True)
+    loops = {"kompile eager": Kompile(False, args.device),
+             "hand-written (fused Adam)": HandWritten(True, args.device),
+             "hand-written (default Adam)": HandWritten(None, args.device)}
+    if args.jit:
+        loops["kompile jit_compile=True"] = Kompile(True, args.device)
+    vs_hand = [("kompile eager", "hand-written (fused Adam)", None),
+               ("kompile eager", "hand-written (default Adam)", None)]
+    torch.set_num_threads(1)
+    _report("1 torch thread:", _interleave(
+        {**loops, "Keras 3 (torch)": Keras()}, args.rounds),
+        [(*vs_hand[0][:2], 0.95), vs_hand[1], ("kompile eager", "Keras 3 (torch)", 3.0)])
+    torch.set_num_threads(default_threads)
+    _report(f"{default_threads} torch threads (default):", _interleave(loops, args.rounds),
+            [(*vs_hand[0][:2], 0.9), vs_hand[1]])
+    # a pure-Python busy loop that ends when this process does (even if it is killed)
+    spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        _report(f"{default_threads} torch threads, one busy process competing:",
+                _interleave(loops, args.rounds), [(*vs_hand[0][:2], 0.8), vs_hand[1]])
+    finally:
+        busy.kill()
+        busy.wait()
+    k, kr = _first_step("kompile", args.device), _first_step("keras", args.device)
+    print(f"\ntime to the first step (fresh process, build + one batch): kompile {k:.2f}s, "
+          f"Keras 3 (torch) {kr:.2f}s ({k / kr:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -392,5 +392,5 @@ def test_lambda_callback_hooks(make_model):
     model = _linear_sgd(make_model)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, validation_data=(x, y), callbacks=[cb])
     assert events == ["begin", "e0", "b0:True", "b1:True", "test", ["loss", "val_loss"], "end"]
-    with pytest.raises(TypeError, match="unknown hook 'on_epoch_finish'"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'on_epoch_finish'"):
         kp.callbacks.LambdaCallback(on_epoch_finish=print)

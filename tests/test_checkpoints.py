@@ -65,7 +65,7 @@ def test_load_weights_errors(backend, tmp_path):
     with pytest.raises(FileNotFoundError, match="No weights or checkpoint file at"):
         other.load_weights(tmp_path / "nope.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="is not a readable safetensors file"):
+    with pytest.raises(ValueError, match="not a valid kompile file: it is not a safetensors"):
         other.load_weights(tmp_path / "junk.safetensors")
 
 

@@ -36,7 +36,8 @@ class CompileConfig:
     loss_weights: Any = None
     weighted_metrics: Any = None
     run_eagerly: bool = False
-    steps_per_execution: int = 1
+    steps_per_execution: int | str = 1
+    fuse_unwatched: bool = True  # steps_per_execution left unset: fuse unwatched batches
     jit_compile: Any = "auto"
     auto_scale_loss: bool = True
     sample_weight_mode: Any = None
@@ -92,9 +93,11 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
             raise type_error(key, "a list of metrics or a dict keyed by output name", value)
     cfg.loss_weights = _map_leaves(kwargs.get("loss_weights"), _check_weight)
     spe = kwargs.get("steps_per_execution", 1)
-    if not isinstance(spe, int) or isinstance(spe, bool) or spe < 1:
-        raise ValueError(f"`steps_per_execution` must be an integer >= 1; received {spe!r}.")
+    if spe != "auto" and (not isinstance(spe, int) or isinstance(spe, bool) or spe < 1):
+        raise ValueError(f"`steps_per_execution` must be an integer >= 1 or 'auto'; received "
+                         f"{spe!r}.")
     cfg.steps_per_execution = spe
+    cfg.fuse_unwatched = "steps_per_execution" not in kwargs  # see pacing.py
     jc = kwargs.get("jit_compile", "auto")
     if jc not in ("auto", True, False):
         raise ValueError(f"`jit_compile` must be 'auto', True or False; received {jc!r}.")

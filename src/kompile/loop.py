@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import data as data_mod
+from . import pacing
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
@@ -78,20 +79,68 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
             objective.check(ys, sws, shapes)
 
 
-def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict:
+def _batch_watchers(cbs: CallbackList | None, phase: str) -> bool:
+    """Whether a callback observes each batch of ``phase`` ('train' or 'test'); a progress
+    bar observes per call (it redraws at most every 0.1 s), so it does not count."""
+    if cbs is None:
+        return False
+    others = [cb for cb in cbs.callbacks if not isinstance(cb, ProgbarLogger)]
+    if len(others) != len(cbs.callbacks):
+        cbs = CallbackList(others, others[0].model if others else None,
+                           others[0].params if others else {})
+    return any(cbs.wants(f"on_{phase}_batch_{when}") for when in ("begin", "end"))
+
+
+def _steps_per_call(model: Any, source: Any, cbs: CallbackList | None, phase: str) -> Any:
+    """The batches per compiled call: the user's int, or a Pacer (pacing.py) when
+    ``steps_per_execution="auto"``, or when it was left unset and no callback watches the
+    phase's batches. Only in-memory arrays on a backend with compiled loops are paced."""
+    config, backend = model._config, model._backend
+    spe = config.steps_per_execution
+    kind = "train" if phase == "train" else "eval"
+    paced = (spe == "auto" or (config.fuse_unwatched and not _batch_watchers(cbs, phase))) \
+        and getattr(backend, "fuses_calls", False) and isinstance(source, data_mod.ArraySource)
+    if hasattr(backend, "paced"):
+        backend.paced[kind] = paced
+    if not paced:
+        return spe if isinstance(spe, int) else 1
+    cache = model.__dict__.get("_pacers")
+    if cache is None or cache[0] is not config:  # a recompile measures again
+        cache = model.__dict__["_pacers"] = (config, {})
+    key = (kind, source.batch_size)
+    if key not in cache[1]:
+        cache[1][key] = pacing.Pacer(backend.wait)
+    return cache[1][key]
+
+
+def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
+    """The evaluation logs, or None when the source yielded no batch (a used-up generator)."""
     backend = model._backend
     backend.reset_metrics("eval")
+    model.stop_evaluating = False
     if cbs is not None:
-        cbs.call("on_test_begin", None)
-    spe = model._config.steps_per_execution
-    for call in source.calls(backend, spe, shuffle=False):
+        cbs.call("on_test_begin", {})
+    per_call = _steps_per_call(model, source, cbs, "test")  # an int or a pacing.Pacer
+    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
+    call = None
+    for call in source.calls(backend, per_call, shuffle=False):
         if cbs is not None:
-            cbs.call("on_test_batch_begin", call.first_step, None)
+            cbs.call("on_test_batch_begin", call.first_step, {})
+        if pacer is not None:
+            pacer.begin()
         for part in call.parts:
             backend.evaluate(part.feed, part.index, part.start, part.n)
+        if pacer is not None:
+            pacer.end(call.parts[0].n)
         if cbs is not None and cbs.wants("on_test_batch_end"):
             cbs.call("on_test_batch_end", call.last_step,
                      LazyLogs(lambda: host_logs(backend.results("eval"), backend.to_host)))
+        if model.stop_evaluating:
+            break
+    if call is None:
+        if cbs is not None:
+            cbs.call("on_test_end", {})
+        return None
     logs = host_logs(backend.results("eval"), backend.to_host)  # host sync: the results
     if cbs is not None:
         cbs.call("on_test_end", logs)
@@ -145,25 +194,36 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
-    spe = model._config.steps_per_execution
+    per_call = _steps_per_call(model, source, cbs, "train")  # an int or a pacing.Pacer
+    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
     model.stop_training = False
+    # what BackupAndRestore records to refuse resuming a different run
+    model._fit_run = {"batch_size": getattr(source, "batch_size", None),
+                      "samples": getattr(source, "n", None),
+                      "steps_per_execution": model._config.steps_per_execution}
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
     logs: dict[str, Any] = {}
     try:
-        cbs.call("on_train_begin", None)
+        cbs.call("on_train_begin", {})
         initial_epoch, skip = _resume(model, history, initial_epoch)
         for epoch in range(initial_epoch, epochs):
             if not skip:  # a mid-epoch resume keeps the restored running metrics
                 backend.reset_metrics("train")
-            cbs.call("on_epoch_begin", epoch, None)
+            cbs.call("on_epoch_begin", epoch, {})
             call = None
-            for call in source.calls(backend, spe):
+            if pacer is not None:
+                pacer.skip_to = skip
+            for call in source.calls(backend, per_call):
                 if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
                     continue
-                cbs.call("on_train_batch_begin", call.first_step, None)
+                cbs.call("on_train_batch_begin", call.first_step, {})
+                if pacer is not None:
+                    pacer.begin()
                 for part in call.parts:
                     backend.train(part.feed, part.index, part.start, part.n)
+                if pacer is not None:
+                    pacer.end(call.parts[0].n)
                 if wants_batch_logs:
                     cbs.call("on_train_batch_end", call.last_step, LazyLogs(batch_logs))
                 if model.stop_training:
@@ -178,13 +238,23 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 params["in_fit"] = True
                 val_logs = _run_eval(model, val_source, cbs)
                 params["in_fit"] = False
-                logs.update({"val_" + k: v for k, v in val_logs.items()})
-                logs = dict(sorted(logs.items()))
+                if val_logs is None:  # no val_* entries: no callback acts on empty validation
+                    warnings.warn(f"The validation data ran out: no batch was left for epoch "
+                                  f"{epoch + 1}, so it logs no val_* values. A generator is "
+                                  "used up across epochs: pass a re-iterable (a list of "
+                                  "batches, a DataLoader) or one that yields `validation_steps "
+                                  "* epochs` batches.", stacklevel=3)
+                else:
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    logs = dict(sorted(logs.items()))
             cbs.call("on_epoch_end", epoch, logs)
             skip = 0
             if model.stop_training:
                 break
         cbs.call("on_train_end", logs)
+    except BaseException as error:
+        cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
+        raise
     finally:
         try:
             backend.sync_to_module()
@@ -228,6 +298,9 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
         logs = _run_eval(model, source, cbs)
     finally:
         model._backend.release()
+    if logs is None:
+        raise ValueError("evaluate() ran no batch: the data yielded nothing (a generator "
+                         "that is used up?).")
     return model._format_results(logs, return_dict)
 
 
@@ -240,18 +313,32 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     backend.prepare_predict(model._config)
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
-    cbs.call("on_predict_begin", None)
+    model.stop_predicting = False
+    cbs.call("on_predict_begin", {})
     spe = model._config.steps_per_execution if model._config is not None else 1
+    spe = spe if isinstance(spe, int) else 1
+    wants_outputs = cbs.wants("on_predict_batch_end")
     chunks: list[list[Any]] = []
     try:
         for call in source.calls(backend, spe, shuffle=False):
-            cbs.call("on_predict_batch_begin", call.first_step, None)
-            for part in call.parts:
-                chunks.append(backend.predict(part.feed, part.index, part.start, part.n))
-            cbs.call("on_predict_batch_end", call.last_step, None)
+            cbs.call("on_predict_batch_begin", call.first_step, {})
+            mine = [backend.predict(part.feed, part.index, part.start, part.n)
+                    for part in call.parts]
+            chunks.extend(mine)
+            if wants_outputs:  # host sync only if a callback reads logs["outputs"]
+                cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
+                    lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
+            if model.stop_predicting:
+                break
         host = backend.to_host(chunks)  # host sync: the predictions
     finally:
         backend.release()
-    flat = [np.concatenate([c[i] for c in host]) for i in range(len(spec.names))]
-    cbs.call("on_predict_end", None)
-    return spec.unflatten(flat)
+    outputs = _join(spec, host)
+    cbs.call("on_predict_end", {})
+    return outputs
+
+
+def _join(spec: Any, host_chunks: list[list[Any]]) -> Any:
+    """Per-call prediction chunks (flat per output, on the host) as one output structure."""
+    return spec.unflatten([np.concatenate([c[i] for c in host_chunks])
+                           for i in range(len(spec.names))])

@@ -61,7 +61,9 @@ class Model:
         self._objective = None
         self._spec: OutputSpec | None = None
         self.history = None
-        self.stop_training = False
+        self.stop_training = False  # set by a callback: the loop ends after this batch/call
+        self.stop_evaluating = False
+        self.stop_predicting = False
 
     # ------------------------------------------------------------------ properties
     @property

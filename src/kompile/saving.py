@@ -24,7 +24,14 @@ Two kinds of file, told apart by the metadata's ``format``:
 
 Atomic writes: the file is written to a temporary file in the same directory, flushed to
 disk, then moved over the target with ``os.replace``; a crash mid-save leaves the old file
-(or none), never a torn one.
+(or none), never a torn one. The file gets the permissions any new file gets (``0o666``
+less the umask), or keeps those of the file it replaces.
+
+Checks: a file that is not a kompile safetensors file (corrupt, truncated, HDF5, a zip or
+pickle from ``torch.save``, broken metadata) raises ``ValueError("'<path>' is not a valid
+kompile file: <reason>")``; names ending in ``.h5``/``.keras``/``.pt``/``.pth`` are refused
+when writing (``check_file_name``: the file would not be what its name says); callbacks
+check their paths when training starts (``check_folder``).
 """
 
 from __future__ import annotations
@@ -38,6 +45,84 @@ import numpy as np
 
 WEIGHTS_FORMAT = "kompile.weights"
 STATE_FORMAT = "kompile.state"
+FORMATS = (WEIGHTS_FORMAT, STATE_FORMAT)
+# names that promise another format: (suffixes, what a reader would expect, how to read ours)
+_FOREIGN = (
+    ((".h5", ".hdf5", ".keras"), "an HDF5 file or a Keras archive",
+     "model.load_weights(path) reads it back"),
+    ((".pt", ".pth"), "a torch.save file",
+     "torch.load cannot read it: load it into a plain torch module with "
+     "module.load_state_dict(safetensors.torch.load_file(path))"),
+)
+# the first bytes of formats people pass by mistake
+_MAGIC = ((b"\x89HDF\r\n\x1a\n", "it is an HDF5 file (a Keras .h5 file?)"),
+          (b"PK\x03\x04", "it is a zip archive (a .keras file or a torch.save checkpoint?)"),
+          (b"\x80", "it is a Python pickle (torch.save?)"))
+
+
+class InvalidFileError(ValueError):
+    """A file that kompile cannot read as one of its own (a ``ValueError``)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{os.fspath(path)!r} is not a valid kompile file: {reason}")
+
+
+def check_file_name(path: str | os.PathLike, argument: str) -> None:
+    """ValueError for a name whose extension promises another format (``.h5``, ``.keras``,
+    ``.pt``, ``.pth``): kompile writes safetensors only, and a misnamed file misleads
+    whoever loads it."""
+    name = os.fspath(path)
+    lower = name.lower()
+    for suffixes, expected, how in _FOREIGN:
+        suffix = next((s for s in suffixes if lower.endswith(s)), None)
+        if suffix is None:
+            continue
+        stem = name[:-len(suffix)]
+        stem = stem[:-len(".weights")] if stem.lower().endswith(".weights") else stem
+        raise ValueError(
+            f"`{argument}` is {name!r}, a name for {expected}, but kompile writes safetensors "
+            f"files. Name it {stem + '.safetensors'!r}; {how}.")
+
+
+def check_folder(folder: str | os.PathLike, owner: str, argument: str) -> None:
+    """Create ``folder`` (and its parents) now, or raise a ValueError naming ``owner``'s
+    ``argument`` when a file stands where a directory belongs or it cannot be created:
+    callbacks call this in ``on_train_begin`` so that a bad path fails before an epoch
+    is spent."""
+    folder = os.fspath(folder) or "."
+    probe = os.path.abspath(folder)
+    while probe and not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        raise ValueError(f"{owner}: `{argument}` needs the directory {folder!r}, but "
+                         f"{probe!r} is a file. Choose another path or move the file.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{owner}: cannot create the directory {folder!r} for `{argument}`: "
+                         f"{err.strerror or err}.") from err
+
+
+def _new_file_mode(path: str) -> int:
+    """The mode ``open(path, "w")`` would give: the existing file's, else 0o666 less the
+    umask (read from /proc where possible: setting the umask to read it is not thread-safe)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 # dtypes safetensors' NumPy reader lacks (ml_dtypes): stored as same-width unsigned views
 _VIEW = {2: np.uint16, 1: np.uint8}
 
@@ -49,6 +134,8 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; follow the umask instead
+            os.fchmod(fd, _new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -92,6 +179,9 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     from safetensors import safe_open
 
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a directory; weights and checkpoints are single "
+                                "files.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No weights or checkpoint file at {path!r}.")
     try:
@@ -99,13 +189,45 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
             raw = (f.metadata() or {}).get("kompile")
             arrays = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as err:  # safetensors raises its own error types
-        raise ValueError(f"{path!r} is not a readable safetensors file: {err}") from err
-    meta = json.loads(raw) if raw else {"format": WEIGHTS_FORMAT}
-    for name, dtype in meta.get("views", {}).items():
+        raise InvalidFileError(path, _unreadable(path, err)) from err
+    if not raw:  # a safetensors file from elsewhere: read as weights, names checked later
+        return arrays, {"format": WEIGHTS_FORMAT}
+    try:
+        meta = json.loads(raw)
+    except ValueError as err:
+        raise InvalidFileError(path, f"its kompile metadata is not valid JSON ({err}).") from None
+    if not isinstance(meta, dict):
+        raise InvalidFileError(path, "its kompile metadata is not a JSON object.")
+    if "format" in meta and meta["format"] not in FORMATS:
+        raise InvalidFileError(path, f"unknown format {meta['format']!r} (expected one of "
+                                     f"{', '.join(FORMATS)}).")
+    views = meta.get("views", {})
+    if not isinstance(views, dict) or any(k not in arrays for k in views):
+        raise InvalidFileError(path, "its metadata names arrays the file does not hold.")
+    for name, dtype in views.items():
         import ml_dtypes  # noqa: F401  (registers bfloat16 and friends with NumPy)
 
-        arrays[name] = arrays[name].view(np.dtype(dtype))
+        try:
+            arrays[name] = arrays[name].view(np.dtype(dtype))
+        except (TypeError, ValueError) as err:
+            raise InvalidFileError(path, f"array {name!r} cannot be read as {dtype!r} "
+                                         f"({err}).") from None
     return arrays, meta
+
+
+def _unreadable(path: str, err: Exception) -> str:
+    """Why safetensors could not read ``path``: the format it looks like, else its error."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        head = b""
+    if not head:
+        return "the file is empty."
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what + "; kompile reads and writes safetensors files."
+    return f"it is not a safetensors file, or it is truncated or corrupt ({err})."
 
 
 def check_names(expected: dict[str, Any], received: dict[str, Any], what: str) -> None:
@@ -134,6 +256,7 @@ def _few(names: list[str], n: int = 6) -> str:
 # ---------------------------------------------------------------------------- weights
 def save_weights(model: Any, path: str | os.PathLike) -> None:
     """The module's variables (no optimizer state) as a ``kompile.weights`` file."""
+    check_file_name(path, "filepath")
     save_arrays(path, model._backend.weights_dict(),
                 {"format": WEIGHTS_FORMAT, "backend": model.backend})
 
@@ -168,17 +291,32 @@ def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any
                                "info": info or {}})
 
 
-def load_training_state(model: Any, path: str | os.PathLike
-                        ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def load_training_state(model: Any, path: str | os.PathLike,
+                        check: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Restore what ``save_training_state`` wrote; returns ``(info, extra arrays)``.
 
     The model must have been built (compiled and run on one batch) so that the optimizer
     state it restores into exists.
+
+    Args:
+        model: the kompile Model to restore into.
+        path: the file.
+        check: optional ``fn(info, extra)`` run before anything is restored; it returns
+            None, or a reason (str) why the file cannot serve, raised as "not a valid
+            kompile file", and may raise its own error.
     """
     arrays, meta = load_arrays(path)
     if meta.get("format") != STATE_FORMAT:
         raise ValueError(f"{os.fspath(path)!r} holds weights only, not a training state; "
                          "use model.load_weights(path).")
+    info = meta.get("info", {})
+    extra = _strip(arrays, "extra/")
+    if not isinstance(info, dict):
+        raise InvalidFileError(path, "its training information is not a JSON object.")
+    if check is not None:
+        reason = check(info, extra)
+        if reason:
+            raise InvalidFileError(path, reason)
     if meta.get("backend") != model.backend:
         raise ValueError(f"{os.fspath(path)!r} was written by the {meta.get('backend')} "
                          f"backend; this model runs on {model.backend}.")
@@ -186,12 +324,13 @@ def load_training_state(model: Any, path: str | os.PathLike
     backend = model._backend
     check_names(backend.state_dict(), state, f"training state in {os.fspath(path)!r}")
     backend.load_state_dict(state)
-    return meta.get("info", {}), _strip(arrays, "extra/")
+    return info, extra
 
 
 def _strip(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-__all__ = ["atomic_write", "load_arrays", "load_training_state", "load_weights", "save_arrays",
+__all__ = ["InvalidFileError", "atomic_write", "check_file_name", "check_folder",
+           "load_arrays", "load_training_state", "load_weights", "save_arrays",
            "save_training_state", "save_weights"]

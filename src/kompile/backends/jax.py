@@ -78,6 +78,8 @@ class JaxBackend(jax_state.ModuleState):
         self._index_id: dict[str, Any] = {"train": None, "eval": None}
         self._order: dict[str, Any] = {}
         self._order_src: dict[str, Any] = {}
+        self.paced: dict[str, bool] = {}  # phases whose calls the loop paces (pacing.py)
+        self._counts: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ shapes
     def _user_order(self, x: Any) -> Any:
@@ -265,7 +267,7 @@ class JaxBackend(jax_state.ModuleState):
         """One call: ``n`` consecutive batches of ``bs`` rows from data already in batch order
         (contiguous slices: a gather from the whole data set in every step costs XLA:CPU
         about 40% of a small step)."""
-        one = self._train_one if kind == "train" else self._eval_one
+        one = self._train_one if kind.startswith("train") else self._eval_one
         if kind == "predict":
             def run_predict(p, r, data, start):
                 if n == 1 or not jit:
@@ -277,6 +279,9 @@ class JaxBackend(jax_state.ModuleState):
                 return [o.reshape((-1,) + o.shape[2:]) for o in outs]
 
             return jax.jit(run_predict) if jit else run_predict
+
+        if kind.endswith("_loop"):  # n is an argument: one compile serves every count
+            return self._make_loop(one, bs, jit)
 
         def run(state, data, *extra):
             cursor = state["cursor"]
@@ -290,6 +295,37 @@ class JaxBackend(jax_state.ModuleState):
             return {**state, "cursor": cursor + n}
 
         return jax.jit(run, donate_argnums=(0,)) if jit else run
+
+    def _make_loop(self, one: Any, bs: int, jit: bool):
+        """A paced call (pacing.py): ``n`` steps as a loop whose trip count is an argument,
+        each slicing its batch at the cursor (as a one-step call does)."""
+        def run(state, data, n, *extra):
+            cursor = state["cursor"]
+            if not jit:
+                for i in range(int(n)):
+                    state = one(state, self._shard(_rows(data, (cursor + i) * bs, bs), 0), *extra)
+            else:
+                state = jax.lax.fori_loop(0, n, lambda i, s: one(
+                    s, self._shard(_rows(data, (cursor + i) * bs, bs), 0), *extra), state)
+            return {**state, "cursor": cursor + n}
+
+        return jax.jit(run, donate_argnums=(0,)) if jit else run
+
+    def _count(self, n: int) -> Any:
+        """``n`` as a device scalar, put once per count (an explicit transfer)."""
+        if n not in self._counts:
+            self._counts[n] = self.put(np.int32(n))
+        return self._counts[n]
+
+    @property
+    def fuses_calls(self) -> bool:
+        """Whether several batches per call pay off: the steps are compiled loops."""
+        return self.jit_compile is True
+
+    def wait(self) -> None:
+        """Block until the queued calls have run (pacing.py times calls with it)."""
+        jax.block_until_ready(self.state)
+        jax.block_until_ready(self.eval_state)
 
     def _call(self, kind: str, n: int, bs: int, *args: Any) -> Any:
         fn = self._compiled(kind, n, bs)
@@ -333,15 +369,17 @@ class JaxBackend(jax_state.ModuleState):
             state["cursor"] = jax.device_put(np.int32(start))  # a transfer, once per epoch
         self._index_id[phase] = data
 
-    def _donating_call(self, phase: str, start: int, n: int, bs: int, *args: Any) -> None:
-        """Run a call that donates the phase's state (``args[0]``) and store its result;
-        a Ctrl-C arriving once the call has taken the state is raised after the store."""
+    def _donating_call(self, phase: str, start: int, n: int, kind: str, call_n: int, bs: int,
+                       *args: Any) -> None:
+        """``_call(kind, call_n, bs, *args)``, which donates the phase's state (``args[0]``)
+        and runs ``n`` steps from ``start``, with its result stored; a Ctrl-C arriving once
+        the call has taken the state is raised after the store."""
         guard = self._guard
         if not guard.installed:
             guard.install()
         guard.open(args[0])
         try:
-            new = self._call(phase, n, bs, *args)
+            new = self._call(kind, call_n, bs, *args)
             if phase == "train":
                 self.state = new
             else:
@@ -357,15 +395,24 @@ class JaxBackend(jax_state.ModuleState):
             self._unshare()
         data = self._ordered("train", feed, index)
         self._seek("train", self.state, data, start)
-        self._donating_call("train", start, n, index.shape[1], self.state, data)
+        if self.paced.get("train"):
+            self._donating_call("train", start, n, "train_loop", 0, index.shape[1], self.state,
+                                data, self._count(n))
+        else:
+            self._donating_call("train", start, n, "train", n, index.shape[1], self.state, data)
 
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
         if self._exposed:
             self.refresh_from_module()
         data = self._ordered("eval", feed, index)
         self._seek("eval", self.eval_state, data, start)
-        self._donating_call("eval", start, n, index.shape[1], self.eval_state, data,
-                            self.state["params"], self.state["rest"])
+        extra = (self.state["params"], self.state["rest"])
+        if self.paced.get("eval"):
+            self._donating_call("eval", start, n, "eval_loop", 0, index.shape[1],
+                                self.eval_state, data, self._count(n), *extra)
+        else:
+            self._donating_call("eval", start, n, "eval", n, index.shape[1], self.eval_state,
+                                data, *extra)
 
     def predict(self, feed: Any, index: Any, start: int, n: int) -> list[Any]:
         """Flat per-output predictions covering rows ``start:start+n`` of ``index``."""

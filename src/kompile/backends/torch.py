@@ -26,7 +26,7 @@ import torch
 
 from .. import optimizers, structures
 from ..data.arrays import map_arrays
-from . import torch_state
+from . import torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
 
@@ -81,6 +81,7 @@ class TorchBackend:
         self._lr: float | None = None  # the learning rate when there is no optimizer
         self._jit = False
         self._fns: dict[str, Any] = {}
+        self._fast: Any = None  # torch_fast.FastObjective, set by build
         self.train_module: Any = None  # what the training forward calls, if not `module` (DDP)
         self._guard = SignalGuard()  # Ctrl-C inside a training step waits for its end
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
@@ -161,6 +162,9 @@ class TorchBackend:
         self._steps, self._lr = 0, None
         self._slots = None  # optimizer slot names and shapes before the first step (torch_state)
         self._initial = self._metric_states()
+        # native fused loss and metric ops where they cover the objective (eager steps only:
+        # torch.compile fuses the shared code itself)
+        self._fast = None if self._jit else torch_fast.plan(objective)
         self.metrics = {"train": self._initial, "eval": self._initial}
 
     def _metric_states(self) -> dict[str, Any]:
@@ -173,6 +177,7 @@ class TorchBackend:
         self.opt = self.scaler = self.objective = None
         self.metrics = {"train": None, "eval": None}
         self.jit_compile, self._jit, self._fns = None, False, {}
+        self._fast = None
 
     def prepare_predict(self, config: Any = None) -> None:
         """Predict needs nothing built: the module is the whole state. Before the first
@@ -200,6 +205,9 @@ class TorchBackend:
         """Forward, loss and metric update of one training step (what torch.compile sees)."""
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x, self.train_module)
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        if fast is not None:
+            return fast
         total, per_output = self.objective.compute_loss(ys, preds, sws)
         with torch.no_grad():
             states = self.objective.update(states, ys, _detach(preds), sws, total.detach(),
@@ -236,6 +244,9 @@ class TorchBackend:
     def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x)
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        if fast is not None:
+            return fast[1]
         total, per_output = self.objective.compute_loss(ys, preds, sws)
         return self.objective.update(states, ys, preds, sws, total, per_output, row.shape[0])
 

@@ -14,12 +14,17 @@ callback finds the file in ``on_train_begin`` and restores:
   returns only the epochs run after the restart, and with an integer ``save_freq`` restarts
   the interrupted epoch from its first batch; here it continues after the last saved batch).
 
-Exact resumption assumes the same data, batch size and ``steps_per_execution``, and data
-whose order comes from kompile's shuffle (arrays) or is fixed; a generator is consumed
-from wherever it stands, and a torch ``DataLoader`` with ``shuffle=True`` draws its order
-from torch's RNG. Other callbacks' own state (EarlyStopping's patience count, ...) is not
-part of the backup, as in Keras. When training ends normally the backup is deleted
-(``delete_checkpoint=True``).
+Exact resumption needs the same run: the backup records the batch size, the number of
+samples (array data) and, for a mid-epoch backup, ``steps_per_execution``, and a ``fit``
+that differs in any of them is refused with a ValueError naming the difference (replaying
+"step 4" with another batch size would skip or repeat data silently). A file in
+``backup_dir`` that is not a kompile backup (corrupt, or another kind of checkpoint) gets
+"not a valid kompile file". A file where ``backup_dir`` should be is refused when training
+starts. It also assumes data whose order comes from kompile's shuffle (arrays) or is
+fixed; a generator is consumed from wherever it stands, and a torch ``DataLoader`` with
+``shuffle=True`` draws its order from torch's RNG. Other callbacks' own state
+(EarlyStopping's patience count, ...) is not part of the backup, as in Keras. When
+training ends normally the backup is deleted (``delete_checkpoint=True``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ from .base import Callback
 from .monitor import batches_run
 
 FILE = "backup.safetensors"
+
+
+class RunMismatchError(ValueError):
+    """A backup written by a fit() with other settings (batch size, samples, ...)."""
 
 
 class BackupAndRestore(Callback):
@@ -69,15 +78,18 @@ class BackupAndRestore(Callback):
     # ------------------------------------------------------------------ restore
     def on_train_begin(self, logs=None):
         self._reset()
+        saving.check_folder(self.backup_dir, "BackupAndRestore", "backup_dir")
         candidates = [p for p in (self.path, self.prev_path) if os.path.isfile(p)]
         if not candidates:
             return
         try:
-            info, extra = saving.load_training_state(self.model, candidates[0])
+            info, extra = saving.load_training_state(self.model, candidates[0], self._check)
+        except RunMismatchError:
+            raise
         except ValueError:
             if len(candidates) < 2:
                 raise
-            info, extra = saving.load_training_state(self.model, candidates[1])
+            info, extra = saving.load_training_state(self.model, candidates[1], self._check)
         pos, has_gauss, cached = info["numpy_rng"]
         np.random.set_state(("MT19937", extra["numpy_rng"], pos, has_gauss, cached))
         if "torch_rng" in extra:
@@ -88,6 +100,37 @@ class BackupAndRestore(Callback):
         self._resume_at = (info["epoch"], info["step"])
         self.model._resume = {"epoch": info["epoch"], "step": info["step"],
                               "history": info["history"]}  # read by the loop (loop._resume)
+
+    def _run(self) -> dict[str, Any]:
+        return dict(getattr(self.model, "_fit_run", None) or {})  # set by the loop
+
+    def _check(self, info: dict[str, Any], extra: dict[str, Any]) -> str | None:
+        """Why this backup cannot be resumed (None when it can): a file that is not a
+        BackupAndRestore backup, or one written by a different run (RunMismatchError)."""
+        for key, kind in (("epoch", int), ("step", int), ("numpy_rng", list),
+                          ("history", dict)):
+            if not isinstance(info.get(key), kind):
+                return (f"it holds no BackupAndRestore backup ({key!r} missing or not a "
+                        f"{kind.__name__}; is it another kind of checkpoint?).")
+        keys = extra.get("numpy_rng")
+        if len(info["numpy_rng"]) != 3 or keys is None or np.shape(keys) != (624,):
+            return "its NumPy RNG state is damaged."
+        history = info["history"]
+        if not isinstance(history.get("epoch"), list) or not isinstance(
+                history.get("history"), dict):
+            return "its history record is damaged."
+        stored, now = info.get("run", {}), self._run()
+        names = ["batch_size", "samples"] + (["steps_per_execution"] if info["step"] else [])
+        diffs = [f"{k}={stored[k]!r} then, {now[k]!r} now" for k in names
+                 if stored.get(k) is not None and now.get(k) is not None
+                 and stored[k] != now[k]]
+        if diffs:
+            raise RunMismatchError(
+                f"BackupAndRestore: the backup in {self.backup_dir!r} (epoch {info['epoch']}, "
+                f"step {info['step']}) was written by a different run: "
+                f"{'; '.join(diffs)}. Resuming would replay the wrong batches. Run fit() with "
+                "the same data and settings, or delete the backup directory to start afresh.")
+        return None
 
     # ------------------------------------------------------------------ save
     def on_epoch_begin(self, epoch, logs=None):
@@ -117,7 +160,7 @@ class BackupAndRestore(Callback):
         _, keys, pos, has_gauss, cached = rng
         info = {"epoch": epoch, "step": step, "numpy_rng": [int(pos), int(has_gauss),
                                                             float(cached)],
-                "history": self._records}
+                "history": self._records, "run": self._run()}
         extra = {"numpy_rng": np.asarray(keys, np.uint32)}
         torch = sys.modules.get("torch")
         if torch is not None and self.model.backend == "torch":

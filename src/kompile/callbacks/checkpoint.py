@@ -4,7 +4,9 @@ Keras's arguments: ``filepath`` may be a template filled with the 1-based ``epoc
 1-based ``batch`` (batch-level saving) and any log value (``"ckpt-{epoch:02d}-{val_loss:.2f}
 .safetensors"``); ``save_best_only`` writes only when ``monitor`` improves on the best seen
 so far (``initial_value_threshold`` is the starting best); ``save_freq`` is ``"epoch"`` or
-a number of batches. Files are safetensors written atomically (see kompile.saving):
+a number of batches. Files are safetensors written atomically (see kompile.saving), so a
+name ending in ``.h5``, ``.keras``, ``.pt`` or ``.pth`` is refused, and the directory is
+created (or a path conflict reported) when training starts:
 ``save_weights_only=True`` writes the module's variables (``model.load_weights`` reads
 them); ``False`` writes the whole training state too (weights, optimizer and RNG state),
 restored with ``kp.saving.load_training_state(model, path)``; ``load_weights`` reads its
@@ -13,10 +15,12 @@ weights as well.
 
 from __future__ import annotations
 
+import os
 import string
 from typing import Any
 
 from .. import saving
+from .base import format_value
 from .monitor import MonitorCallback, batches_run
 
 
@@ -44,6 +48,7 @@ class ModelCheckpoint(MonitorCallback):
             raise ValueError("ModelCheckpoint: `save_freq` must be 'epoch' or a positive number "
                              f"of batches; received {save_freq!r}.")
         self.filepath = str(filepath)
+        saving.check_file_name(self.filepath, "filepath")
         self.verbose = verbose
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
@@ -52,6 +57,17 @@ class ModelCheckpoint(MonitorCallback):
         self._epoch = 0
         self._last_batch: int | None = None
         self._since_save = 0
+
+    def on_train_begin(self, logs=None):
+        # path problems surface now, not after the first epoch
+        static = self.filepath.split("{", 1)[0]
+        folder = os.path.dirname(static if self._fields else self.filepath)
+        saving.check_folder(folder, "ModelCheckpoint", "filepath")
+        if not self._fields and os.path.isdir(self.filepath):
+            raise ValueError(f"ModelCheckpoint: `filepath` {self.filepath!r} is a directory; "
+                             "give a file name such as "
+                             f"{os.path.join(self.filepath, 'ckpt.safetensors')!r}.")
+        self._last_batch, self._since_save = None, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -82,25 +98,31 @@ class ModelCheckpoint(MonitorCallback):
                            f"{self.filepath!r}: {type(err).__name__}: {err}. Available: "
                            f"epoch, batch and the logs {sorted(logs or {})}.") from None
 
+    def _best_text(self) -> str:
+        if self.best is None:  # Keras starts from +-inf
+            return "inf" if self.resolved_mode == "min" else "-inf"
+        return format_value(self.best)
+
     def _save(self, epoch: int, batch: int | None, logs: Any) -> None:
         path = self.file_path(epoch, batch, logs)
         if self.save_best_only:
             current = (logs or {}).get(self.monitor)
-            if current is None:
+            if current is None:  # nothing to compare: no save (as Keras)
                 self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
+                return
             elif not isinstance(current, float):
                 raise TypeError(f"ModelCheckpoint: `{self.monitor}` must be a scalar to compare; "
                                 f"received {current!r}.")
             elif self.is_improvement(current, self.best):
                 if self.verbose > 0:
-                    best = "None" if self.best is None else f"{self.best:.5f}"
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to "
-                          f"{current:.5f}, saving model to {path}")
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} improved from "
+                          f"{self._best_text()} to {format_value(current)}, saving model to "
+                          f"{path}")
                 self.best = current
             else:
                 if self.verbose > 0:
                     print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
-                          f"{self.best:.5f}")
+                          f"{self._best_text()}")
                 return
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .base import format_value
 from .monitor import MonitorCallback
 
 
@@ -65,7 +66,10 @@ class EarlyStopping(MonitorCallback):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            best = "" if self.best is None else (
+                f" (best {self.monitor}: {format_value(self.best)} at epoch "
+                f"{self.best_epoch + 1})")
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping{best}")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
                 print("Restoring model weights from the end of the best epoch: "

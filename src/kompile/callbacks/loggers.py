@@ -5,7 +5,8 @@ epoch end so an interrupted run keeps its rows; ``append=True`` continues an exi
 file (the header is written only into an empty one), which is what a run resumed by
 BackupAndRestore needs. As in Keras, when the first epoch has no ``val_`` entries (a later
 ``validation_freq`` epoch, or no validation at all) ``val_`` columns are added and filled
-with ``NA``.
+with ``NA``. Both check their paths when training starts and close their files when it ends,
+normally or by an exception (``on_train_abort``).
 
 TensorBoard writes scalar summaries with tensorboardX (no TensorFlow needed), in Keras's
 layout: ``log_dir/train`` holds ``epoch_<name>`` per epoch (step = epoch index, the
@@ -23,6 +24,7 @@ import os
 import time
 from typing import Any
 
+from .. import saving
 from .base import Callback
 from .monitor import batches_run
 
@@ -48,8 +50,11 @@ class CSVLogger(Callback):
             with open(self.filename, newline="") as f:
                 self._header = not f.readline()
         self._close()
-        folder = os.path.dirname(os.path.abspath(self.filename))
-        os.makedirs(folder, exist_ok=True)
+        saving.check_folder(os.path.dirname(os.path.abspath(self.filename)), "CSVLogger",
+                            "filename")
+        if os.path.isdir(self.filename):
+            raise ValueError(f"CSVLogger: `filename` {self.filename!r} is a directory; give a "
+                             "file name such as 'training.csv'.")
         self._file = open(self.filename, "a" if self.append else "w", newline="")
         self._writer, self.keys = None, None
 
@@ -68,6 +73,9 @@ class CSVLogger(Callback):
 
     def on_train_end(self, logs=None):
         self._close()
+
+    def on_train_abort(self, error):
+        self._close()  # the rows written so far stay (flushed at each epoch end)
 
     def _close(self) -> None:
         if self._file is not None and not self._file.closed:
@@ -131,6 +139,7 @@ class TensorBoard(Callback):
 
     def on_train_begin(self, logs=None):
         self._global_batch = 0
+        saving.check_folder(self.log_dir, "TensorBoard", "log_dir")
         self._writer("train")
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -194,3 +203,6 @@ class TensorBoard(Callback):
         for w in self._writers.values():
             w.close()
         self._writers = {}
+
+    def on_train_abort(self, error):
+        self.on_train_end()  # close the event files: what was written stays readable

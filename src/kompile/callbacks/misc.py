@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 from .base import HOOKS, Callback
 
@@ -33,56 +32,54 @@ class TerminateOnNaN(Callback):
         self.model.stop_training = True
 
 
-_ALIASES = {"on_batch_begin": "on_train_batch_begin", "on_batch_end": "on_train_batch_end"}
-
-
 class LambdaCallback(Callback):
     """A callback made of functions: ``on_epoch_end=lambda epoch, logs: ...`` and so on.
 
-    Hooks taking an epoch or batch get ``(index, logs)``; the others get ``(logs)``. Any
-    hook name of ``Callback`` is accepted as a keyword.
+    Each function becomes the hook of that name on this instance (as in Keras), so only the
+    hooks given run. Hooks taking an epoch or batch get ``(index, logs)``; the others get
+    ``(logs)``; ``on_train_abort`` gets the exception.
+
+    Args:
+        on_epoch_begin: ``fn(epoch, logs)`` at the start of each epoch.
+        on_epoch_end: ``fn(epoch, logs)`` at the end of each epoch (after validation).
+        on_train_begin: ``fn(logs)`` when ``fit`` starts.
+        on_train_end: ``fn(logs)`` when ``fit`` ends normally.
+        on_train_batch_begin: ``fn(batch, logs)`` before each training call.
+        on_train_batch_end: ``fn(batch, logs)`` after each training call.
+        on_batch_begin: Keras's older name of ``on_train_batch_begin``.
+        on_batch_end: Keras's older name of ``on_train_batch_end``.
+        on_test_begin: ``fn(logs)`` when evaluation (or fit's validation) starts.
+        on_test_end: ``fn(logs)`` when it ends.
+        on_test_batch_begin: ``fn(batch, logs)`` before each evaluation call.
+        on_test_batch_end: ``fn(batch, logs)`` after each evaluation call.
+        on_predict_begin: ``fn(logs)`` when ``predict`` starts.
+        on_predict_end: ``fn(logs)`` when it ends.
+        on_predict_batch_begin: ``fn(batch, logs)`` before each prediction call.
+        on_predict_batch_end: ``fn(batch, logs)`` after it; ``logs["outputs"]`` holds the
+            call's predictions.
+        on_train_abort: ``fn(error)`` when ``fit`` ends by an exception.
     """
 
     def __init__(self, on_epoch_begin: Callable | None = None,
                  on_epoch_end: Callable | None = None, on_train_begin: Callable | None = None,
                  on_train_end: Callable | None = None,
                  on_train_batch_begin: Callable | None = None,
-                 on_train_batch_end: Callable | None = None, **kwargs: Callable):
+                 on_train_batch_end: Callable | None = None,
+                 on_batch_begin: Callable | None = None, on_batch_end: Callable | None = None,
+                 on_test_begin: Callable | None = None, on_test_end: Callable | None = None,
+                 on_test_batch_begin: Callable | None = None,
+                 on_test_batch_end: Callable | None = None,
+                 on_predict_begin: Callable | None = None,
+                 on_predict_end: Callable | None = None,
+                 on_predict_batch_begin: Callable | None = None,
+                 on_predict_batch_end: Callable | None = None,
+                 on_train_abort: Callable | None = None):
         super().__init__()
-        fns = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
-               "on_train_begin": on_train_begin, "on_train_end": on_train_end,
-               "on_train_batch_begin": on_train_batch_begin,
-               "on_train_batch_end": on_train_batch_end}
-        for name, fn in kwargs.items():
-            hook = _ALIASES.get(name, name)
-            if hook not in HOOKS:
-                raise TypeError(f"LambdaCallback got an unknown hook {name!r}; hooks are "
-                                f"{', '.join(HOOKS)}.")
-            fns[hook] = fn
-        for name, fn in fns.items():
-            if fn is not None and not callable(fn):
+        fns = dict(locals())
+        for name in HOOKS:
+            fn = fns[name]
+            if fn is None:
+                continue
+            if not callable(fn):
                 raise TypeError(f"LambdaCallback: `{name}` must be a function; received {fn!r}.")
-        self._fns = {k: v for k, v in fns.items() if v is not None}
-
-    def _call(self, hook: str, *args: Any) -> None:
-        fn = self._fns.get(hook)
-        if fn is not None:
-            fn(*args)
-
-    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
-    def on_train_end(self, logs=None): self._call("on_train_end", logs)
-    def on_epoch_begin(self, epoch, logs=None): self._call("on_epoch_begin", epoch, logs)
-    def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs)
-    def on_train_batch_begin(self, batch, logs=None):
-        self._call("on_train_batch_begin", batch, logs)
-    def on_train_batch_end(self, batch, logs=None): self._call("on_train_batch_end", batch, logs)
-    def on_test_begin(self, logs=None): self._call("on_test_begin", logs)
-    def on_test_end(self, logs=None): self._call("on_test_end", logs)
-    def on_test_batch_begin(self, batch, logs=None): self._call("on_test_batch_begin", batch, logs)
-    def on_test_batch_end(self, batch, logs=None): self._call("on_test_batch_end", batch, logs)
-    def on_predict_begin(self, logs=None): self._call("on_predict_begin", logs)
-    def on_predict_end(self, logs=None): self._call("on_predict_end", logs)
-    def on_predict_batch_begin(self, batch, logs=None):
-        self._call("on_predict_batch_begin", batch, logs)
-    def on_predict_batch_end(self, batch, logs=None):
-        self._call("on_predict_batch_end", batch, logs)
+            setattr(self, name, fn)

@@ -5,11 +5,13 @@ EarlyStopping, ModelCheckpoint and ReduceLROnPlateau watch one log entry (``moni
 in ``mode`` ``"min"``, ``"max"`` or ``"auto"``. ``"auto"`` reads the direction from the
 name as Keras does from the metric: losses and errors go down; accuracies, AUC, precision,
 recall, F1, R2, true positives/negatives and cosine similarity go up. An improvement is a
-change of more than ``min_delta`` in that direction.
+change of more than ``min_delta`` in that direction; NaN is never one (Keras's comparison
+with NaN is false too), so a NaN epoch counts as an epoch without improvement.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from typing import Any
@@ -76,8 +78,13 @@ class MonitorCallback(Callback):
         return self._resolved
 
     def is_improvement(self, current: float, reference: float | None) -> bool:
+        """Whether ``current`` beats ``reference`` by more than ``min_delta``. NaN is never
+        an improvement, and a NaN reference (never stored by the callbacks) is beaten by any
+        number, so one NaN epoch cannot block every later one."""
         mode = self.resolved_mode  # raises for an unknown direction, even at the first value
-        if reference is None:
+        if math.isnan(current):
+            return False
+        if reference is None or math.isnan(reference):
             return True
         if mode == "min":
             return current + self.min_delta < reference

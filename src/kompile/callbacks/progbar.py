@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .base import Callback
+from .base import Callback, format_value
 
 BAR = "{n_fmt}/{total_fmt} [{bar:30}] - {elapsed}"
 
@@ -28,13 +28,8 @@ def resolve_verbose(verbose: Any) -> int:
 
 
 def format_logs(logs: Any) -> str:
-    parts = []
-    for key, value in logs.items():
-        if isinstance(value, float):
-            parts.append(f"{key}: {value:.4f}")
-        else:
-            parts.append(f"{key}: {value}")
-    return " - ".join(parts)
+    """``"loss: 0.1234 - mae: 1.2000e-05"``: each value through ``format_value``."""
+    return " - ".join(f"{key}: {format_value(value)}" for key, value in logs.items())
 
 
 class ProgbarLogger(Callback):
@@ -100,6 +95,11 @@ class ProgbarLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._end(logs, f"Epoch {epoch + 1}/{self._epochs}")
+
+    def on_train_abort(self, error):
+        if self._bar is not None:  # leave the terminal on a fresh line
+            self._bar.close()
+            self._bar = None
 
     def on_test_begin(self, logs=None):
         if not self.params.get("in_fit"):

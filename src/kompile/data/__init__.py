@@ -105,13 +105,16 @@ class ArraySource:
             self._device = backend.put(self.host)  # once per fit
         index = backend.put(rows) if on_device and len(rows) else None
         tail_index = backend.put(tail) if on_device and tail is not None else None
-        for start in range(0, len(rows), spe):
-            n = min(spe, len(rows) - start)
+        start = 0
+        while start < len(rows):
+            want = spe if isinstance(spe, int) else spe(start)  # a Pacer chooses per call
+            n = min(want, len(rows) - start)
             parts = [self._part(backend, rows, index, start, n)]
-            if tail is not None and start + n == len(rows) and n < spe:
+            if tail is not None and start + n == len(rows) and n < want:
                 parts.append(self._part(backend, tail, tail_index, 0, 1))
                 tail = None
             yield Call(parts, start, start + len(parts) + n - 2)
+            start += n
         if tail is not None:
             yield Call([self._part(backend, tail, tail_index, 0, 1)], len(rows), len(rows))
 
