@@ -280,8 +280,10 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
         raise
     finally:
-        backend.sync_to_module()
-        backend.release()
+        try:
+            backend.sync_to_module()
+        finally:
+            backend.release()
     return history
 
 
@@ -307,9 +309,11 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     model._backend.refresh_from_module()
     _prepare(model, source)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
-    logs = _run_eval(model, source, cbs)
-    model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
-    model._backend.release()
+    try:
+        logs = _run_eval(model, source, cbs)
+        model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
+    finally:
+        model._backend.release()
     if logs is None:
         raise ValueError("evaluate() ran no batch: the data yielded nothing (a generator "
                          "that is used up?).")
@@ -324,7 +328,7 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
                             allow_empty=True)
     backend = model._backend
     spec = _first_forward(model, source)
-    backend.prepare_predict()
+    backend.prepare_predict(model._config)
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     model.stop_predicting = False
@@ -333,19 +337,21 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     spe = spe if isinstance(spe, int) else 1
     wants_outputs = cbs.wants("on_predict_batch_end")
     chunks: list[list[Any]] = []
-    for call in source.calls(backend, spe, shuffle=False):
-        cbs.call("on_predict_batch_begin", call.first_step, {})
-        mine = [backend.predict(part.feed, part.index, part.start, part.n)
-                for part in call.parts]
-        chunks.extend(mine)
-        if wants_outputs:  # host sync only if a callback reads logs["outputs"]
-            cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
-                lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
-        if model.stop_predicting:
-            break
-    host = backend.to_host(chunks)  # host sync: the predictions
-    backend.write_back_rng()  # the module's RNG streams advanced by the predictions
-    backend.release()
+    try:
+        for call in source.calls(backend, spe, shuffle=False):
+            cbs.call("on_predict_batch_begin", call.first_step, {})
+            mine = [backend.predict(part.feed, part.index, part.start, part.n)
+                    for part in call.parts]
+            chunks.extend(mine)
+            if wants_outputs:  # host sync only if a callback reads logs["outputs"]
+                cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
+                    lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
+            if model.stop_predicting:
+                break
+        host = backend.to_host(chunks)  # host sync: the predictions
+        backend.write_back_rng()  # the module's RNG streams advanced by the predictions
+    finally:
+        backend.release()
     outputs = _join(spec, host)
     cbs.call("on_predict_end", {})
     return outputs

@@ -152,7 +152,10 @@ class Model:
     # ------------------------------------------------------------------ properties
     @property
     def module(self) -> Any:
-        """The user's module, with the latest trained state written into it."""
+        """The user's module, with the latest trained state written into it.
+
+        Also between batches (from a callback): what is then changed on the module is what
+        the next batch trains with."""
         self._backend.sync_to_module()
         return self._module
 
@@ -412,8 +415,9 @@ class Model:
     def _ensure_objective(self, ys: list[Any]) -> Any:
         if self._objective is None:
             shapes = [None if y is None else tuple(y.shape[1:]) for y in ys]
-            self._objective = compile_mod.resolve(self._config, self._spec, shapes)
-            self._backend.build(self._objective, self._config)
+            objective = compile_mod.resolve(self._config, self._spec, shapes)
+            self._backend.build(objective, self._config)
+            self._objective = objective  # only once built: an interrupted build is redone
             if self._pending_state is not None:  # kp.load_model: the saved training state
                 from .model_saving import restore_pending
 
@@ -662,8 +666,10 @@ class Model:
                 for part in call.parts:
                     self._backend.train(part.feed, part.index, part.start, part.n)
         finally:
-            self._backend.sync_to_module()
-            self._backend.release()
+            try:
+                self._backend.sync_to_module()
+            finally:
+                self._backend.release()
         logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
         return self._format_results(logs, return_dict)
 

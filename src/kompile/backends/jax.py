@@ -21,6 +21,7 @@ from flax import nnx
 
 from .. import calling, precision, structures
 from . import jax_state
+from .interrupts import SignalGuard
 
 precision.register_pytree()
 
@@ -50,12 +51,17 @@ def _rng_into_carry(state: dict[str, Any], extra: tuple[Any, ...]) -> tuple[dict
     return {**state, "rngs": rngs}, tuple(rest)
 
 
+def _consumed(state: Any) -> bool:
+    """Whether a jitted call has taken (donated) ``state``: then only its result is valid."""
+    return any(getattr(a, "is_deleted", lambda: False)() for a in jax.tree.leaves(state))
+
+
 def _all_finite(tree: Any) -> Any:
     leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class JaxBackend:
+class JaxBackend(jax_state.ModuleState):
     name = "jax"
 
     def __init__(self, module: nnx.Module, policy: precision.Policy,
@@ -68,7 +74,13 @@ class JaxBackend:
         self.jit_compile: Any = None
         self.state: dict[str, Any] | None = None
         self.eval_state: dict[str, Any] | None = None
+        # The module and the step state (see "module state" below): _synced holds the leaves
+        # the module had when kompile last wrote or read it; _shared says the module holds
+        # arrays of the state (copied before a step donates them); _exposed says the module
+        # was handed out since the last step (a callback may have changed it).
         self._synced: list[Any] | None = None
+        self._shared = self._exposed = self._syncing = False
+        self._guard = SignalGuard(_consumed)
         self._cursor = {"train": -1, "eval": -1}
         self._index_id: dict[str, Any] = {"train": None, "eval": None}
         self._order: dict[str, Any] = {}
@@ -149,27 +161,31 @@ class JaxBackend:
         params, rest = self._split_module()
         params = jax.tree.map(lambda a: a.astype(self.policy.variable_dtype)
                               if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
-        self.state = {
+        # assembled aside and stored at the end, so an interrupted build leaves no half state
+        state = {
             "params": params, "rest": rest, "opt": self.tx.init(params),
             "metrics": jax.device_put(objective.init_states()),
             "cursor": jnp.zeros((), jnp.int32),
         }
-        self._put_key(self.state)
+        self._put_key(state)
         if self.loss_scale_opt is not None:
             ls = self.loss_scale_opt
-            self.state["loss_scale"] = precision.LossScale(
+            state["loss_scale"] = precision.LossScale(
                 jnp.asarray(ls.initial_scale, jnp.float32), jnp.zeros((), jnp.int32),
                 ls.dynamic_growth_steps)
             ls._reader = lambda: float(self.state["loss_scale"].scale)  # host sync on read
-        self.eval_state = {"metrics": jax.device_put(objective.init_states()),
-                           "cursor": jnp.zeros((), jnp.int32)}
-        # donation needs one buffer per leaf; optimizer states may share arrays
-        self.state = jax.tree.map(lambda a: jnp.array(a, copy=True), self.state)
+        eval_state = {"metrics": jax.device_put(objective.init_states()),
+                      "cursor": jnp.zeros((), jnp.int32)}
+        # donation needs one buffer per leaf (optimizer states may share arrays), and the
+        # module keeps its own arrays: the state donated by the steps is a copy
+        state = jax.tree.map(lambda a: jnp.array(a, copy=True), state)
         if self.dist is not None:  # one replica of the whole state per device
-            self.state["params"] = self.agree(self.state["params"])  # process 0's weights
-            self.state = jax.device_put(self.state, self.dist.replicated())
-            self.eval_state = jax.device_put(self.eval_state, self.dist.replicated())
-        self._synced = jax.tree.leaves(nnx.state(self.module))
+            state["params"] = self.agree(state["params"])  # process 0's weights
+            state = jax.device_put(state, self.dist.replicated())
+            eval_state = jax.device_put(eval_state, self.dist.replicated())
+        self._synced = self._module_leaves()
+        self.state, self.eval_state = state, eval_state
+        self._shared = self._exposed = self._syncing = False
         eager = not self.resolve_jit(config)
         if config.run_eagerly and config.jit_compile is True:
             warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
@@ -230,16 +246,23 @@ class JaxBackend:
         self._keep_key()
         self.state = self.eval_state = None
         self.jit_compile = None
+        self._shared = self._exposed = False
 
-    def prepare_predict(self) -> None:
-        """Predict without compile: module state only, jitted with the eager fallback."""
+    def prepare_predict(self, config: Any = None) -> None:
+        """Predict before fit/evaluate: the module's variables are the whole state (nothing
+        is donated). Compiled with the compile ``config``'s mode (``run_eagerly`` and
+        ``jit_compile`` as resolved for fit); without one, jitted with the eager fallback.
+        Built or not, what the user changed on the module since the last call is used."""
         if self.state is not None:
+            self.refresh_from_module()
             return
         params, rest = self._split_module()
         self.state = {"params": params, "rest": rest}
         self._put_key(self.state)
-        self._synced = jax.tree.leaves(nnx.state(self.module))
-        self.jit_compile, self._strict, self._fns = True, False, {}
+        self._synced, self._shared, self._exposed = params + rest, True, False
+        jit = True if config is None else self.resolve_jit(config)
+        strict = config is not None and config.jit_compile is True and jit
+        self.jit_compile, self._strict, self._fns = jit, strict, {}
 
     # ------------------------------------------------------------------ steps (pure)
     def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any = None,
@@ -416,46 +439,77 @@ class JaxBackend:
         index matrix, kept until the next one (a second copy of the data on the device)."""
         src = self._order_src.get(phase)
         if src is None or src[0] is not feed or src[1] is not index:
-            self._order_src[phase] = (feed, index)  # held, so identities cannot be reused
+            self._order_src.pop(phase, None)  # (an interrupt below leaves no stale pairing)
             self._order[phase] = _take(feed, index.reshape(-1))
+            self._order_src[phase] = (feed, index)  # held, so identities cannot be reused
         return self._order[phase]
 
     def release(self) -> None:
-        """Drop the ordered copies of the data at the end of a fit/evaluate/predict call."""
-        self._order.clear()
-        self._order_src.clear()
-        self._index_id = {"train": None, "eval": None}
+        """End of a fit/evaluate/predict call: drop the ordered copies of the data and put
+        back the SIGINT handler (a Ctrl-C deferred to a step boundary is raised here if it
+        was not yet)."""
+        try:
+            self._order.clear()
+            self._order_src.clear()
+            self._index_id = {"train": None, "eval": None}
+        finally:
+            self._guard.restore()
 
     def _seek(self, phase: str, state: dict[str, Any], data: Any, start: int) -> None:
         if self._cursor[phase] != start or self._index_id[phase] is not data:
             state["cursor"] = jax.device_put(np.int32(start))  # a transfer, once per epoch
         self._index_id[phase] = data
 
+    def _donating_call(self, phase: str, start: int, n: int, kind: str, call_n: int, bs: int,
+                       *args: Any) -> None:
+        """``_call(kind, call_n, bs, *args)``, which donates the phase's state (``args[0]``)
+        and runs ``n`` steps from ``start``, with its result stored; a Ctrl-C arriving once
+        the call has taken the state is raised after the store."""
+        guard = self._guard
+        if not guard.installed:
+            guard.install()
+        guard.open(args[0])
+        try:
+            new = self._call(kind, call_n, bs, *args)
+            if phase == "train":
+                self.state = new
+            else:
+                self.eval_state = new
+            self._cursor[phase] = start + n
+        finally:
+            guard.close()
+
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
+        if self._exposed:  # a callback saw the module: take what it changed
+            self.refresh_from_module()
+        if self._shared:  # never donate arrays the module holds
+            self._unshare()
         data = self._ordered("train", feed, index)
         self._seek("train", self.state, data, start)
         if self.paced.get("train"):
-            self.state = self._call("train_loop", 0, index.shape[1], self.state, data,
-                                    self._count(n))
+            self._donating_call("train", start, n, "train_loop", 0, index.shape[1], self.state,
+                                data, self._count(n))
         else:
-            self.state = self._call("train", n, index.shape[1], self.state, data)
-        self._cursor["train"] = start + n
+            self._donating_call("train", start, n, "train", n, index.shape[1], self.state, data)
 
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
+        if self._exposed:
+            self.refresh_from_module()
         data = self._ordered("eval", feed, index)
         self._seek("eval", self.eval_state, data, start)
         extra = (self.state["params"], self.state["rest"], self._rng_in())
         if self.paced.get("eval"):
-            self.eval_state = self._call("eval_loop", 0, index.shape[1], self.eval_state, data,
-                                         self._count(n), *extra)
+            self._donating_call("eval", start, n, "eval_loop", 0, index.shape[1],
+                                self.eval_state, data, self._count(n), *extra)
         else:
-            self.eval_state = self._call("eval", n, index.shape[1], self.eval_state, data,
-                                         *extra)
+            self._donating_call("eval", start, n, "eval", n, index.shape[1], self.eval_state,
+                                data, *extra)
         self._rng_out(self.eval_state.pop("rngs"))
-        self._cursor["eval"] = start + n
 
     def predict(self, feed: Any, index: Any, start: int, n: int) -> list[Any]:
         """Flat per-output predictions covering rows ``start:start+n`` of ``index``."""
+        if self._exposed:
+            self.refresh_from_module()
         data = self._ordered("predict", feed, index)
         out, rng = self._call("predict", n, index.shape[1], self.state["params"],
                               self.state["rest"], self._rng_in(), data, start)
@@ -537,40 +591,6 @@ class JaxBackend:
     def spec(self, value: structures.OutputSpec) -> None:
         self._spec = value
 
-    # ------------------------------------------------------------------ module state
-    def sync_to_module(self) -> None:
-        if self.state is None:
-            return
-        nnx.update(self.module, self.params_tree(), self.rest_tree())
-        self._synced = jax.tree.leaves(nnx.state(self.module))
-
-    def refresh_from_module(self) -> None:
-        """Take weights the user set on the module between calls (keeps optimizer state)."""
-        if self.state is None:
-            return
-        leaves = jax.tree.leaves(nnx.state(self.module))
-        if self._synced is not None and len(leaves) == len(self._synced) and all(
-                a is b for a, b in zip(leaves, self._synced)):
-            return
-        _, params, rest = nnx.split(self.module, nnx.Param, ...)
-        self.state["params"], self.state["rest"] = self._leaves(params, rest)
-        self._synced = leaves
-
-    def get_weights(self) -> list[np.ndarray]:
-        self.sync_to_module()
-        return [np.asarray(a) for a in jax.tree.leaves(nnx.state(self.module, nnx.Param))]
-
-    def set_weights(self, weights: list[Any]) -> None:
-        self.sync_to_module()
-        params = nnx.state(self.module, nnx.Param)
-        leaves, treedef = jax.tree.flatten(params)
-        if len(weights) != len(leaves):
-            raise ValueError(f"set_weights expected {len(leaves)} arrays; received "
-                             f"{len(weights)}.")
-        nnx.update(self.module, jax.tree.unflatten(
-            treedef, [jnp.asarray(w, dtype=a.dtype) for w, a in zip(weights, leaves)]))
-        self.refresh_from_module()
-
     # ------------------------------------------------------------------ optimizer
     @property
     def learning_rate(self) -> float:
@@ -583,56 +603,3 @@ class JaxBackend:
     @property
     def iterations(self) -> int:
         return int(self.opt_spec.optax_iterations(self.state["opt"]))
-
-    # ================================================================== state files (issue 7)
-    # Flat ``name -> NumPy array`` views of the state for kompile.saving and the checkpoint
-    # callbacks; the naming and conversion live in jax_state.py.
-    def _state_trees(self) -> dict[str, Any]:
-        if self.state is None or "opt" not in self.state:
-            raise ValueError("The model has no training state yet: compile it and run fit() or "
-                             "train_on_batch() once, so that its optimizer state exists.")
-        trees = {"params": self.params_tree(), "rest": self.rest_tree(),
-                 "opt": self.state["opt"], "metrics": self.state["metrics"]}
-        if "rng" in self.state:  # the kompile-owned key behind `rngs`
-            trees["rng"] = self.state["rng"]
-        if "loss_scale" in self.state:
-            trees["loss_scale"] = self.state["loss_scale"]
-        return trees
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Weights, other module variables (RNG included), optimizer, train-metric and
-        loss-scale state: everything a resumed fit needs."""
-        return jax_state.to_host(jax_state.named(self._state_trees()))
-
-    def load_state_dict(self, arrays: dict[str, Any]) -> None:
-        trees = self._state_trees()
-        missing = [n for n, _ in jax_state.named(trees) if n not in arrays]
-        if missing:
-            raise ValueError(f"load_state_dict: the arrays lack {missing[:6]} "
-                             f"({len(missing)} missing).")
-        new = jax_state.replace(trees, arrays)
-        self.state["params"], self.state["rest"] = self._leaves(new["params"], new["rest"])
-        self.state.update({k: v for k, v in new.items() if k not in ("params", "rest")})
-
-    def _module_trees(self) -> tuple[Any, Any]:
-        self.refresh_from_module()
-        if self.state is None:
-            return nnx.split(self.module, nnx.Param, ...)[1:]
-        return self.params_tree(), self.rest_tree()
-
-    def weights_dict(self) -> dict[str, np.ndarray]:
-        """The module's parameters and other variables except RNG state, by module path."""
-        rng = {n for n, _ in jax_state.named(nnx.state(self.module, nnx.RngState))}
-        params, rest = self._module_trees()
-        pairs = jax_state.named(params) + [(n, a) for n, a in jax_state.named(rest)
-                                           if n not in rng]
-        return jax_state.to_host(pairs)
-
-    def load_weights_dict(self, arrays: dict[str, Any]) -> None:
-        params, rest = self._module_trees()
-        params, rest = jax_state.replace(params, arrays), jax_state.replace(rest, arrays)
-        if self.state is None:
-            nnx.update(self.module, params, rest)
-            return
-        self.state["params"], self.state["rest"] = self._leaves(params, rest)
-        self.sync_to_module()

@@ -1,11 +1,22 @@
-"""Checkpoint state of the JAX backend as flat ``{name: np.ndarray}`` dicts.
+"""The JAX backend's state outside the steps: the user's module, and checkpoint files.
+
+**The module and the step state.** During a call the weights live in the step state; the
+module gets them lazily (at the end of a call, from ``Model.module``, for saving), so a
+step costs nothing for it. A step never donates an array the module (or a caller) holds:
+after a write into the module the arrays are shared, and the next training step copies
+them first (one device copy, only after the module was handed out). What the user
+replaces on the module (a callback between batches, code between calls) is found by leaf
+identity against the leaves kompile last wrote or read, and taken into the state leaf by
+leaf before the next step or write; the optimizer state is kept.
+
+**Checkpoint state** as flat ``{name: np.ndarray}`` dicts.
 
 Names are pytree paths joined with ``/`` (``params/l1/kernel``, ``rest/drop/rngs/key``,
 ``opt/inner_state/slots/0/1``, ``metrics/loss/total``); an nnx Variable is named by its
 path, without the trailing ``value``. RNG key arrays are stored as their raw key data
 (``jax.random.key_data``) and rewrapped with the current key implementation on load.
 Loading replaces leaves by name inside the current tree structure, keeping each leaf's
-dtype and sharding. This module owns only the translation; the backend owns the state.
+dtype and sharding.
 """
 
 from __future__ import annotations
@@ -15,6 +26,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
+
+from .base import check_weights
 
 
 def name(path: Any) -> str:
@@ -63,3 +77,152 @@ def replace(tree: Any, arrays: dict[str, Any]) -> Any:
             leaves.append(jax.device_put(value, sharding) if sharding is not None
                           else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+@jax.jit
+def _copy(tree: Any) -> Any:
+    return jax.tree.map(jnp.copy, tree)
+
+
+def _like(new: Any, old: Any) -> Any:
+    """A value the user put into the module, with the dtype and placement of the state
+    leaf it replaces (so the compiled steps neither retrace nor move data)."""
+    if new is old or not hasattr(old, "dtype") or is_key(old):
+        return new
+    if not hasattr(new, "dtype") or new.dtype != old.dtype:
+        new = jnp.asarray(new, dtype=old.dtype)
+    sharding = getattr(old, "sharding", None)
+    if sharding is not None and getattr(new, "sharding", None) != sharding:
+        new = jax.device_put(new, sharding)
+    return new
+
+
+class ModuleState:
+    """The JaxBackend's methods for the module and for state files (a mixin: it uses the
+    backend's ``module``, ``state``, ``_leaves``, ``params_tree`` and ``rest_tree``)."""
+
+    module: Any
+    state: Any
+
+    def _module_leaves(self) -> list[Any]:
+        _, params, rest = nnx.split(self.module, nnx.Param, ...)
+        return jax.tree.leaves(params) + jax.tree.leaves(rest)
+
+    def sync_to_module(self) -> None:
+        """Write the latest state into the module, keeping what the user changed on it."""
+        if self.state is None:
+            return
+        self.refresh_from_module()
+        self._write_module()
+
+    def _write_module(self) -> None:
+        self._syncing = True  # an interrupted write is finished later, never read back
+        nnx.update(self.module, self.params_tree(), self.rest_tree())
+        self._synced = self._module_leaves()
+        self._shared = self._exposed = True
+        self._syncing = False
+
+    def _unshare(self) -> None:
+        self.state["params"], self.state["rest"] = _copy((self.state["params"],
+                                                          self.state["rest"]))
+        self._shared = False
+
+    def refresh_from_module(self) -> None:
+        """Take into the state the module variables the user replaced since kompile last
+        wrote or read the module."""
+        if self.state is None:
+            return
+        if self._syncing:  # a write into the module was interrupted: finish it
+            self._write_module()
+            return
+        _, params, rest = nnx.split(self.module, nnx.Param, ...)
+        p_leaves = jax.tree.leaves(params)
+        leaves, synced = p_leaves + jax.tree.leaves(rest), self._synced
+        mine = self.state["params"] + self.state["rest"]
+        if synced is None or not len(leaves) == len(synced) == len(mine) or len(
+                p_leaves) != len(self.state["params"]):  # a new structure: take it whole
+            self.state["params"], self.state["rest"] = self._leaves(params, rest)
+            self._shared = True
+        else:
+            changed = [i for i, (a, b) in enumerate(zip(leaves, synced)) if a is not b]
+            if changed:
+                for i in changed:
+                    mine[i] = _like(leaves[i], mine[i])
+                n = len(p_leaves)
+                self.state["params"], self.state["rest"] = mine[:n], mine[n:]
+                self._shared = True
+        self._synced = leaves
+        self._exposed = False
+
+    def get_weights(self) -> list[np.ndarray]:
+        self.refresh_from_module()
+        leaves = (jax.tree.leaves(nnx.state(self.module, nnx.Param)) if self.state is None
+                  else self.state["params"])
+        return [np.array(a) for a in leaves]  # copies the caller owns
+
+    def set_weights(self, weights: list[Any]) -> None:
+        self.refresh_from_module()
+        params = nnx.state(self.module, nnx.Param)
+        leaves, treedef = jax.tree.flatten(params)
+        if self.state is not None:
+            leaves = self.state["params"]
+        check_weights(weights, leaves)
+        # copies: the state is donated by the next step, the caller's arrays must survive it
+        new = [_like(jnp.array(w, dtype=a.dtype, copy=True), a) for w, a in zip(weights, leaves)]
+        if self.state is None:
+            nnx.update(self.module, jax.tree.unflatten(treedef, new))
+        else:
+            self.state["params"] = new  # the module gets them at the next write
+
+    # ================================================================== state files (issue 7)
+    # Flat ``name -> NumPy array`` views of the state for kompile.saving and the checkpoint
+    # callbacks; the naming and conversion live in py.
+    def _state_trees(self) -> dict[str, Any]:
+        if self.state is None or "opt" not in self.state:
+            raise ValueError("The model has no training state yet: compile it and run fit() or "
+                             "train_on_batch() once, so that its optimizer state exists.")
+        trees = {"params": self.params_tree(), "rest": self.rest_tree(),
+                 "opt": self.state["opt"], "metrics": self.state["metrics"]}
+        if "rng" in self.state:  # the kompile-owned key behind `rngs`
+            trees["rng"] = self.state["rng"]
+        if "loss_scale" in self.state:
+            trees["loss_scale"] = self.state["loss_scale"]
+        return trees
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Weights, other module variables (RNG included), optimizer, train-metric and
+        loss-scale state: everything a resumed fit needs."""
+        return to_host(named(self._state_trees()))
+
+    def load_state_dict(self, arrays: dict[str, Any]) -> None:
+        trees = self._state_trees()
+        missing = [n for n, _ in named(trees) if n not in arrays]
+        if missing:
+            raise ValueError(f"load_state_dict: the arrays lack {missing[:6]} "
+                             f"({len(missing)} missing).")
+        new = replace(trees, arrays)
+        self.state["params"], self.state["rest"] = self._leaves(new["params"], new["rest"])
+        self.state.update({k: v for k, v in new.items() if k not in ("params", "rest")})
+
+    def _module_trees(self) -> tuple[Any, Any]:
+        self.refresh_from_module()
+        if self.state is None:
+            return nnx.split(self.module, nnx.Param, ...)[1:]
+        return self.params_tree(), self.rest_tree()
+
+    def weights_dict(self) -> dict[str, np.ndarray]:
+        """The module's parameters and other variables except RNG state, by module path."""
+        rng = {n for n, _ in named(nnx.state(self.module, nnx.RngState))}
+        params, rest = self._module_trees()
+        pairs = named(params) + [(n, a) for n, a in named(rest)
+                                           if n not in rng]
+        return to_host(pairs)
+
+    def load_weights_dict(self, arrays: dict[str, Any]) -> None:
+        params, rest = self._module_trees()
+        params, rest = replace(params, arrays), replace(rest, arrays)
+        if self.state is None:
+            nnx.update(self.module, params, rest)
+            return
+        self.state["params"], self.state["rest"] = self._leaves(params, rest)
+        self.sync_to_module()

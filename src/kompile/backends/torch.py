@@ -27,6 +27,8 @@ import torch
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
 from . import torch_fast, torch_state
+from .base import check_weights
+from .interrupts import SignalGuard
 
 # array-api-compat caches its namespace lookups with functools.lru_cache; dynamo traces
 # through the cache (harmless) and warns about it once per function at compile time.
@@ -85,6 +87,7 @@ class TorchBackend:
         self.signature = calling.ModuleSignature(module, "forward", rngs_allowed=False)
         self.seed: int | None = None
         self._rule: calling.CallRule | None = None
+        self._guard = SignalGuard()  # Ctrl-C inside a training step waits for its end
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
         self._compute_dtype = None if compute == torch.float32 else compute
@@ -192,11 +195,19 @@ class TorchBackend:
         self.jit_compile, self._jit, self._fns = None, False, {}
         self._fast = None
 
-    def prepare_predict(self) -> None:
-        """Predict needs nothing built: the module is the whole state."""
+    def prepare_predict(self, config: Any = None) -> None:
+        """Predict needs nothing built: the module is the whole state. Before the first
+        fit/evaluate, the compile ``config``'s mode applies (``jit_compile=True``: compiled)."""
+        if self.objective is None and config is not None:
+            jit = self.resolve_jit(config)
+            if jit != self._jit:
+                self._jit, self._fns = jit, {}
+            self.jit_compile = jit
 
     def release(self) -> None:
-        """Nothing is held between calls: batches are gathered from the feed per step."""
+        """End of a call: put back the SIGINT handler (batches are gathered per step, so
+        nothing else is held)."""
+        self._guard.restore()
 
     # ------------------------------------------------------------------ steps
     def _forward(self, x: Any, module: Any = None, training: bool = False) -> list[Any]:
@@ -220,11 +231,13 @@ class TorchBackend:
                                            _detach(per_output), row.shape[0])
         return total, states
 
-    def _train_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
+    def _train_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any],
+                    compiling: bool = False):
         opt, scaler = self.opt, self.scaler
         if opt is None:  # no trainable parameters: nothing to differentiate or update
+            states = self._fn("train_forward")(feed, row, states)[1]
             self._steps += 1
-            return self._fn("train_forward")(feed, row, states)[1]
+            return states
         opt.zero_grad(set_to_none=True)
         total, states = self._fn("train_forward")(feed, row, states)
         if scaler is None:
@@ -235,6 +248,8 @@ class TorchBackend:
                 scaler.unscale_(opt)  # clip the true gradients
         if self._clip:
             self.opt_spec.torch_clip(self.params)
+        if compiling:
+            self._guard.open()  # the window of the first compiled step: the update
         if scaler is None:
             opt.step()
         else:  # skips opt.step() on non-finite gradients; GradScaler reads found_inf here
@@ -267,14 +282,27 @@ class TorchBackend:
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
         if not self.module.training:  # a recursive walk: only when eval() ran in between
             self.module.train()
+        guard = self._guard
+        if not guard.installed:
+            guard.install()
+        # Ctrl-C waits for the end of a step (parameters, batch statistics and optimizer
+        # state change together), except during the first compiled step: compiling changes
+        # nothing and may take long, and the optimizer step still is a window of its own
+        compiling = self._jit and not self._fns.get("trained")
         states = self.metrics["train"]
-        try:
-            for i in range(n):
-                states = self._train_step(feed, index[start + i], states)
-        except (ValueError, RuntimeError) as err:
-            if calling.is_batchnorm_batch_of_one(err):
-                raise calling.batchnorm_hint(int(index[start + i].shape[0])) from err
-            raise
+        for i in range(n):
+            if not compiling:
+                guard.open()
+            try:
+                states = self._train_step(feed, index[start + i], states, compiling)
+            except (ValueError, RuntimeError) as err:
+                if calling.is_batchnorm_batch_of_one(err):
+                    raise calling.batchnorm_hint(int(index[start + i].shape[0])) from err
+                raise
+            finally:
+                guard.close()
+            if compiling:
+                compiling, self._fns["trained"] = False, True  # compiled (reset with _fns)
         self.metrics["train"] = states
 
     def evaluate(self, feed: Any, index: Any, start: int, n: int) -> None:
@@ -346,13 +374,7 @@ class TorchBackend:
 
     def set_weights(self, weights: list[Any]) -> None:
         params = list(self.module.parameters())
-        if len(weights) != len(params):
-            raise ValueError(f"set_weights expected {len(params)} arrays; received "
-                             f"{len(weights)}.")
-        for i, (p, w) in enumerate(zip(params, weights)):
-            if tuple(np.shape(w)) != tuple(p.shape):
-                raise ValueError(f"set_weights: array {i} has shape {tuple(np.shape(w))} but "
-                                 f"the parameter it replaces has shape {tuple(p.shape)}.")
+        check_weights(weights, params)
         with torch.no_grad():
             for p, w in zip(params, weights):
                 p.copy_(torch.as_tensor(np.asarray(w)))
