@@ -19,14 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # program -> (backend module it needs, text its last lines print, xfail reason or None)
 EXAMPLES = {
-    "keras_mnist_convnet.py": ("flax", "Test accuracy:",
-                               "issue 11 item 7: kp.utils.to_categorical"),
+    "keras_mnist_convnet.py": ("flax", "Test accuracy:", None),
     "keras_imbalanced_classification.py": ("torch", "Validation:", None),
     "keras_timeseries_classification.py": ("flax", "Test accuracy", None),
     "keras_text_classification.py": ("torch", "test accuracy", None),
     "flax_mnist.py": ("flax", "test_accuracy:", None),
-    "pytorch_mnist.py": ("torch", "Test set:",
-                         "issue 11 item 6: torch custom losses (F.nll_loss) get int64 labels"),
+    "pytorch_mnist.py": ("torch", "Test set:", None),
 }
 
 
