@@ -241,7 +241,9 @@ def _mae_tree(y_true, y_pred):
     return total
 
 
-ITEM2 = "issue 11 item 2: a loss at an inner node of the outputs"
+ITEM2 = ("kompile differs: Keras pairs a list of losses with a dict/tuple of outputs and a "
+         "nested loss under a leaf output its own way (logging y1_y2_loss); kompile pairs "
+         "by output name/position and refuses a loss structure below a leaf (TypeError)")
 
 
 @pytest.mark.xfail(strict=True, reason=ITEM2)
@@ -268,7 +270,7 @@ def test_functional_struct_outputs_dict_struct_losses(backend):
 Y = namedtuple("Y", ["y1", "y2"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: namedtuple outputs, loss at the root")
+@pytest.mark.xfail(strict=True, reason=ITEM2)
 def test_functional_struct_outputs_namedtuple_struct_losses(backend):
     model = kp.Model(heads(backend, lambda h: Y(h["y1"], h["y2"]), names=("y1", "y2"),
                            activations=(True, True)))
@@ -278,8 +280,7 @@ def test_functional_struct_outputs_namedtuple_struct_losses(backend):
     assert fit_keys(model, X, Y(Y1, Y3)) == sorted(["loss", "y1_loss", "y2_loss", "y1_y2_loss"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 2: outputs nested two levels, losses at "
-                                       "inner nodes")
+@pytest.mark.xfail(strict=True, reason=ITEM2)
 def test_functional_deeply_nested_outputs_struct_losses(backend):
     def pack(h):
         y1, y2, y3 = h["y1"], h["y2"], h["y3"]
