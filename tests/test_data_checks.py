@@ -202,3 +202,14 @@ def test_sparse_labels_of_one_output_among_several(backend):
     with pytest.raises(ValueError, match=rf"`y` for output 'm' holds 1 invalid sparse label\(s\)"
                                          rf".* the value {classes} at index \(2,\)"):
         model.fit(x, y, verbose=0)
+
+
+def test_bad_validation_data_is_named(backend):
+    """Errors about validation targets name `validation_data`, not `y` alone (found porting
+    Keras's trainer tests)."""
+    model = _model(backend, n_out=3)
+    x, y = np.ones((20, 4), np.float32), np.zeros((20, 3), np.float32)
+    with pytest.raises(ValueError, match=r"In `validation_data`: `y` .* shape \(5,\)"):
+        model.fit(x, y, validation_data=(x, np.zeros((20, 5), np.float32)), verbose=0)
+    with pytest.raises(ValueError, match="`validation_data` as a tuple .* one entry"):
+        model.fit(x, y, validation_data=(x,), verbose=0)

@@ -212,7 +212,12 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         raise ValueError("The model was compiled without a loss, so fit() has nothing to "
                          "minimise. Pass `loss=` to compile().")
     if val_source is not None:
-        _prepare(model, val_source)
+        try:
+            _prepare(model, val_source)
+        except (ValueError, TypeError) as err:
+            if validation_data is None:
+                raise
+            raise type(err)(f"In `validation_data`: {err}") from err  # the argument given
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)

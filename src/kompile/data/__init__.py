@@ -107,6 +107,10 @@ def adapt_validation(validation_data: Any, batch_size: Any, steps: Any) -> Any:
             and len(validation_data) in (2, 3)) or (
         isinstance(validation_data, list) and len(validation_data) in (2, 3)
         and not is_batch_list(validation_data) and _is_array_like(validation_data[0]))
+    if isinstance(validation_data, tuple) and not _named(validation_data) \
+            and len(validation_data) == 1 and not is_batch_list(validation_data):
+        raise ValueError("`validation_data` as a tuple must be (x_val, y_val) or (x_val, y_val, "
+                         "sample_weight); received a tuple of one entry (no y_val).")
     if pair:
         vx, vy, vsw = (*validation_data, None)[:3]
         if vy is None:
