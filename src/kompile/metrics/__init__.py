@@ -10,7 +10,15 @@ from typing import Any
 
 from .. import losses
 from ..registry import Registry, custom_name, get_custom, type_error
-from . import mean_classes
+from . import accuracy_classes, mean_classes
+from .accuracy_classes import (
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    CosineSimilarity,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+)
 from .base import (
     Mean,
     MeanMetricWrapper,
@@ -35,14 +43,11 @@ from .confusion import (
     TruePositives,
 )
 from .mean_classes import (
-    BinaryAccuracy,
     BinaryCrossentropy,
     BinaryFocalCrossentropy,
-    CategoricalAccuracy,
     CategoricalCrossentropy,
     CategoricalFocalCrossentropy,
     CategoricalHinge,
-    CosineSimilarity,
     Hinge,
     Huber,
     KLDivergence,
@@ -52,11 +57,8 @@ from .mean_classes import (
     MeanSquaredError,
     MeanSquaredLogarithmicError,
     Poisson,
-    SparseCategoricalAccuracy,
     SparseCategoricalCrossentropy,
-    SparseTopKCategoricalAccuracy,
     SquaredHinge,
-    TopKCategoricalAccuracy,
 )
 from .regression import R2Score, RootMeanSquaredError
 
@@ -71,7 +73,8 @@ def _add(cls: type[Metric], *names: str) -> type[Metric]:
     return cls
 
 
-for _cls in mean_classes.__dict__.values():  # explicit classes, one per function
+for _cls in [*accuracy_classes.__dict__.values(), *mean_classes.__dict__.values()]:
+    # explicit classes, one per function
     if isinstance(_cls, type) and issubclass(_cls, MeanMetricWrapper) and _cls.fn is not None:
         _fn = _cls.fn
         _loss = losses.LOSS_CLASSES.get(_cls.__name__)
