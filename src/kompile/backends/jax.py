@@ -157,7 +157,7 @@ class JaxBackend(jax_state.ModuleState):
 
     # ------------------------------------------------------------------ build
     def build(self, objective: Any, config: Any) -> None:
-        self.objective = objective
+        self.objective, self._config = objective, config
         opt = config.optimizer
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
@@ -477,7 +477,12 @@ class JaxBackend(jax_state.ModuleState):
             guard.install()
         guard.open(args[0])
         try:
-            new = self._call(kind, call_n, bs, *args)
+            try:
+                new = self._call(kind, call_n, bs, *args)
+            except BaseException:
+                if _consumed(args[0]):  # failed at run time, after taking the state
+                    self._recover(phase)
+                raise
             if phase == "train":
                 self.state = new
             else:
@@ -485,6 +490,26 @@ class JaxBackend(jax_state.ModuleState):
             self._cursor[phase] = start + n
         finally:
             guard.close()
+
+    def _recover(self, phase: str) -> None:
+        """A step failed after its call had taken (donated) the phase's state, e.g. a runtime
+        error inside the module or out of memory: that state is gone. The module never holds
+        donated arrays, so the weights it holds (those of the last write: the start of this
+        call or the last time a callback saw it) are intact; the step state is rebuilt from
+        them, and nothing deleted is ever written into the module."""
+        self._cursor[phase], self._index_id[phase] = -1, None
+        if phase != "train":  # evaluation donates only its metrics, cursor and RNG carry
+            self.eval_state = {"metrics": self.put(self.objective.init_states()),
+                               "cursor": self.put(np.int32(0))}
+            return
+        self.state = None  # (so the rebuild does not read the deleted key)
+        self.build(self.objective, self._config)
+        warnings.warn(
+            "A training step failed after it had taken the training state (weights, optimizer "
+            "and metric state are donated to each compiled step), so that state is lost. The "
+            "model's weights are back to those its module held at the start of this call (or "
+            "when a callback last read it), and the optimizer state starts afresh (its step "
+            "count from 0). The module itself is intact.", stacklevel=5)
 
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
         if self._exposed:  # a callback saw the module: take what it changed
