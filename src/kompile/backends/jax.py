@@ -35,6 +35,11 @@ def _take(feed: Any, rows: Any) -> Any:
     return jax.tree.map(lambda a: a.at[rows].get(mode="promise_in_bounds"), feed)
 
 
+@jax.jit
+def _copy_scalar(a: Any) -> Any:
+    return jnp.copy(a)
+
+
 def _rows(data: Any, start: Any, size: int) -> Any:
     return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size), data)
 
@@ -152,7 +157,7 @@ class JaxBackend(jax_state.ModuleState):
 
     # ------------------------------------------------------------------ build
     def build(self, objective: Any, config: Any) -> None:
-        self.objective = objective
+        self.objective, self._config = objective, config
         opt = config.optimizer
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
@@ -193,6 +198,7 @@ class JaxBackend(jax_state.ModuleState):
         self.jit_compile = False if eager else True
         self._strict = config.jit_compile is True
         self._fns: dict[Any, Any] = {}
+        self._zeros: Any = None
         self._results = jax.jit(objective.results) if not eager else objective.results
 
     def _split_module(self) -> tuple[Any, Any]:
@@ -457,7 +463,8 @@ class JaxBackend(jax_state.ModuleState):
 
     def _seek(self, phase: str, state: dict[str, Any], data: Any, start: int) -> None:
         if self._cursor[phase] != start or self._index_id[phase] is not data:
-            state["cursor"] = jax.device_put(np.int32(start))  # a transfer, once per epoch
+            # once per epoch; a fresh buffer (the steps donate it) copied on the device
+            state["cursor"] = _copy_scalar(self._count(start))
         self._index_id[phase] = data
 
     def _donating_call(self, phase: str, start: int, n: int, kind: str, call_n: int, bs: int,
@@ -470,7 +477,12 @@ class JaxBackend(jax_state.ModuleState):
             guard.install()
         guard.open(args[0])
         try:
-            new = self._call(kind, call_n, bs, *args)
+            try:
+                new = self._call(kind, call_n, bs, *args)
+            except BaseException:
+                if _consumed(args[0]):  # failed at run time, after taking the state
+                    self._recover(phase)
+                raise
             if phase == "train":
                 self.state = new
             else:
@@ -478,6 +490,26 @@ class JaxBackend(jax_state.ModuleState):
             self._cursor[phase] = start + n
         finally:
             guard.close()
+
+    def _recover(self, phase: str) -> None:
+        """A step failed after its call had taken (donated) the phase's state, e.g. a runtime
+        error inside the module or out of memory: that state is gone. The module never holds
+        donated arrays, so the weights it holds (those of the last write: the start of this
+        call or the last time a callback saw it) are intact; the step state is rebuilt from
+        them, and nothing deleted is ever written into the module."""
+        self._cursor[phase], self._index_id[phase] = -1, None
+        if phase != "train":  # evaluation donates only its metrics, cursor and RNG carry
+            self.eval_state = {"metrics": self.put(self.objective.init_states()),
+                               "cursor": self.put(np.int32(0))}
+            return
+        self.state = None  # (so the rebuild does not read the deleted key)
+        self.build(self.objective, self._config)
+        warnings.warn(
+            "A training step failed after it had taken the training state (weights, optimizer "
+            "and metric state are donated to each compiled step), so that state is lost. The "
+            "model's weights are back to those its module held at the start of this call (or "
+            "when a callback last read it), and the optimizer state starts afresh (its step "
+            "count from 0). The module itself is intact.", stacklevel=5)
 
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
         if self._exposed:  # a callback saw the module: take what it changed
@@ -538,7 +570,15 @@ class JaxBackend(jax_state.ModuleState):
     # ------------------------------------------------------------------ metrics and host
     def reset_metrics(self, phase: str) -> None:
         target = self.state if phase == "train" else self.eval_state
-        target["metrics"] = jax.device_put(self.objective.init_states())
+        if self.dist is not None:
+            target["metrics"] = self.put(self.objective.init_states())
+            return
+        if getattr(self, "_zeros", None) is None:
+            # fresh zero buffers (the steps donate them) from a compiled call: cheaper
+            # than a transfer of the host zeros at every epoch
+            initial = self.objective.init_states()
+            self._zeros = jax.jit(lambda: initial)
+        target["metrics"] = self._zeros()
 
     def results(self, phase: str) -> dict[str, Any]:
         target = self.state if phase == "train" else self.eval_state
