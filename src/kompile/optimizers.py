@@ -79,7 +79,7 @@ class NativeTorch(Optimizer):
                             f"received an instance of {type(optimizer).__name__}.")
         self.optimizer, self.kwargs = optimizer, kwargs
         self.name = (optimizer if is_class else type(optimizer)).__name__.lower()
-        self.learning_rate = kwargs.get("lr") if is_class else optimizer.param_groups[0]["lr"]
+        self._learning_rate = kwargs.get("lr") if is_class else optimizer.param_groups[0]["lr"]
 
     def __repr__(self) -> str:
         kwargs = "".join(f", {k}={v!r}" for k, v in self.kwargs.items())
@@ -140,6 +140,21 @@ class LossScaleOptimizer:
         self._reader: Any = None  # set by a backend; reads the live scale (a host sync)
 
     inner_optimizer = property(lambda self: self.inner)
+
+    @property
+    def learning_rate(self) -> Any:
+        """The inner optimizer's learning rate (live once the model trains; settable)."""
+        return self.inner.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        self.inner.learning_rate = value
+
+    @property
+    def iterations(self) -> int:
+        """The inner optimizer's steps taken (steps skipped for a non-finite gradient do not
+        count)."""
+        return self.inner.iterations
 
     @property
     def dynamic_scale(self) -> float:

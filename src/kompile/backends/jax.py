@@ -125,6 +125,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         opt = config.optimizer
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
+        self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
         self.tx = self.opt_spec.build_optax()
         self._keep_key()
         params, rest = self._split_module()
@@ -374,6 +375,10 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         self._spec = value
 
     # ------------------------------------------------------------------ optimizer
+    @property
+    def has_optimizer_state(self) -> bool:
+        return self.state is not None and "opt" in self.state
+
     @property
     def learning_rate(self) -> float:
         return float(self.opt_spec.optax_learning_rate(self.state["opt"]))
