@@ -206,6 +206,17 @@ def crossentropy_kind(loss: Loss | None) -> str | None:
     return CROSSENTROPY_KIND.get(getattr(fn, "__name__", ""))
 
 
+def class_axis(loss: Loss, per_sample_rank: int) -> int:
+    """Where a crossentropy's ``axis`` option puts the classes in an output's per-sample
+    shape (batch axis excluded), as a non-negative index; the last axis by default."""
+    axis = loss.options.get("axis", -1)
+    rank = per_sample_rank + 1
+    if not -rank <= axis < rank or axis % rank == 0:
+        raise ValueError(f"{loss.name}: `axis`={axis} must name a class axis of the output, "
+                         f"which has rank {rank} with its batch axis (axis 0, not a class axis).")
+    return axis % rank - 1
+
+
 def serialize(loss: Loss) -> dict[str, Any]:
     """``{"class_name", "config"}`` for a loss (custom ones must be registered).
 
