@@ -23,9 +23,10 @@ import kompile as kp
 TRAIN_SAMPLES, TEST_SAMPLES, INPUT_DIM, BATCH_SIZE = 10, 10, 3, 4
 
 
-def _stack(backend, sizes, n_in, relu=(), const=None, seed=0):
+def _stack(backend, sizes, n_in, relu=(), const=None, seed=0, softmax=False):
     """``Sequential([Dense(s) for s in sizes])``; ``relu`` lists the layers with a relu,
-    ``const`` fills every kernel (Keras's ``initializers.Constant``), biases start at 0."""
+    ``softmax`` puts one on the last, ``const`` fills every kernel (Keras's
+    ``initializers.Constant``), biases start at 0."""
     rng = np.random.default_rng(seed)
     dims = [n_in, *sizes]
     kernels = [np.full((a, b), const, np.float32) if const is not None
@@ -47,7 +48,7 @@ def _stack(backend, sizes, n_in, relu=(), const=None, seed=0):
                 for i, layer in enumerate(self.layers):
                     x = layer(x)
                     x = jax.nn.relu(x) if i in relu else x
-                return x
+                return jax.nn.softmax(x) if softmax else x
 
         return Stack()
     import torch
@@ -60,7 +61,7 @@ def _stack(backend, sizes, n_in, relu=(), const=None, seed=0):
             lin.weight.copy_(torch.from_numpy(k.T))
             lin.bias.zero_()
         mods += [lin, nn.ReLU()] if i in relu else [lin]
-    return nn.Sequential(*mods)
+    return nn.Sequential(*mods, *([nn.Softmax(-1)] if softmax else []))
 
 
 def _rand(*shape, seed=1337):
@@ -325,3 +326,94 @@ def test_monitoring_a_vector_metric(backend, tmp_path):
                                                      metrics=[kp.metrics.F1Score()])
     model.fit(x, y1, epochs=2, verbose=0, callbacks=[checkpoint])
     assert checkpoint.best is not None and (tmp_path / "best.weights.safetensors").exists()
+
+
+# ----------------------------------------------------------------------------- ModelCheckpoint
+# test_model_checkpoint_options and test_model_checkpoint_loading; files are .safetensors
+# (kompile refuses .keras/.h5 names), Keras's metrics.Accuracy("acc") is the "acc" string.
+
+
+def _checkpoint_model(backend):
+    return kp.Model(_stack(backend, [5, 3], INPUT_DIM, relu=(0,), softmax=True)).compile(
+        "sgd", "categorical_crossentropy", metrics=["acc"])
+
+
+def _checkpoint_data():
+    rng = np.random.default_rng(42)
+    x = rng.normal(size=(60, INPUT_DIM)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 60)]
+    return (x[:30], y[:30]), (x[30:], y[30:])
+
+
+def _fit(model, callback, data, batch_size=5, epochs=1):
+    (x, y), val = data
+    model.fit(x, y, batch_size=batch_size, validation_data=val, callbacks=[callback],
+              epochs=epochs, verbose=0)
+
+
+@pytest.mark.parametrize("kwargs,saved", [
+    ({"monitor": "val_loss", "mode": "auto"}, True),                              # case 1
+    ({"monitor": "val_loss", "mode": "min"}, True),                               # case 2
+    ({"monitor": "val_acc", "mode": "max"}, True),                                # case 3
+    ({"monitor": "val_acc", "mode": "max", "save_best_only": True}, True),        # case 4
+    ({"monitor": "val_acc", "mode": "max", "save_best_only": True,
+      "initial_value_threshold": -0.01}, True),                                   # case 11
+    ({"monitor": "val_loss", "save_best_only": True}, True),                      # case 12
+    ({"monitor": "val_loss", "mode": "min", "save_best_only": True,
+      "initial_value_threshold": 0}, False),                                      # case 13
+    ({"monitor": "val_loss", "save_best_only": True,
+      "initial_value_threshold": 0}, False),                                      # case 14
+])
+def test_model_checkpoint_options(backend, tmp_path, kwargs, saved):
+    path = tmp_path / "subdir" / "checkpoint.safetensors"  # the folder is created
+    _fit(_checkpoint_model(backend), kp.callbacks.ModelCheckpoint(path, **kwargs),
+         _checkpoint_data())
+    assert path.exists() == saved
+
+
+def test_model_checkpoint_unknown_monitor_and_auc_threshold(backend, tmp_path):
+    path = tmp_path / "checkpoint.safetensors"
+    model = _checkpoint_model(backend)
+    # case 5: an unknown monitor warns (and saves nothing: Keras's test finds case 4's file)
+    with pytest.warns(UserWarning):
+        _fit(model, kp.callbacks.ModelCheckpoint(path, monitor="unknown", save_best_only=True,
+                                                 mode="min"), _checkpoint_data())
+    assert not path.exists()
+    # case 15: "auto" reads val_auc as "max"; nothing beats 1
+    model.compile("sgd", "categorical_crossentropy", metrics=[kp.metrics.AUC()])
+    _fit(model, kp.callbacks.ModelCheckpoint(path, monitor="val_auc", save_best_only=True,
+                                             initial_value_threshold=1), _checkpoint_data())
+    assert not path.exists()
+    # case 6: Keras warns for an unknown mode; kompile refuses it
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        kp.callbacks.ModelCheckpoint(path, mode="unknown")
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_model_checkpoint_save_freq_in_batches(backend, tmp_path, weights_only):
+    # cases 8a/8b: 5 batches an epoch, save_freq=15 -> epochs 3, 6, 9
+    template = str(tmp_path / "checkpoint.epoch{epoch:02d}.safetensors")
+    _fit(_checkpoint_model(backend),
+         kp.callbacks.ModelCheckpoint(template, save_freq=15, save_weights_only=weights_only),
+         _checkpoint_data(), batch_size=6, epochs=10)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == [template.format(epoch=e).rsplit("/", 1)[1] for e in (3, 6, 9)]
+    # cases 10a/10b: the batch in the name, save_freq=1, 2 batches an epoch
+    folder = tmp_path / "batches"
+    template = str(folder / "checkpoint.epoch{epoch:02d}batch{batch:02d}.safetensors")
+    _fit(_checkpoint_model(backend),
+         kp.callbacks.ModelCheckpoint(template, save_freq=1, save_weights_only=weights_only),
+         _checkpoint_data(), batch_size=15, epochs=5)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"checkpoint.epoch{e:02d}batch{b:02d}.safetensors" for e in range(1, 6) for b in (1, 2))
+
+
+def test_model_checkpoint_loading(backend, tmp_path):
+    path = tmp_path / "checkpoint.weights.safetensors"
+    model = _checkpoint_model(backend)
+    _fit(model, kp.callbacks.ModelCheckpoint(path, save_best_only=True, save_weights_only=True),
+         _checkpoint_data())
+    new_model = kp.Model(_stack(backend, [5, 3], INPUT_DIM, relu=(0,), seed=9, softmax=True))
+    new_model.load_weights(path)
+    for ref, got in zip(model.get_weights(), new_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, ref)
