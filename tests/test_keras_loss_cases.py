@@ -2,11 +2,11 @@
 
 Keras's whole losses test file was run against ``kompile.losses`` (its import swapped): every
 case of the losses kompile has passes except message wording, ``dtype=`` and config
-round-trips through Keras's serialiser, ``SyntaxWarning`` for one-class categorical outputs,
-and silent broadcasting when a loss object is called directly on mismatched shapes (``fit``
-refuses those at the door). One real bug: ``SparseCategoricalCrossentropy(axis=...)`` other
-than -1 (torch's channels-first convention) broke, in the function and in ``fit``'s checks.
-The numbers below are those of Keras's torch branch of the ``*_different_axis`` tests.
+round-trips through Keras's serialiser and ``SyntaxWarning`` for one-class categorical outputs.
+Two bugs found: ``SparseCategoricalCrossentropy(axis=...)`` other than -1 (torch's
+channels-first convention) broke, in the function and in ``fit``'s checks (the numbers below
+are those of Keras's torch branch of the ``*_different_axis`` tests); and a loss object called
+directly broadcast mismatched targets silently (``fit`` refused them already).
 """
 
 from __future__ import annotations
@@ -107,3 +107,23 @@ def test_class_axis_must_not_be_the_batch_axis(backend):
         "sgd", losses.SparseCategoricalCrossentropy(axis=0))
     with pytest.raises(ValueError, match="batch axis"):
         model.evaluate(np.ones((2, 3), np.float32), np.zeros((2,), np.int64), verbose=0)
+
+
+@pytest.mark.parametrize("cls", [losses.BinaryCrossentropy, losses.CategoricalCrossentropy,
+                                 losses.MeanSquaredError])
+def test_loss_object_refuses_targets_it_would_broadcast(cls):
+    # Keras's test_shape_mismatch: class labels (3, 1) against 3-class predictions
+    y_true = np.array([[0], [1], [2]], np.float32)
+    y_pred = np.array([[0.9, 0.05, 0.05], [0.5, 0.89, 0.6], [0.05, 0.01, 0.94]], np.float32)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        cls()(y_true, y_pred)
+    # the shapes fit accepts are still accepted: equal, a trailing 1, rank-1 outputs
+    assert np.isfinite(float(cls()(np.ones((3, 1), np.float32), np.full((3,), 0.5, np.float32))))
+    assert np.isfinite(float(cls()(np.ones((3,), np.float32), np.full((3, 1), 0.5, np.float32))))
+
+
+def test_sparse_loss_object_refuses_mismatched_labels():
+    with pytest.raises(ValueError, match="up to the class axis"):
+        losses.SparseCategoricalCrossentropy()(np.zeros((4, 2)), np.full((4, 3), 1 / 3))
+    value = losses.SparseCategoricalCrossentropy()(np.zeros((4, 1)), np.full((4, 3), 1 / 3))
+    assert float(value) == pytest.approx(np.log(3.0), rel=1e-6)

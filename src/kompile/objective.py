@@ -127,12 +127,9 @@ class Objective:
         if type(loss).fn is None:
             return  # a user's function or Loss subclass sets its own shape contract
         p = pred_shape or (1,)
-        if losses.crossentropy_kind(loss) == "sparse":  # labels: the class axis dropped or 1
-            c = losses.class_axis(loss, len(p))
-            ok = {p[:c] + p[c + 1:], p[:c] + (1,) + p[c + 1:]}
-        else:
-            ok = {p, p + (1,)} | ({p[:-1]} if p[-1] == 1 else set())
-        if y_shape not in ok:
+        if losses.crossentropy_kind(loss) == "sparse":
+            losses.class_axis(loss, len(p))  # refuses the batch axis
+        if (0, *y_shape) not in losses.target_shapes(loss, (0, *pred_shape)):
             hint = (" For integer class labels use sparse_categorical_crossentropy."
                     if y_shape in (p[:-1], p[:-1] + (1,)) else "")
             raise ValueError(
