@@ -25,6 +25,8 @@ EXAMPLES = {
     "keras_text_classification.py": ("torch", "test accuracy", None),
     "flax_mnist.py": ("flax", "test_accuracy:", None),
     "pytorch_mnist.py": ("torch", "Test set:", None),
+    "keras_sklearn_metric_callbacks.py": ("torch", "Final jaccard_score:", None),
+    "keras_timeseries_anomaly_detection.py": ("flax", "Anomalous data points:", None),
 }
 
 

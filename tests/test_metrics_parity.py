@@ -96,8 +96,6 @@ OPTION_CASES = [
     ("FBetaScore", "categorical", {"beta": 2.0, "average": "weighted"}),
     ("R2Score", "signed", {"class_aggregation": None}),
     ("R2Score", "signed", {"class_aggregation": "variance_weighted_average"}),
-    ("R2Score", "signed", {"num_regressors": 2}),
-    ("R2Score", "signed", {"num_regressors": 20}),  # too few samples: the plain score
 ]
 
 
@@ -177,6 +175,44 @@ def test_options_match_keras(cls_name, kind, options):
     metric = ours(cls_name, options)
     check_metric(metric, theirs(metric, options), kind, f"{cls_name}{options}", options,
                  full=False)
+
+
+# Keras's own expected values for the adjusted R2 (keras/src/metrics/regression_metrics_test.py
+# after Keras's fix #23334, which Keras 3.15 predates: 3.15 counts samples x columns as data
+# points). (y_pred, sample_weight, class_aggregation, num_regressors, expected)
+_R2_TRUE = [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+_R2_SKLEARN = [[0.4, 0.5, 0.6], [0.1, 0.2, 0.3], [0.5, 0.8, 0.2]]
+_R2_TFA = [[0.4, 0.9, 1.6], [0.1, 1.2, 0.6], [1.5, 0.8, 0.6]]
+R2_CASES = [
+    (_R2_SKLEARN, None, None, 1, [-0.26, -3.59, 0.13]),
+    (_R2_TFA, [0.8, 0.1, 0.4], None, 1, [-0.65388882, -18.673332, -2.042]),
+    (_R2_TFA, [0.8, 0.1, 0.4], "uniform_average", 1, -7.123073577880859),
+    (_R2_TFA, [0.8, 0.1, 0.4], "variance_weighted_average", 1, -3.742044448852539),
+    (_R2_TFA, [0.8, 0.1, 0.4], None, 2, [0.17305559, -8.836666, -0.521]),  # n - 1 = p: plain
+]
+
+
+@pytest.mark.parametrize("y_pred,weight,aggregation,p,expected", R2_CASES)
+def test_adjusted_r2_matches_keras_expected_values(y_pred, weight, aggregation, p, expected):
+    metric = regression.R2Score(class_aggregation=aggregation, num_regressors=p)
+    w = None if weight is None else np.asarray(weight, np.float32)
+    case = (np.asarray(_R2_TRUE, np.float32), np.asarray(y_pred, np.float32), w)
+    assert_parity(evaluate(metric), [case], [np.asarray(expected, np.float32)], "R2Score",
+                  jit_all=False)
+
+
+@pytest.mark.parametrize("p", [2, 20])
+def test_adjusted_r2_counts_weighted_samples(p):
+    # Keras's plain score adjusted by hand with n = samples of non-zero weight (here 7 of 8,
+    # make_weights zeroes the first); p = 20 >= n - 1: the plain score
+    y_true, y_pred = make_inputs("signed", (8, 5))
+    w = make_weights("sample", (8, 5))
+    plain = keras_value(keras.metrics.R2Score(), y_true, y_pred, w)
+    n = 7
+    expected = plain if p >= n - 1 else 1 - (1 - plain) * (n - 1) / (n - p - 1)
+    metric = regression.R2Score(num_regressors=p)
+    assert_parity(evaluate(metric), [(y_true, y_pred, w)], [expected], f"R2Score p={p}",
+                  jit_all=False)
 
 
 def test_f1_score_name_is_macro_average():

@@ -20,6 +20,7 @@ from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
 from .metrics import AutoMetric, Metric
 from .objective import LossTerm, Objective, OutputEntry
+from .ops import namespace
 from .registry import check_kwargs, type_error
 from .structures import Node, OutputSpec, describe, per_output, place
 
@@ -142,6 +143,15 @@ _AUTO_CLASSES = {
 }
 
 
+def _sparse_accuracy_on_axis(y_true: Any, y_pred: Any, axis: int) -> Any:
+    """Sparse categorical accuracy with the classes on ``axis`` of ``y_pred`` (the labels
+    without that axis, or with it of size 1): for losses with a class ``axis`` option."""
+    xp = namespace(y_pred)
+    if y_true.ndim == y_pred.ndim:
+        y_true = xp.squeeze(y_true, axis=axis)
+    return metrics_mod.sparse_categorical_accuracy(y_true, xp.moveaxis(y_pred, axis, -1))
+
+
 def resolve_auto(auto: AutoMetric, loss: Any, y_shape: Any, pred_shape: Any,
                  as_loss: bool = False) -> Any:
     """The one place where ``"accuracy"``/``"crossentropy"`` become concrete."""
@@ -151,8 +161,16 @@ def resolve_auto(auto: AutoMetric, loss: Any, y_shape: Any, pred_shape: Any,
     if as_loss:
         return losses_mod.LOSS_CLASSES[cls_name](name=auto.name)
     cls = metrics_mod.METRIC_CLASSES[cls_name]
+    axis = None  # the class axis of a sparse loss with classes not last (channels-first)
+    if kind == "sparse" and isinstance(loss, losses_mod.Loss) and pred_shape:
+        c = losses_mod.class_axis(loss, len(pred_shape))
+        axis = c + 1 if c != len(pred_shape) - 1 else None
     if auto.kind == "crossentropy":
-        return cls(name=auto.name, from_logits=from_logits)
+        extra = {} if axis is None else {"axis": axis}
+        return cls(name=auto.name, from_logits=from_logits, **extra)
+    if axis is not None:
+        return metrics_mod.MeanMetricWrapper(_sparse_accuracy_on_axis, auto.name,
+                                             options={"axis": axis})
     if kind == "binary" and from_logits:
         return cls(name=auto.name, threshold=0.0)  # logits: the 0.5-probability boundary
     return cls(name=auto.name)

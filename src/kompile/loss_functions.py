@@ -207,9 +207,15 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
         axis: The axis holding the classes (or the vector). Default ``-1``.
 
     Returns:
-        Per-sample values: ``y_pred``'s shape without its last axis.
+        Per-sample values: ``y_pred``'s shape without its class axis (``axis``).
     """
     xp = namespace(y_pred)
+    if axis not in (-1, y_pred.ndim - 1):
+        # classes on another axis (torch's channels-first (N, C, H, W)): move them last;
+        # labels keep a singleton class axis there, or none
+        if y_true.ndim == y_pred.ndim and y_true.shape[axis] == 1:
+            y_true = xp.squeeze(y_true, axis=axis)
+        y_pred, axis = xp.moveaxis(y_pred, axis, -1), -1
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
     labels = xp.astype(y_true, xp.int32)

@@ -103,7 +103,18 @@ class Loss:
 
         Returns:
             A scalar, or the per-sample values when ``reduction`` is ``"none"``.
+
+        Raises:
+            ValueError: A built-in loss given targets that do not pair with the predictions
+                (which it would broadcast), as in ``fit``.
         """
+        if type(self).fn is not None and tuple(y_true.shape) not in target_shapes(
+                self, tuple(y_pred.shape)):  # a built-in loss would broadcast silently
+            raise ValueError(
+                f"{self.name}: `y_true` of shape {tuple(y_true.shape)} cannot pair with "
+                f"`y_pred` of shape {tuple(y_pred.shape)}; they must have the same shape"
+                + (" up to the class axis." if crossentropy_kind(self) == "sparse" else
+                   ". For integer class labels use SparseCategoricalCrossentropy."))
         y_true, y_pred = align(y_true, y_pred)
         return weighted_reduce(self.call(y_true, y_pred), sample_weight, self.reduction)
 
@@ -204,6 +215,29 @@ def crossentropy_kind(loss: Loss | None) -> str | None:
     """'binary', 'categorical' or 'sparse' when ``loss`` is a crossentropy, else None."""
     fn = type(loss).fn if loss is not None else None
     return CROSSENTROPY_KIND.get(getattr(fn, "__name__", ""))
+
+
+def class_axis(loss: Loss, per_sample_rank: int) -> int:
+    """Where a crossentropy's ``axis`` option puts the classes in an output's per-sample
+    shape (batch axis excluded), as a non-negative index; the last axis by default."""
+    axis = loss.options.get("axis", -1)
+    rank = per_sample_rank + 1
+    if not -rank <= axis < rank or axis % rank == 0:
+        raise ValueError(f"{loss.name}: `axis`={axis} must name a class axis of the output, "
+                         f"which has rank {rank} with its batch axis (axis 0, not a class axis).")
+    return axis % rank - 1
+
+
+def target_shapes(loss: Loss, pred_shape: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """The target shapes a built-in loss pairs with a prediction shape (whole arrays, batch
+    axis included; a rank-1 prediction counts as ``(N, 1)``): the same shape (or with a
+    trailing 1), or, for sparse labels, the shape without the class axis (or with it of
+    size 1)."""
+    p = tuple(pred_shape) if len(pred_shape) > 1 else (*pred_shape, 1)
+    if crossentropy_kind(loss) == "sparse":
+        c = loss.options.get("axis", -1) % len(p)
+        return {p[:c] + p[c + 1:], p[:c] + (1,) + p[c + 1:]}
+    return {p, p + (1,)} | ({p[:-1]} if p[-1] == 1 else set())
 
 
 def serialize(loss: Loss) -> dict[str, Any]:

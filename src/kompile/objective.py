@@ -115,7 +115,8 @@ class Objective:
             sparse = None
             for loss in builtin:
                 if losses.crossentropy_kind(loss) == "sparse":
-                    classes = (e.pred_shape or (1,))[-1]
+                    p = e.pred_shape or (1,)
+                    classes = p[losses.class_axis(loss, len(p))]
                     sparse = (classes, loss.options.get("ignore_class"), loss.name)
             needs_y = bool(found or e.metrics or e.weighted_metrics)
             rules.append((e.name, needs_y, bool(builtin), sparse))
@@ -127,10 +128,8 @@ class Objective:
             return  # a user's function or Loss subclass sets its own shape contract
         p = pred_shape or (1,)
         if losses.crossentropy_kind(loss) == "sparse":
-            ok = {p[:-1], p[:-1] + (1,)}
-        else:
-            ok = {p, p + (1,)} | ({p[:-1]} if p[-1] == 1 else set())
-        if y_shape not in ok:
+            losses.class_axis(loss, len(p))  # refuses the batch axis
+        if (0, *y_shape) not in losses.target_shapes(loss, (0, *pred_shape)):
             hint = (" For integer class labels use sparse_categorical_crossentropy."
                     if y_shape in (p[:-1], p[:-1] + (1,)) else "")
             raise ValueError(

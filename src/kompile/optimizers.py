@@ -18,6 +18,7 @@ nor torch.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from typing import Any
 
@@ -77,8 +78,17 @@ class NativeTorch(Optimizer):
         if kwargs and not is_class:
             raise TypeError("NativeTorch takes `options` only with an optimizer class; "
                             f"received an instance of {type(optimizer).__name__}.")
+        cls = optimizer if is_class else type(optimizer)
+        closure = inspect.signature(cls.step).parameters.get("closure")
+        if closure is not None and closure.default is inspect.Parameter.empty:
+            raise ValueError(
+                f"`optimizer`: torch.optim.{cls.__name__} needs a closure at every step "
+                "(optimizer.step(closure), which re-evaluates the loss), and kompile's "
+                "training step calls step() once per batch without one. Use an optimizer "
+                "whose step() takes no closure (torch.optim.Adam, 'adam', ...), or train "
+                "with your own loop.")
         self.optimizer, self.kwargs = optimizer, kwargs
-        self.name = (optimizer if is_class else type(optimizer)).__name__.lower()
+        self.name = cls.__name__.lower()
         self._learning_rate = kwargs.get("lr") if is_class else optimizer.param_groups[0]["lr"]
 
     def __repr__(self) -> str:

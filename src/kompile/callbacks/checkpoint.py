@@ -135,13 +135,10 @@ class ModelCheckpoint(MonitorCallback):
     def _save(self, epoch: int, batch: int | None, logs: Any) -> None:
         path = self.file_path(epoch, batch, logs)
         if self.save_best_only:
-            current = (logs or {}).get(self.monitor)
+            # a vector of one value is that value; a longer one raises
+            current = self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
             if current is None:  # nothing to compare: no save (as Keras)
-                self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
                 return
-            elif not isinstance(current, float):
-                raise TypeError(f"ModelCheckpoint: `{self.monitor}` must be a scalar to compare; "
-                                f"received {current!r}.")
             elif self.is_improvement(current, self.best):
                 if self.verbose > 0:
                     print(f"\nEpoch {epoch + 1}: {self.monitor} improved from "

@@ -16,6 +16,8 @@ import re
 import warnings
 from typing import Any
 
+import numpy as np
+
 from .base import Callback
 
 MODES = ("auto", "min", "max")
@@ -91,12 +93,23 @@ class MonitorCallback(Callback):
         return current - self.min_delta > reference
 
     def monitor_value(self, logs: Any, what: str) -> float | None:
-        """The monitored value, or None with a warning listing the available logs."""
+        """The monitored value, or None with a warning listing the available logs. A
+        vector-valued log (``F1Score()`` per class) of one entry is that entry; a longer one
+        has no order, so it is refused naming the metric options that make it a number."""
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
             warnings.warn(f"{what} is conditioned on `{self.monitor}`, which is not in the "
                           f"logs. Available logs: {', '.join(logs) or '(none)'}.", stacklevel=3)
             return None
+        if isinstance(value, list | tuple) or np.ndim(value) > 0:
+            flat = np.ravel(np.asarray(value, dtype=np.float64))
+            if flat.size != 1:
+                raise ValueError(
+                    f"{type(self).__name__}: `monitor`={self.monitor!r} is a vector of "
+                    f"{flat.size} values (one per class or threshold), which cannot be "
+                    "compared as better or worse. Monitor a number: e.g. "
+                    "F1Score(average='macro'), R2Score(class_aggregation='uniform_average').")
+            value = float(flat[0])
         return value
 

@@ -204,6 +204,13 @@ def integer_input_hint(x: Any, backend: str, err: BaseException) -> str | None:
     odd = [(p, np.asarray(a).dtype) for p, a in _paths(x, "x")
            if np.asarray(a).dtype.kind in "iu" or np.asarray(a).dtype == np.float64]
     text = str(err)
+    floats = [p for p, a in _paths(x, "x") if np.asarray(a).dtype == np.float32]
+    if not odd and floats and "Double" in text:  # a module.double() given NumPy data
+        return (f"The torch module failed on float32 `x` ({', '.join(floats)}): "
+                f"{type(err).__name__}: {text.splitlines()[0]}. It computes in float64 "
+                "(module.double()?), but kompile turns NumPy/pandas float64 data into float32 "
+                "(Keras's floatx). Pass torch tensors, which keep their dtype "
+                "(`torch.from_numpy(x)`), or build the module in float32.")
     if not odd or not any(w in text for w in ("dtype", "type", "Long", "Int", "Double")):
         return None
     kind = "integer" if any(d.kind in "iu" for _, d in odd) else "float64"

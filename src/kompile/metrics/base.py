@@ -84,16 +84,28 @@ class Metric:
     def reset_state(self) -> None:
         self._state = self.init()
 
-    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+    def update_state(self, y_true: Any, y_pred: Any = None, sample_weight: Any = None) -> None:
+        # y_pred is optional for Mean only: Keras's Mean.update_state(values, sample_weight)
+        self._check_y_pred(y_pred)
         if self._state is None:
             self.reset_state()
-        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-        sw = None if sample_weight is None else np.asarray(sample_weight)
-        self._state = self.update(self._state, y_true, y_pred, sw)
+        y_true, y_pred, sample_weight = (None if a is None else np.asarray(a)
+                                         for a in (y_true, y_pred, sample_weight))
+        self._state = self.update(self._state, y_true, y_pred, sample_weight)
 
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+    def __call__(self, y_true: Any, y_pred: Any = None, sample_weight: Any = None) -> Any:
+        self._check_y_pred(y_pred)
+        if isinstance(y_true, list | tuple):  # Keras takes Python lists too
+            y_true, y_pred, sample_weight = (None if a is None else np.asarray(a)
+                                             for a in (y_true, y_pred, sample_weight))
         state = self.update(self.init(), y_true, y_pred, sample_weight)
         return self.result(state)
+
+    def _check_y_pred(self, y_pred: Any) -> None:
+        if y_pred is None and type(self).update is not Mean.update:
+            raise TypeError(f"{type(self).__name__} needs `y_pred`: call it with (y_true, "
+                            "y_pred, sample_weight=None); only Mean takes (values, "
+                            "sample_weight=None).")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config()})"
@@ -145,7 +157,10 @@ def zeros(*shape: int) -> np.ndarray:
 class Mean(Metric):
     """The (weighted) mean of per-sample values: sum(w * v) / sum(w) over everything seen.
 
-    ``update_state(values, None, sample_weight)`` takes the values as its first argument.
+    Its stateful calls take Keras's ``Mean`` arguments: ``update_state(values,
+    sample_weight=None)`` and ``metric(values, sample_weight=None)`` (a second positional
+    argument is the sample weight, as in Keras, where ``update_state(y_true, y_pred)`` from
+    ``compile`` weights ``y_true`` by ``y_pred``).
 
     Args:
         name: The log name. Default ``None``: ``"mean"``.
@@ -155,9 +170,12 @@ class Mean(Metric):
         >>> import numpy as np
         >>> import kompile as kp
         >>> metric = kp.metrics.Mean()
-        >>> metric.update_state(np.array([1.0, 2.0, 6.0]), None)
+        >>> metric.update_state(np.array([1.0, 2.0, 6.0]))
         >>> float(metric.result())
         3.0
+        >>> metric.update_state(np.array([4.0, 0.0]), sample_weight=np.array([3.0, 0.0]))
+        >>> float(metric.result())
+        3.5
     """
 
     def init(self) -> State:
@@ -174,6 +192,11 @@ class Mean(Metric):
         return {"total": state["total"] + total, "count": state["count"] + count}
 
     def update(self, state: State, y_true: Any, y_pred: Any = None, sample_weight: Any = None):
+        if y_pred is not None:  # Keras's Mean.update_state(values, sample_weight), positional
+            if sample_weight is not None:
+                raise TypeError("Mean.update_state takes (values, sample_weight=None); "
+                                "received a third argument as well.")
+            sample_weight = y_pred
         return self.update_values(state, y_true, sample_weight)
 
     def result(self, state: State) -> Any:

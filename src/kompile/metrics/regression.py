@@ -53,9 +53,11 @@ AGGREGATIONS = (None, "uniform_average", "variance_weighted_average")
 class R2Score(Metric):
     """Coefficient of determination per output column, then aggregated.
 
-    ``num_regressors > 0`` gives the adjusted score; as in Keras it falls back to the plain
-    score when there are not more data points than regressors + 1 (without the warning,
-    since the result is computed under ``jit``).
+    ``num_regressors > 0`` gives the adjusted score, where the number of data points is the
+    number of samples with a non-zero weight in at least one column (Keras 3.15 counted
+    every entry, samples times columns; Keras fixed that after 3.15, in #23334). As in Keras
+    it falls back to the plain score when there are not more data points than regressors
+    + 1 (without the warning, since the result is computed under ``jit``).
 
     Args:
         class_aggregation: How the per-column scores combine: ``"uniform_average"``
@@ -104,9 +106,10 @@ class R2Score(Metric):
              else losses.broadcast_weight(xp, sample_weight, y_true))
         weighted = y_true * w
         error = y_true - y_pred
+        counted = xp.astype(xp.any(w != 0, axis=-1), w.dtype)  # a sample, not samples x columns
         new = {"sum": xp.sum(weighted, axis=0), "squared_sum": xp.sum(y_true * weighted, axis=0),
                "residual": xp.sum(error * error * w, axis=0), "count": xp.sum(w, axis=0),
-               "num_samples": float(ops.size(y_true))}
+               "num_samples": xp.sum(counted)}
         return {k: state[k] + new[k] for k in state}
 
     def result(self, state: State) -> Any:
