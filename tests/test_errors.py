@@ -190,3 +190,17 @@ def test_no_loss_and_output_names_errors(make_model):
             "`output_names` ['a', 'z'] does not match the keys of the dict the module returns "
             "['z', 'a']")):
         kp.Model(module, output_names=["a", "z"]).predict(X, verbose=0)
+
+
+def test_metric_arguments_are_named_in_errors():
+    """Direct metric use: a class_id past the predictions' columns, a non-numeric threshold and
+    a sample_weight that fits no shape get kompile's errors naming the argument (they were an
+    IndexError, a comparison TypeError and a NumPy broadcast error)."""
+    with pytest.raises(ValueError, match=r"Invalid `class_id`: 2 names a column .* which have 1"):
+        kp.metrics.Precision(class_id=2).update_state(np.array([1, 0, 1.0]),
+                                                      np.array([0.9, 0.2, 0.7]))
+    with pytest.raises(ValueError, match=r"Invalid `threshold`: .* received '0.5'"):
+        kp.metrics.FBetaScore(threshold="0.5")
+    with pytest.raises(ValueError, match=r"`sample_weight` of shape \(4, 3, 2\) does not fit"):
+        kp.metrics.BinaryAccuracy().update_state(np.ones((4, 3)), np.full((4, 3), 0.7),
+                                                 sample_weight=np.ones((4, 3, 2)))

@@ -44,6 +44,11 @@ def broadcast_weight(xp: Any, sample_weight: Any, values: Any) -> Any:
         w = w[..., 0]
     while w.ndim < values.ndim:
         w = w[..., None]
+    if w.ndim > values.ndim or any(a not in (1, b) for a, b in zip(w.shape, values.shape)):
+        raise ValueError(f"`sample_weight` of shape {tuple(sample_weight.shape)} does not fit "
+                         f"values of shape {tuple(values.shape)}: expected one weight per "
+                         "sample, (N,), or a shape that broadcasts to the values (per "
+                         "timestep or per element).")
     return xp.broadcast_to(w, values.shape)
 
 

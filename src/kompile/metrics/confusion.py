@@ -68,6 +68,10 @@ def prepare(xp: Any, y_true: Any, y_pred: Any, sample_weight: Any = None, *, top
         y_pred = xp.where(top_k_mask(xp, y_pred, top_k), y_pred,
                           xp.full_like(y_pred, NEG_INF))
     if class_id is not None:
+        if not 0 <= class_id < y_pred.shape[-1]:
+            raise ValueError(f"Invalid `class_id`: {class_id} names a column of the "
+                             f"predictions, which have {y_pred.shape[-1]} (shape "
+                             f"{tuple(y_pred.shape)}; a rank-1 output is one column).")
         # take (not a slice): a new array, so the flattening below needs no strided view
         cut = lambda a: xp.take(a, xp.asarray([class_id], device=device(a)), axis=-1)
         labels, y_pred, weights = cut(labels), cut(y_pred), cut(weights)

@@ -48,7 +48,8 @@ class FBetaScore(Metric):
                              f"'weighted'; received {average!r}.")
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta <= 0:
             raise ValueError(f"Invalid `beta`: expected a float > 0; received {beta!r}.")
-        if threshold is not None and not 0.0 < threshold <= 1.0:
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(
+                threshold, (int, float)) or not 0.0 < threshold <= 1.0):
             raise ValueError("Invalid `threshold`: expected a float in (0, 1] or None; "
                              f"received {threshold!r}.")
         self.average, self.beta, self.threshold = average, float(beta), threshold
