@@ -40,6 +40,18 @@ from .base import Callback
 from .monitor import batches_run
 
 FILE = "backup.safetensors"
+VERSION = 2  # 2: the data positions ("data"); 1 (no "version"): NumPy's RNG at epoch begin
+
+
+def _rng_to_file(state: Any) -> tuple[list[Any], np.ndarray]:
+    """NumPy's ``get_state()`` as JSON numbers plus the 624 keys (an array for the file)."""
+    _, keys, pos, has_gauss, cached = state
+    return [int(pos), int(has_gauss), float(cached)], np.asarray(keys, np.uint32)
+
+
+def _rng_from_file(numbers: list[Any], keys: np.ndarray) -> tuple[Any, ...]:
+    pos, has_gauss, cached = numbers
+    return ("MT19937", np.asarray(keys, np.uint32), int(pos), int(has_gauss), float(cached))
 
 
 class RunMismatchError(ValueError):
@@ -86,7 +98,6 @@ class BackupAndRestore(Callback):
     def _reset(self) -> None:
         self._records: dict[str, Any] = {"epoch": [], "history": {}}
         self._epoch = 0
-        self._epoch_rng: Any = None
         self._since_save = 0
         self._last_batch = -1
         self._resume_at: tuple[int, int] | None = None
@@ -106,15 +117,20 @@ class BackupAndRestore(Callback):
             if len(candidates) < 2:
                 raise
             info, extra = saving.load_training_state(self.model, candidates[1], self._check)
-        pos, has_gauss, cached = info["numpy_rng"]
-        np.random.set_state(("MT19937", extra["numpy_rng"], pos, has_gauss, cached))
+        np.random.set_state(_rng_from_file(info["numpy_rng"], extra["numpy_rng"]))
         if "torch_rng" in extra:
             import torch
 
             torch.random.set_rng_state(torch.from_numpy(extra["torch_rng"].copy()))
+        data = info.get("data")  # None: written before data positions were recorded
+        if data is not None:
+            data = {name: None if pos is None else {
+                **pos, "rng": None if pos["rng"] is None
+                else _rng_from_file(pos["rng"], extra[f"{name}_rng"])}
+                for name, pos in data.items()}
         self._records = info["history"]
         self._resume_at = (info["epoch"], info["step"])
-        self.model._resume = {"epoch": info["epoch"], "step": info["step"],
+        self.model._resume = {"epoch": info["epoch"], "step": info["step"], "data": data,
                               "history": info["history"]}  # read by the loop (loop._resume)
 
     def _run(self) -> dict[str, Any]:
@@ -135,6 +151,16 @@ class BackupAndRestore(Callback):
         if not isinstance(history.get("epoch"), list) or not isinstance(
                 history.get("history"), dict):
             return "its history record is damaged."
+        data = info.get("data", {})
+        for name, pos in data.items() if isinstance(data, dict) else [("data", data)]:
+            if pos is not None and not (
+                    isinstance(pos, dict) and isinstance(pos.get("pos"), int)
+                    and isinstance(pos.get("started"), bool)
+                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))):
+                return f"its record of the {name} data position is damaged."
+        if not isinstance(info.get("version", 1), int) or info.get("version", 1) > VERSION:
+            return (f"it is a backup of format version {info.get('version')!r}, newer than "
+                    f"this kompile reads ({VERSION}); upgrade kompile to resume from it.")
         stored, now = info.get("run", {}), self._run()
         names = ["batch_size", "samples"] + (["steps_per_execution"] if info["step"] else [])
         diffs = [f"{k}={stored[k]!r} then, {now[k]!r} now" for k in names
@@ -151,7 +177,6 @@ class BackupAndRestore(Callback):
     # ------------------------------------------------------------------ save
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._epoch_rng = np.random.get_state()  # the loop draws this epoch's order next
         resumed = self._resume_at is not None and self._resume_at[0] == epoch
         self._last_batch = self._resume_at[1] - 1 if resumed else -1
         self._resume_at = None
@@ -163,21 +188,26 @@ class BackupAndRestore(Callback):
         self._last_batch = batch
         if self._since_save >= self.save_freq:
             self._since_save = 0
-            self._save(self._epoch, batch + 1, self._epoch_rng)
+            self._save(self._epoch, batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         self._records["epoch"].append(epoch)
         for key, value in (logs or {}).items():  # as History records them
             self._records["history"].setdefault(key, []).append(value)
         if self.save_freq == "epoch":
-            self._save(epoch + 1, 0, np.random.get_state())
+            self._save(epoch + 1, 0)
 
-    def _save(self, epoch: int, step: int, rng: Any) -> None:
-        _, keys, pos, has_gauss, cached = rng
-        info = {"epoch": epoch, "step": step, "numpy_rng": [int(pos), int(has_gauss),
-                                                            float(cached)],
-                "history": self._records, "run": self._run()}
-        extra = {"numpy_rng": np.asarray(keys, np.uint32)}
+    def _save(self, epoch: int, step: int) -> None:
+        numpy_rng, keys = _rng_to_file(np.random.get_state())
+        positions = getattr(self.model, "_fit_position", dict)()  # set by the loop
+        info = {"version": VERSION, "epoch": epoch, "step": step, "numpy_rng": numpy_rng,
+                "history": self._records, "run": self._run(), "data": {}}
+        extra = {"numpy_rng": keys}
+        for name, pos in positions.items():
+            if pos is not None and pos["rng"] is not None:
+                rng, extra[f"{name}_rng"] = _rng_to_file(pos["rng"])
+                pos = {**pos, "rng": rng}
+            info["data"][name] = pos
         torch = sys.modules.get("torch")
         if torch is not None and self.model.backend == "torch":
             extra["torch_rng"] = torch.random.get_rng_state().numpy()

@@ -9,6 +9,11 @@ from a generator, an iterable or a torch ``DataLoader`` and transfers them per c
 With ``steps_per_epoch`` (``repeat=True``) an array source continues through its data
 across epochs, as Keras does: a new (shuffled) pass starts when one is used up, also in the
 middle of an epoch, so every batch is trained on.
+
+Where an array source stands (``position``: the NumPy RNG state its current pass was drawn
+from, and the batches of that pass used) is part of a BackupAndRestore backup; ``restore``
+puts it back, so a resumed fit reads the batches the interrupted one would have read. An
+iterable's position is its iterator's: a resume can only skip batches of it (``start``).
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class ArraySource:
         self._arange: dict[tuple[int, int], Any] = {}
         self._pass: list[_Segment] = []  # the pass being read, continued across epochs
         self._pos = 0  # batches of ``_pass`` already used
+        self._pass_rng: Any = None  # NumPy's RNG state ``_pass`` was shuffled from
+        self._restored: dict[str, Any] | None = None  # a position to continue from
 
     def peek_x(self) -> Any:
         return take(self.raw["x"], slice(0, min(self.batch_size, self.n)))
@@ -97,7 +104,18 @@ class ArraySource:
             return full
         return self.steps_limit
 
+    def position(self) -> dict[str, Any]:
+        """Where the source stands, for a backup: ``started`` (a pass was drawn), ``pos``
+        (its batches used) and ``rng`` (NumPy's RNG state it was shuffled from, or None)."""
+        return {"started": bool(self._pass), "pos": self._pos, "rng": self._pass_rng}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        """Continue from ``position`` (as ``position()`` returned it) at the next ``calls``:
+        the same pass is drawn again and its first ``pos`` batches are not read again."""
+        self._restored = dict(position)
+
     def _new_pass(self, backend: Any, shuffle: bool, limit: int) -> list[_Segment]:
+        self._pass_rng = np.random.get_state() if shuffle else None
         order = np.random.permutation(self.n) if shuffle else None  # seeded by set_random_seed
         if order is not None and hasattr(backend, "agree"):
             order = backend.agree(order)  # several processes: process 0's order for all
@@ -111,16 +129,35 @@ class ArraySource:
                     for r in (rows, tail) if r is not None and len(r)]
         return segments
 
-    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
+    def _replay_pass(self, backend: Any, rng: Any, limit: int) -> list[_Segment]:
+        """The pass shuffled from ``rng`` again; NumPy's RNG is left as it was."""
+        if rng is None:
+            return self._new_pass(backend, False, limit)
+        now = np.random.get_state()
+        np.random.set_state(rng)
+        try:
+            return self._new_pass(backend, True, limit)
+        finally:
+            np.random.set_state(now)
+
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None,
+              start: int = 0) -> Iterator[Call]:
         """The calls of one epoch; ``spe`` is batches per call, or a callable choosing it from
-        the epoch step of the call's first batch."""
+        the epoch step of the call's first batch; ``start``: the epoch step to begin at (a
+        resumed epoch; the batches before it ran before the interruption)."""
         shuffle = self.shuffle if shuffle is None else shuffle
         steps = self.steps
         repeat = self.repeat and steps < self.batches_per_pass  # continue across epochs
-        if not repeat or not self._pass:
-            limit = steps if not repeat else self.batches_per_pass
-            self._pass, self._pos = self._new_pass(backend, shuffle, limit), 0
-        step = 0
+        limit = steps if not repeat else self.batches_per_pass
+        restored, self._restored = self._restored, None
+        if restored is not None and restored["started"] and (repeat or start):
+            self._pass = self._replay_pass(backend, restored["rng"], limit)
+            self._pos = restored["pos"]
+        elif not repeat or not self._pass:
+            # a pass per epoch (a backup from before positions were recorded restores NumPy's
+            # RNG as the epoch began, so a mid-epoch resume draws that epoch's pass here)
+            self._pass, self._pos = self._new_pass(backend, shuffle, limit), start
+        step = start
         while step < steps:
             per_call = spe if isinstance(spe, int) else spe(step)  # a pacer chooses per call
             want, parts = min(per_call, steps - step), []
@@ -218,6 +255,10 @@ class IterableSource:
         _, ys, sws = fn(*self._host_batch(self._first))
         return ys, sws
 
+    def position(self) -> None:
+        """Not recorded: an iterator's position cannot be saved (see the module docstring)."""
+        return None
+
     @property
     def steps(self) -> int | None:
         if self.steps_limit is not None:
@@ -227,10 +268,21 @@ class IterableSource:
         except TypeError:  # no length (a DataLoader over an IterableDataset): until it ends
             return None
 
-    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None,
+              start: int = 0) -> Iterator[Call]:
+        """As ``ArraySource.calls``; ``start`` batches are read and dropped first (a resumed
+        epoch: a re-iterable starts a fresh pass, so this finds its place again; a generator
+        is read on from wherever it stands)."""
         if not self.one_shot and self._first is None:
             self._iter = None  # a re-iterable (list, DataLoader): a fresh pass per epoch
-        step, limit = 0, self.steps_limit
+        step, limit = start, self.steps_limit
+        for _ in range(start):
+            try:
+                self._next()
+            except StopIteration:
+                if self.one_shot:
+                    self._iter = iter(())
+                return
         while limit is None or step < limit:
             batches = []
             per_call = spe if isinstance(spe, int) else spe(step)
