@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import kompile as kp
+from kompile import saving
 
 from . import models
 
@@ -66,58 +67,161 @@ def _fit(backend, folder, crash, save_freq="epoch", spe=1, epochs=4, n=40, **fit
 
 
 def _check_resume(backend, tmp_path, crashes, **kw):
-    """The uninterrupted run, then for each crash point: crash, resume (possibly crashing
-    again), and compare with the reference."""
+    """The uninterrupted run, then one run per crash point in turn, each resuming from the
+    backup the previous one left (a new process each time), then a last run to the end;
+    it must equal the uninterrupted run. Returns the batches the last run and the reference
+    saw."""
     ref_cb = _CrashAt()
-    ref = _fit(backend, None, ref_cb, **kw)
-    for i, crash in enumerate(crashes):
-        folder = tmp_path / f"b{i}"
+    ref_weights, ref_history = _fit(backend, None, ref_cb, **kw)
+    folder = tmp_path / "backup"
+    for crash in crashes:
         with pytest.raises(_Interrupt):
             _fit(backend, folder, crash, **kw)
         assert (folder / "backup.safetensors").is_file()
-        again = _CrashAt()
-        weights, history = _fit(backend, folder, again, **kw)
-        assert history["epoch"] == ref[1]["epoch"], (crash.at, crash.at_epoch_end)
-        assert history["history"] == ref[1]["history"], (crash.at, crash.at_epoch_end)
-        for got, want in zip(weights, ref[0], strict=True):
-            np.testing.assert_array_equal(got, want, err_msg=str((crash.at,
-                                                                  crash.at_epoch_end)))
-        assert not folder.exists()
-        yield crash, again.seen, ref_cb.seen
+    last = _CrashAt()
+    weights, history = _fit(backend, folder, last, **kw)
+    assert history == ref_history
+    for got, want in zip(weights, ref_weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not folder.exists()
+    return last.seen, ref_cb.seen
 
 
 def test_steps_per_epoch_continues_the_pass_epoch_backups(backend, tmp_path):
     # 40 samples in batches of 8: 5 batches a pass, 3 an epoch, so passes straddle epochs
-    crashes = [_CrashAt(at=(1, 1)), _CrashAt(at=(2, 0)), _CrashAt(at_epoch_end=2)]
-    for crash, seen, ref_seen in _check_resume(backend, tmp_path, crashes, steps_per_epoch=3):
-        restart = crash.at[0] if crash.at else crash.at_epoch_end
-        assert seen == [s for s in ref_seen if s[0] >= restart]
+    seen, ref_seen = _check_resume(backend, tmp_path, [_CrashAt(at=(1, 1)),
+                                                       _CrashAt(at_epoch_end=2)],
+                                   steps_per_epoch=3)
+    assert seen == [s for s in ref_seen if s[0] >= 2]  # the epoch runs again
 
 
 def test_steps_per_epoch_mid_epoch_backups(backend, tmp_path):
-    crashes = [_CrashAt(at=(e, b)) for e, b in [(0, 2), (1, 1), (1, 2), (2, 1), (3, 0)]]
-    crashes.append(_CrashAt(at_epoch_end=1))  # after the backup of the epoch's last batch
-    for crash, seen, ref_seen in _check_resume(backend, tmp_path, crashes, save_freq=1,
-                                               steps_per_epoch=3):
-        if crash.at:
-            assert seen == ref_seen[ref_seen.index(crash.at):]  # that batch saved no backup
+    # passes: epoch 0 = pass 0 batches 0-2; epoch 1 = pass 0 batches 3-4 + pass 1 batch 0;
+    # (1, 2): resumes after pass 0 is used up; (3, 0): resumes at epoch 2, step 3 of 3 (its
+    # last batch was backed up, its end was not)
+    seen, ref_seen = _check_resume(
+        backend, tmp_path, [_CrashAt(at=(1, 2)), _CrashAt(at=(2, 1)), _CrashAt(at=(3, 0))],
+        save_freq=1, steps_per_epoch=3)
+    assert seen == ref_seen[ref_seen.index((3, 0)):]  # that batch saved no backup
 
 
 def test_steps_per_execution_mid_epoch(backend, tmp_path):
-    # 5 batches an epoch in calls of 2: ends at batches 1, 3, 4; a backup every call
-    crashes = [_CrashAt(at=(1, 3)), _CrashAt(at=(2, 4)), _CrashAt(at=(1, 1))]
-    for crash, seen, ref_seen in _check_resume(backend, tmp_path, crashes, save_freq=1, spe=2,
-                                               epochs=3):
-        assert seen == ref_seen[ref_seen.index(crash.at):]  # that batch saved no backup
+    # a whole pass an epoch (5 batches) in calls of 2: ends at batches 1, 3, 4; a backup per
+    # call; (1, 1): resumes at epoch 0, step 5 of 5
+    seen, ref_seen = _check_resume(backend, tmp_path, [_CrashAt(at=(1, 1)),
+                                                       _CrashAt(at=(1, 3))],
+                                   save_freq=1, spe=2, epochs=3)
+    assert seen == ref_seen[ref_seen.index((1, 3)):]
 
 
-def test_validation_data_position_and_split(backend, tmp_path):
-    # validation_steps=2 of 3 validation batches: the validation position carries across
-    # epochs too; steps_per_epoch=3 of 4 training batches (validation_split keeps 32)
+class _CrashInValidation(_CrashAt):
+    def on_test_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.in_validation:
+            raise _Interrupt
+
+
+def test_validation_position_carries_across_epochs(backend, tmp_path):
+    # validation_steps=2 of 3 validation batches: validation continues its pass across
+    # epochs too; training: steps_per_epoch=3 of 4 batches (validation_split keeps 32)
     xv, yv = _data(24, seed=2)
-    crashes = [_CrashAt(at=(1, 1)), _CrashAt(at=(2, 2))]
-    list(_check_resume(backend, tmp_path, crashes, save_freq=2, steps_per_epoch=3,
-                       validation_data=(xv, yv), validation_steps=2))
-    list(_check_resume(backend, tmp_path / "split", crashes, save_freq="epoch",
-                       steps_per_epoch=3, validation_split=0.2, validation_steps=1,
-                       validation_batch_size=4))
+    crash = _CrashInValidation()
+    crash.in_validation = (2, 1)  # in epoch 2's validation, after the backup of its last batch
+    _check_resume(backend, tmp_path, [crash], save_freq=1, steps_per_epoch=3,
+                  validation_data=(xv, yv), validation_steps=2, epochs=3)
+    _check_resume(backend, tmp_path / "split", [_CrashAt(at=(2, 2))], save_freq=2,
+                  steps_per_epoch=3, validation_split=0.2, validation_steps=1,
+                  validation_batch_size=4, epochs=3)
+
+
+def _rewrite_as_version_1(path, epoch_begin_rng):
+    """What the first backup format held: no version, no data positions, and NumPy's RNG
+    as the epoch began (``epoch_begin_rng``) for a mid-epoch backup."""
+    arrays, meta = saving.load_arrays(path)
+    info = meta["info"]
+    info.pop("version"), info.pop("data")
+    if epoch_begin_rng is not None:
+        numbers, keys = epoch_begin_rng
+        info["numpy_rng"], arrays["extra/numpy_rng"] = numbers, keys
+    arrays = {k: v for k, v in arrays.items()
+              if k not in ("extra/train_rng", "extra/validation_rng")}
+    saving.save_arrays(path, arrays, meta)
+
+
+def test_backups_of_the_first_format(backend, tmp_path):
+    # a whole pass an epoch: a first-format backup resumes exactly, mid-epoch (its NumPy RNG
+    # state is the one the epoch's shuffle was drawn from) or at an epoch's end
+    ref = _fit(backend, None, _CrashAt(), save_freq=1, epochs=3)
+    folder = tmp_path / "b"
+    path = folder / "backup.safetensors"
+    for at in [(1, 2), (2, 0)]:  # backups at epoch 1 step 2, then step 5 (of 5)
+        with pytest.raises(_Interrupt):
+            _fit(backend, folder, _CrashAt(at=at), save_freq=1, epochs=3)
+        arrays, meta = saving.load_arrays(path)
+        info = meta["info"]
+        _rewrite_as_version_1(path, (info["data"]["train"]["rng"], arrays["extra/train_rng"])
+                              if info["step"] else None)
+    weights, history = _fit(backend, folder, _CrashAt(), save_freq=1, epochs=3)
+    assert history == ref[1]
+    for got, want in zip(weights, ref[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+    # steps_per_epoch below the data size: the first format cannot resume it exactly
+    folder = tmp_path / "spe"
+    with pytest.raises(_Interrupt):
+        _fit(backend, folder, _CrashAt(at=(1, 0)), steps_per_epoch=3)
+    _rewrite_as_version_1(folder / "backup.safetensors", None)
+    with pytest.raises(ValueError, match="older kompile that did not record where the train "
+                                         "data stood; with `steps_per_epoch` below"):
+        _fit(backend, folder, _CrashAt(), steps_per_epoch=3)
+    # and a newer format than this kompile reads is refused
+    arrays, meta = saving.load_arrays(folder / "backup.safetensors")
+    meta["info"]["version"] = 99
+    saving.save_arrays(folder / "backup.safetensors", arrays, meta)
+    with pytest.raises(ValueError, match="format version 99, newer than this kompile reads"):
+        _fit(backend, folder, _CrashAt(), steps_per_epoch=3)
+
+
+def _batches(n=5, seed=3):
+    x, y = _data(8 * n, seed)
+    return [(x[i:i + 8], y[i:i + 8]) for i in range(0, 8 * n, 8)]
+
+
+def _fit_iterable(backend, folder, crash, data, epochs=3, **fit_kw):
+    if backend == "jax":
+        import flax.nnx  # noqa: F401
+    else:
+        import torch  # noqa: F401
+    kp.utils.set_random_seed(0)
+    model = kp.Model(models.build(backend, "dropout_bn")).compile(kp.optimizers.Adam(0.02),
+                                                                   "mse")
+    cbs = [crash] + ([] if folder is None else [kp.callbacks.BackupAndRestore(folder, 1)])
+    hist = model.fit(data, epochs=epochs, verbose=0, callbacks=cbs, **fit_kw)
+    return model.get_weights(), hist
+
+
+def test_iterables_resume_from_the_iterators_position(backend, tmp_path):
+    # a list of batches is read again from its start each epoch: a resumed epoch drops the
+    # batches that ran before the backup, and the run equals the uninterrupted one
+    ref_weights, ref_hist = _fit_iterable(backend, None, _CrashAt(), _batches())
+    with pytest.raises(_Interrupt):
+        _fit_iterable(backend, tmp_path / "list", _CrashAt(at=(1, 3)), _batches())
+    weights, hist = _fit_iterable(backend, tmp_path / "list", _CrashAt(), _batches())
+    assert hist.history == ref_hist.history
+    for got, want in zip(weights, ref_weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # a generator's position is its own: the resumed epoch (epoch 1 from step 3) reads on
+    # from where the (new) generator stands, dropping nothing, as Keras does
+    pulled = []
+
+    def generate():
+        for i, batch in enumerate(_batches(10)):
+            pulled.append(i)
+            yield batch
+
+    with pytest.raises(_Interrupt):
+        _fit_iterable(backend, tmp_path / "gen", _CrashAt(at=(1, 3)), generate(),
+                      steps_per_epoch=4)
+    pulled.clear()
+    seen = _CrashAt()
+    _, hist = _fit_iterable(backend, tmp_path / "gen", seen, generate(), steps_per_epoch=4)
+    assert seen.seen == [(1, 3), (2, 0), (2, 1), (2, 2), (2, 3)]
+    assert pulled == [0, 1, 2, 3, 4] and hist.epoch == [0, 1, 2]

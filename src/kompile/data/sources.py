@@ -13,7 +13,8 @@ middle of an epoch, so every batch is trained on.
 Where an array source stands (``position``: the NumPy RNG state its current pass was drawn
 from, and the batches of that pass used) is part of a BackupAndRestore backup; ``restore``
 puts it back, so a resumed fit reads the batches the interrupted one would have read. An
-iterable's position is its iterator's: a resume can only skip batches of it (``start``).
+iterable's position is its iterator's: a resumed epoch reads a re-iterable's pass again up to
+its step (``start``), and reads a generator on from where it stands.
 """
 
 from __future__ import annotations
@@ -270,13 +271,13 @@ class IterableSource:
 
     def calls(self, backend: Any, spe: Any, shuffle: bool | None = None,
               start: int = 0) -> Iterator[Call]:
-        """As ``ArraySource.calls``; ``start`` batches are read and dropped first (a resumed
-        epoch: a re-iterable starts a fresh pass, so this finds its place again; a generator
-        is read on from wherever it stands)."""
+        """As ``ArraySource.calls``. A resumed epoch (``start > 0``) of a re-iterable reads
+        and drops its first ``start`` batches (a fresh pass: this finds the place again); a
+        generator is read on from where it stands, as Keras does."""
         if not self.one_shot and self._first is None:
             self._iter = None  # a re-iterable (list, DataLoader): a fresh pass per epoch
         step, limit = start, self.steps_limit
-        for _ in range(start):
+        for _ in range(0 if self.one_shot else start):
             try:
                 self._next()
             except StopIteration:
