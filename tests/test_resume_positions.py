@@ -89,10 +89,10 @@ def _check_resume(backend, tmp_path, crashes, **kw):
 
 def test_steps_per_epoch_continues_the_pass_epoch_backups(backend, tmp_path):
     # 40 samples in batches of 8: 5 batches a pass, 3 an epoch, so passes straddle epochs
-    seen, ref_seen = _check_resume(backend, tmp_path, [_CrashAt(at=(1, 1)),
-                                                       _CrashAt(at_epoch_end=2)],
-                                   steps_per_epoch=3)
-    assert seen == [s for s in ref_seen if s[0] >= 2]  # the epoch runs again
+    # epoch 1 ends before its backup: the resume starts epoch 1 again, 3 batches into pass 0
+    seen, ref_seen = _check_resume(backend, tmp_path, [_CrashAt(at_epoch_end=1)],
+                                   steps_per_epoch=3, epochs=3)
+    assert seen == [s for s in ref_seen if s[0] >= 1]  # the epoch runs again
 
 
 def test_steps_per_epoch_mid_epoch_backups(backend, tmp_path):
@@ -208,6 +208,21 @@ def test_iterables_resume_from_the_iterators_position(backend, tmp_path):
     assert hist.history == ref_hist.history
     for got, want in zip(weights, ref_weights, strict=True):
         np.testing.assert_array_equal(got, want)
+    if backend == "torch":  # a DataLoader without shuffling: the same
+        import torch
+
+        def loader():
+            x, y = _data(40, seed=3)
+            data = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+            return torch.utils.data.DataLoader(data, batch_size=8, shuffle=False)
+
+        ref_weights, ref_hist = _fit_iterable(backend, None, _CrashAt(), loader())
+        with pytest.raises(_Interrupt):
+            _fit_iterable(backend, tmp_path / "dl", _CrashAt(at=(1, 3)), loader())
+        weights, hist = _fit_iterable(backend, tmp_path / "dl", _CrashAt(), loader())
+        assert hist.history == ref_hist.history
+        for got, want in zip(weights, ref_weights, strict=True):
+            np.testing.assert_array_equal(got, want)
     # a generator's position is its own: the resumed epoch (epoch 1 from step 3) reads on
     # from where the (new) generator stands, dropping nothing, as Keras does
     pulled = []

@@ -7,12 +7,22 @@ callback finds the file in ``on_train_begin`` and restores:
 
 - weights, batch statistics, the module's RNG state (Flax ``nnx.Rngs``), optimizer state,
   loss scale and, mid-epoch, the running training metrics (the backend's ``state_dict``);
-- NumPy's global RNG as it was when the interrupted epoch began, so the loop draws the same
-  shuffle order again; and torch's global RNG (dropout) as it was at the save;
+- NumPy's global RNG as at the save (it draws the shuffle order of later passes), and torch's
+  global RNG (dropout) as at the save;
+- where the data stands (``data/sources.py``): for each array source, training and
+  validation, the NumPy RNG state its current pass was shuffled from and the batches of it
+  used, so that a pass continued across epochs (``steps_per_epoch`` or ``validation_steps``
+  below the data size) is shuffled again identically and read on after the last batch saved;
 - the epoch and batch to continue from, and the epochs already done in ``History``, so the
   resumed ``fit`` returns the same history as an uninterrupted one **[decision]** (Keras
   returns only the epochs run after the restart, and with an integer ``save_freq`` restarts
   the interrupted epoch from its first batch; here it continues after the last saved batch).
+
+So for array data, interrupting at any point and resuming equals the uninterrupted run, bit
+for bit (tests/test_resume_positions.py). File format: ``version`` 2 in the information; a
+backup without it (format 1: no data positions, NumPy's RNG as the epoch began for a
+mid-epoch backup) is resumed where that is exact (one pass per epoch) and refused by the loop
+where it is not.
 
 Exact resumption needs the same run: the backup records the batch size, the number of
 samples (array data) and, for a mid-epoch backup, ``steps_per_execution``, and a ``fit``
@@ -20,11 +30,12 @@ that differs in any of them is refused with a ValueError naming the difference (
 "step 4" with another batch size would skip or repeat data silently). A file in
 ``backup_dir`` that is not a kompile backup (corrupt, or another kind of checkpoint) gets
 "not a valid kompile file". A file where ``backup_dir`` should be is refused when training
-starts. It also assumes data whose order comes from kompile's shuffle (arrays) or is
-fixed; a generator is consumed from wherever it stands, and a torch ``DataLoader`` with
-``shuffle=True`` draws its order from torch's RNG. Other callbacks' own state
-(EarlyStopping's patience count, ...) is not part of the backup, as in Keras. When
-training ends normally the backup is deleted (``delete_checkpoint=True``).
+starts. Iterables have no position to save: a re-iterable (a list of batches, a
+``DataLoader``) drops the batches of the resumed epoch that ran before the backup, which is
+exact when its order is fixed; a generator is read on from where it stands (as Keras); a
+``DataLoader`` with ``shuffle=True`` draws its order from torch's RNG, so it is not exact.
+Other callbacks' own state (EarlyStopping's patience count, ...) is not part of the backup,
+as in Keras. When training ends normally the backup is deleted (``delete_checkpoint=True``).
 """
 
 from __future__ import annotations
