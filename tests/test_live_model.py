@@ -170,3 +170,44 @@ def test_changes_to_the_module_between_calls_are_used(backend):
     model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # one step from zero weights
     w, b = _sgd_step(np.zeros((4, 1)), np.zeros(1), x[:8].astype(np.float64), y[:8])
     np.testing.assert_allclose(_call(backend, net, x), x @ w + b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["new_variables", "new_submodule", "shared_array"])
+def test_a_replaced_variable_or_submodule_is_used_by_the_next_call(how):
+    """JAX: kompile reads the module through a cached view of its variables; replacing a
+    Variable object or a submodule (a new structure, not a new value) is still seen."""
+    from flax import nnx
+
+    x, y = _data()
+
+    class Outer(nnx.Module):
+        def __init__(self):
+            self.inner = nnx.Linear(4, 1, rngs=nnx.Rngs(0))
+            if how == "shared_array":  # one array held by two variables (unused by the call)
+                self.extra = nnx.BatchStat(self.inner.bias.get_value())
+
+        def __call__(self, x):
+            return self.inner(x)
+
+    net = Outer()
+    model = kp.Model(net).compile(kp.optimizers.SGD(learning_rate=LR), "mse")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    zeros = np.zeros((4, 1), np.float32)
+    if how == "new_variables":
+        net.inner.kernel = nnx.Param(zeros.copy())
+        net.inner.bias = nnx.Param(np.full((1,), 0.5, np.float32))
+    elif how == "new_submodule":
+        fresh = nnx.Linear(4, 1, rngs=nnx.Rngs(1))
+        fresh.kernel.set_value(zeros.copy())
+        fresh.bias.set_value(np.full((1,), 0.5, np.float32))
+        net.inner = fresh
+    else:
+        net.inner.kernel.set_value(zeros.copy())
+        net.inner.bias.set_value(np.full((1,), 0.5, np.float32))
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.full((32, 1), 0.5))
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # one step from these weights
+    w, b = _sgd_step(np.zeros((4, 1)), np.full(1, 0.5), x[:8].astype(np.float64), y[:8])
+    np.testing.assert_allclose(np.asarray(net(x)), x @ w + b, rtol=1e-4, atol=1e-5)
+    model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # and the view after that
+    w, b = _sgd_step(w, b, x[:8].astype(np.float64), y[:8])
+    np.testing.assert_allclose(np.asarray(net(x)), x @ w + b, rtol=1e-4, atol=1e-5)

@@ -177,24 +177,28 @@ class Optimizer:
         """Per-step param-group changes giving torch Keras's numbers (step counts from 1)."""
 
     def _torch_pre_step(self, opt: Any, args: Any, kwargs: Any) -> None:
-        torch = importlib.import_module("torch")
-        with torch.no_grad():
-            for group in opt.param_groups:
-                step = group.setdefault("iterations", 0)  # steps taken, as Keras counts
-                if callable(self.learning_rate):
-                    group["lr"] = self._lr_at(step)
-                lr, previous = group["lr"], group.get("keras_lr", group["lr"])
-                if self._torch_momentum and lr and previous != lr:  # keep lr inside momentum
+        # runs before every torch step: torch (no_grad) only where a tensor changes
+        scheduled = callable(self.learning_rate)
+        for group in opt.param_groups:
+            step = group.get("iterations", 0)  # steps taken, as Keras counts
+            if scheduled:
+                group["lr"] = self._lr_at(step)
+            lr = group["lr"]
+            previous = group.get("keras_lr", lr)
+            if self._torch_momentum and lr and previous != lr:  # keep lr inside momentum
+                with importlib.import_module("torch").no_grad():
                     for p in group["params"]:
                         buffer = opt.state.get(p, {}).get("momentum_buffer")
                         if buffer is not None:
                             buffer.mul_(previous / lr)
-                group["keras_lr"] = lr
-                for p in group["params"] if self.weight_decay else ():
-                    if p.grad is not None:
-                        p.mul_(1 - lr * self.weight_decay)
-                self._torch_adjust(group, step + 1)
-                group["iterations"] = step + 1
+            group["keras_lr"] = lr
+            if self.weight_decay:
+                with importlib.import_module("torch").no_grad():
+                    for p in group["params"]:
+                        if p.grad is not None:
+                            p.mul_(1 - lr * self.weight_decay)
+            self._torch_adjust(group, step + 1)
+            group["iterations"] = step + 1
 
     def torch_clip(self, params: Any) -> None:
         """Clip ``.grad`` in place as Keras does; call before ``step()``. (Written out rather
@@ -257,7 +261,7 @@ def _decay_first(tx: Any, weight_decay: float, lr: Any) -> Any:
 
 class _RuleState(NamedTuple):
     count: Any  # int32 steps taken
-    scalar: Any  # one float shared by all variables (Nadam's momentum product)
+    scalar: Any  # one float shared by all variables (Nadam's momentum product), else None
     slots: Any  # per variable: a tuple of arrays
 
 
@@ -266,7 +270,9 @@ def _rule(init_leaf: Any, step_leaf: Any, advance: Any = None) -> Any:
     ``step_leaf(t, scalar, g, w, slots) -> (update, slots)``, ``t`` counted from 1."""
 
     def init(params: Any) -> _RuleState:
-        return _RuleState(jnp.zeros([], jnp.int32), jnp.ones([], jnp.float32),
+        # no scalar unless the rule advances one: a leaf less to pass at every step
+        return _RuleState(jnp.zeros([], jnp.int32),
+                          jnp.ones([], jnp.float32) if advance else None,
                           jax.tree.map(init_leaf, params))
 
     def update(grads: Any, state: _RuleState, params: Any = None) -> Any:

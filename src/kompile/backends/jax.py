@@ -35,6 +35,11 @@ def _take(feed: Any, rows: Any) -> Any:
     return jax.tree.map(lambda a: a.at[rows].get(mode="promise_in_bounds"), feed)
 
 
+@jax.jit
+def _copy_scalar(a: Any) -> Any:
+    return jnp.copy(a)
+
+
 def _rows(data: Any, start: Any, size: int) -> Any:
     return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size), data)
 
@@ -193,6 +198,7 @@ class JaxBackend(jax_state.ModuleState):
         self.jit_compile = False if eager else True
         self._strict = config.jit_compile is True
         self._fns: dict[Any, Any] = {}
+        self._zeros: Any = None
         self._results = jax.jit(objective.results) if not eager else objective.results
 
     def _split_module(self) -> tuple[Any, Any]:
@@ -457,7 +463,8 @@ class JaxBackend(jax_state.ModuleState):
 
     def _seek(self, phase: str, state: dict[str, Any], data: Any, start: int) -> None:
         if self._cursor[phase] != start or self._index_id[phase] is not data:
-            state["cursor"] = jax.device_put(np.int32(start))  # a transfer, once per epoch
+            # once per epoch; a fresh buffer (the steps donate it) copied on the device
+            state["cursor"] = _copy_scalar(self._count(start))
         self._index_id[phase] = data
 
     def _donating_call(self, phase: str, start: int, n: int, kind: str, call_n: int, bs: int,
@@ -538,7 +545,15 @@ class JaxBackend(jax_state.ModuleState):
     # ------------------------------------------------------------------ metrics and host
     def reset_metrics(self, phase: str) -> None:
         target = self.state if phase == "train" else self.eval_state
-        target["metrics"] = jax.device_put(self.objective.init_states())
+        if self.dist is not None:
+            target["metrics"] = self.put(self.objective.init_states())
+            return
+        if getattr(self, "_zeros", None) is None:
+            # fresh zero buffers (the steps donate them) from a compiled call: cheaper
+            # than a transfer of the host zeros at every epoch
+            initial = self.objective.init_states()
+            self._zeros = jax.jit(lambda: initial)
+        target["metrics"] = self._zeros()
 
     def results(self, phase: str) -> dict[str, Any]:
         target = self.state if phase == "train" else self.eval_state
