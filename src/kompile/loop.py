@@ -286,6 +286,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
         raise
     finally:
+        model.__dict__.pop("_fit_position", None)  # it holds the sources and their device data
         try:
             backend.sync_to_module()
         finally:
