@@ -199,8 +199,8 @@ def _fit_iterable(backend, folder, crash, data, epochs=3, **fit_kw):
 
 
 def test_iterables_resume_from_the_iterators_position(backend, tmp_path):
-    # a list of batches is read again from its start each epoch: a resumed epoch drops the
-    # batches that ran before the backup, and the run equals the uninterrupted one
+    # a list of batches is read again from its start each epoch: a resumed epoch reads and
+    # drops the batches that ran before the backup, and the run equals the uninterrupted one
     ref_weights, ref_hist = _fit_iterable(backend, None, _CrashAt(), _batches())
     with pytest.raises(_Interrupt):
         _fit_iterable(backend, tmp_path / "list", _CrashAt(at=(1, 3)), _batches())
@@ -208,18 +208,23 @@ def test_iterables_resume_from_the_iterators_position(backend, tmp_path):
     assert hist.history == ref_hist.history
     for got, want in zip(weights, ref_weights, strict=True):
         np.testing.assert_array_equal(got, want)
-    if backend == "torch":  # a DataLoader without shuffling: the same
+    if backend == "torch":  # DataLoaders that shuffle (their order comes from torch's RNG)
         import torch
 
-        def loader():
-            x, y = _data(40, seed=3)
+        def loader(seed):
+            x, y = _data(40, seed)
             data = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-            return torch.utils.data.DataLoader(data, batch_size=8, shuffle=False)
+            return torch.utils.data.DataLoader(data, batch_size=8, shuffle=True)
 
-        ref_weights, ref_hist = _fit_iterable(backend, None, _CrashAt(), loader())
-        with pytest.raises(_Interrupt):
-            _fit_iterable(backend, tmp_path / "dl", _CrashAt(at=(1, 3)), loader())
-        weights, hist = _fit_iterable(backend, tmp_path / "dl", _CrashAt(), loader())
+        def run(folder, crash):
+            return _fit_iterable(backend, folder, crash, loader(3),
+                                 validation_data=loader(4))
+
+        ref_weights, ref_hist = run(None, _CrashAt())
+        for at in [(0, 2), (2, 1)]:  # the crashed run resumes the pass of epoch 0, then 1
+            with pytest.raises(_Interrupt):
+                run(tmp_path / "dl", _CrashAt(at=at))
+        weights, hist = run(tmp_path / "dl", _CrashAt())
         assert hist.history == ref_hist.history
         for got, want in zip(weights, ref_weights, strict=True):
             np.testing.assert_array_equal(got, want)

@@ -305,9 +305,10 @@ def _resume(model: Any, history: History, initial_epoch: int, source: Any,
     positions = resume.get("data")
     for name, src in (("train", source), ("validation", val_source)):
         if src is None or src.position() is None:
-            continue  # an iterable: its position is its iterator's
+            continue  # a generator: its position is its own
         if positions is None:  # a backup written before positions were recorded
-            if src.repeat and src.steps_limit < src.batches_per_pass:
+            if isinstance(src, data_mod.ArraySource) and src.repeat \
+                    and src.steps_limit < src.batches_per_pass:
                 raise ValueError(
                     "BackupAndRestore: the backup was written by an older kompile that did "
                     f"not record where the {name} data stood; with "

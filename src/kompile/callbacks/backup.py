@@ -13,6 +13,7 @@ callback finds the file in ``on_train_begin`` and restores:
   validation, the NumPy RNG state its current pass was shuffled from and the batches of it
   used, so that a pass continued across epochs (``steps_per_epoch`` or ``validation_steps``
   below the data size) is shuffled again identically and read on after the last batch saved;
+  for a re-iterable, torch's RNG state as its pass began;
 - the epoch and batch to continue from, and the epochs already done in ``History``, so the
   resumed ``fit`` returns the same history as an uninterrupted one **[decision]** (Keras
   returns only the epochs run after the restart, and with an integer ``save_freq`` restarts
@@ -30,10 +31,10 @@ that differs in any of them is refused with a ValueError naming the difference (
 "step 4" with another batch size would skip or repeat data silently). A file in
 ``backup_dir`` that is not a kompile backup (corrupt, or another kind of checkpoint) gets
 "not a valid kompile file". A file where ``backup_dir`` should be is refused when training
-starts. Iterables have no position to save: a re-iterable (a list of batches, a
-``DataLoader``) drops the batches of the resumed epoch that ran before the backup, which is
-exact when its order is fixed; a generator is read on from where it stands (as Keras); a
-``DataLoader`` with ``shuffle=True`` draws its order from torch's RNG, so it is not exact.
+starts. A re-iterable (a list of batches, a ``DataLoader``) is resumed exactly too: its
+position is torch's RNG state as its pass began, and the resumed epoch reads that pass again
+up to its step. A generator's position is its own: it is read on from where it stands (as
+Keras).
 Other callbacks' own state (EarlyStopping's patience count, ...) is not part of the backup,
 as in Keras. When training ends normally the backup is deleted (``delete_checkpoint=True``).
 """
@@ -137,7 +138,8 @@ class BackupAndRestore(Callback):
         if data is not None:
             data = {name: None if pos is None else {
                 **pos, "rng": None if pos["rng"] is None
-                else _rng_from_file(pos["rng"], extra[f"{name}_rng"])}
+                else _rng_from_file(pos["rng"], extra[f"{name}_rng"]),
+                "torch_rng": extra[f"{name}_torch_rng"] if pos.get("torch_rng") else None}
                 for name, pos in data.items()}
         self._records = info["history"]
         self._resume_at = (info["epoch"], info["step"])
@@ -167,7 +169,8 @@ class BackupAndRestore(Callback):
             if pos is not None and not (
                     isinstance(pos, dict) and isinstance(pos.get("pos"), int)
                     and isinstance(pos.get("started"), bool)
-                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))):
+                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))
+                    and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
                 return f"its record of the {name} data position is damaged."
         if not isinstance(info.get("version", 1), int) or info.get("version", 1) > VERSION:
             return (f"it is a backup of format version {info.get('version')!r}, newer than "
@@ -218,6 +221,9 @@ class BackupAndRestore(Callback):
             if pos is not None and pos["rng"] is not None:
                 rng, extra[f"{name}_rng"] = _rng_to_file(pos["rng"])
                 pos = {**pos, "rng": rng}
+            if pos is not None and pos.get("torch_rng") is not None:  # an iterable's pass
+                extra[f"{name}_torch_rng"] = np.asarray(pos["torch_rng"], np.uint8)
+                pos = {**pos, "torch_rng": True}
             info["data"][name] = pos
         torch = sys.modules.get("torch")
         if torch is not None and self.model.backend == "torch":

@@ -12,13 +12,16 @@ middle of an epoch, so every batch is trained on.
 
 Where an array source stands (``position``: the NumPy RNG state its current pass was drawn
 from, and the batches of that pass used) is part of a BackupAndRestore backup; ``restore``
-puts it back, so a resumed fit reads the batches the interrupted one would have read. An
-iterable's position is its iterator's: a resumed epoch reads a re-iterable's pass again up to
-its step (``start``), and reads a generator on from where it stands.
+puts it back, so a resumed fit reads the batches the interrupted one would have read. A
+re-iterable (a list of batches, a ``DataLoader``) starts a pass every epoch; its position is
+torch's RNG state as the pass began (a ``DataLoader`` draws its order and seeds from it), and
+a resumed epoch reads that pass again up to its step (``start``). A generator's position is
+its own: a resume reads it on from where it stands.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -220,6 +223,8 @@ class IterableSource:
         self.one_shot = iter(data) is data  # a generator: one iterator across epochs
         self._iter: Iterator[Any] | None = None
         self._first: Any = None
+        self._pass_rng: Any = None  # torch's RNG state as this pass began (None: no torch)
+        self._restored: dict[str, Any] | None = None
         self._fn: Prepare | None = None
         self._arange: dict[tuple[int, int], Any] = {}
 
@@ -228,8 +233,34 @@ class IterableSource:
             first, self._first = self._first, None
             return first
         if self._iter is None:
-            self._iter = iter(self.data)
+            self._iter = self._open()
         return next(self._iter)
+
+    def _open(self) -> Iterator[Any]:
+        """A new pass; torch's RNG state is recorded first: a ``DataLoader`` draws its base
+        seed and, with ``shuffle=True``, its order from it (at ``iter`` and the first ``next``)."""
+        torch = sys.modules.get("torch")
+        self._pass_rng = None if torch is None or self.one_shot \
+            else torch.random.get_rng_state().numpy()
+        return iter(self.data)
+
+    def _replay(self, rng: Any) -> None:
+        """The pass that began at torch RNG state ``rng`` again (its first batch read);
+        torch's RNG is left as it was."""
+        self._first, self._iter = None, None
+        torch = sys.modules.get("torch")
+        if rng is None or torch is None:  # nothing was drawn: the same pass anyway
+            return
+        now = torch.random.get_rng_state()
+        torch.random.set_rng_state(torch.from_numpy(np.array(rng, np.uint8)))
+        try:
+            self._iter = self._open()
+            try:
+                self._first = next(self._iter)
+            except StopIteration:
+                self._iter = iter(())
+        finally:
+            torch.random.set_rng_state(now)
 
     def _host_batch(self, element: Any) -> tuple[Any, Any, Any]:
         x, y, sw = split_element(element)
@@ -256,9 +287,19 @@ class IterableSource:
         _, ys, sws = fn(*self._host_batch(self._first))
         return ys, sws
 
-    def position(self) -> None:
-        """Not recorded: an iterator's position cannot be saved (see the module docstring)."""
-        return None
+    def position(self) -> dict[str, Any] | None:
+        """For a re-iterable: torch's RNG state as its current pass began (``torch_rng``) and
+        whether that pass is still to be read (``pending``: only its first batch was
+        peeked); a resumed epoch reads the pass again up to its step. None for a generator:
+        its position is its own."""
+        if self.one_shot:
+            return None
+        return {"started": self._iter is not None, "pos": 0, "rng": None,
+                "pending": self._first is not None, "torch_rng": self._pass_rng}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        """Continue from ``position`` (``position()``'s) at the next ``calls``."""
+        self._restored = dict(position)
 
     @property
     def steps(self) -> int | None:
@@ -274,8 +315,11 @@ class IterableSource:
         """As ``ArraySource.calls``. A resumed epoch (``start > 0``) of a re-iterable reads
         and drops its first ``start`` batches (a fresh pass: this finds the place again); a
         generator is read on from where it stands, as Keras does."""
-        if not self.one_shot and self._first is None:
-            self._iter = None  # a re-iterable (list, DataLoader): a fresh pass per epoch
+        restored, self._restored = self._restored, None
+        if restored is not None and (start or restored["pending"]):
+            self._replay(restored["torch_rng"])  # the pass the backup was taken in
+        elif (restored is not None or self._first is None) and not self.one_shot:
+            self._first = self._iter = None  # a re-iterable (list, DataLoader): a fresh pass
         step, limit = start, self.steps_limit
         for _ in range(0 if self.one_shot else start):
             try:
