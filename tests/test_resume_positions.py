@@ -133,6 +133,37 @@ def test_validation_position_carries_across_epochs(backend, tmp_path):
                   validation_batch_size=4, epochs=3)
 
 
+def test_epoch_backups_let_unwatched_batches_fuse(tmp_path):
+    """With epoch backups nothing watches training batches, so the JAX backend fuses them
+    into calls of a measured size (pacing.py); the resumed run still equals the
+    uninterrupted one (the call sizes may differ between runs; the numbers do not)."""
+
+    class CrashAtEpochEnd(kp.Callback):  # watches epochs only
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Interrupt
+
+    def run(folder, crash):
+        import flax.nnx  # noqa: F401  (imported before seeding: importing JAX draws from NumPy)
+
+        kp.utils.set_random_seed(0)
+        x, y = _data(40)
+        model = kp.Model(models.build("jax", "dropout_bn")).compile(kp.optimizers.Adam(0.02),
+                                                                    "mse")
+        cbs = [crash, kp.callbacks.BackupAndRestore(folder)] if folder else [crash]
+        hist = model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=cbs)
+        assert model._backend.paced["train"]
+        return model.get_weights(), hist.history
+
+    ref_weights, ref_history = run(None, kp.Callback())
+    with pytest.raises(_Interrupt):
+        run(tmp_path / "b", CrashAtEpochEnd())
+    weights, history = run(tmp_path / "b", kp.Callback())
+    assert history == ref_history
+    for got, want in zip(weights, ref_weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def _rewrite_as_version_1(path, epoch_begin_rng):
     """What the first backup format held: no version, no data positions, and NumPy's RNG
     as the epoch began (``epoch_begin_rng``) for a mid-epoch backup."""

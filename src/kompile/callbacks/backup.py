@@ -103,6 +103,10 @@ class BackupAndRestore(Callback):
         self.save_freq = save_freq
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
+        if save_freq not in ("epoch", False):
+            # only then does it watch batches: with epoch backups the JAX backend may still
+            # fuse unwatched batches into one call (pacing.py)
+            self.on_train_batch_end = self._count_batches  # type: ignore[method-assign]
         self.path = os.path.join(self.backup_dir, FILE)
         self.prev_path = self.path + ".prev"
         self._reset()
@@ -195,9 +199,7 @@ class BackupAndRestore(Callback):
         self._last_batch = self._resume_at[1] - 1 if resumed else -1
         self._resume_at = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq in ("epoch", False):
-            return
+    def _count_batches(self, batch: int, logs: Any = None) -> None:
         self._since_save += batches_run(batch, self._last_batch)
         self._last_batch = batch
         if self._since_save >= self.save_freq:
