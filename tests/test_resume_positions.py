@@ -276,3 +276,43 @@ def test_iterables_resume_from_the_iterators_position(backend, tmp_path):
     _, hist = _fit_iterable(backend, tmp_path / "gen", seen, generate(), steps_per_epoch=4)
     assert seen.seen == [(1, 3), (2, 0), (2, 1), (2, 2), (2, 3)]
     assert pulled == [0, 1, 2, 3, 4] and hist.epoch == [0, 1, 2]
+
+
+def test_torch_on_a_gpu_resumes_with_the_devices_rng(tmp_path):
+    """Dropout on a CUDA device draws from the device's generator: it is in the backup too."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+
+    def run(folder, crash):
+        kp.utils.set_random_seed(0)
+        x, y = _data(40)
+        model = kp.Model(models.build("torch", "dropout_bn").to("cuda")).compile(
+            kp.optimizers.Adam(0.02), "mse")
+        cbs = [crash] + ([kp.callbacks.BackupAndRestore(folder, save_freq=1)] if folder else [])
+        hist = model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=cbs)
+        return model.get_weights(), hist.history
+
+    ref_weights, ref_history = run(None, _CrashAt())
+    with pytest.raises(_Interrupt):
+        run(tmp_path / "b", _CrashAt(at=(1, 2)))
+    weights, history = run(tmp_path / "b", _CrashAt())
+    assert history == ref_history
+    for got, want in zip(weights, ref_weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_cuda_rng_states_for_other_devices_warn(tmp_path):
+    """A backup holding the RNG states of CUDA devices this process does not have: restored
+    without them, with a warning that says what differs."""
+    torch = pytest.importorskip("torch")
+    folder = tmp_path / "b"
+    with pytest.raises(_Interrupt):
+        _fit("torch", folder, _CrashAt(at=(1, 1)), save_freq=1, epochs=2)
+    arrays, meta = saving.load_arrays(folder / "backup.safetensors")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    arrays["extra/torch_cuda_rng"] = np.zeros((count + 1, 16), np.uint8)
+    saving.save_arrays(folder / "backup.safetensors", arrays, meta)
+    with pytest.warns(UserWarning, match=f"RNG states of {count + 1} CUDA devices and this "
+                                         f"process sees {count}; they are not restored"):
+        _fit("torch", folder, _CrashAt(), save_freq=1, epochs=2)

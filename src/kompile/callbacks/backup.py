@@ -8,7 +8,8 @@ callback finds the file in ``on_train_begin`` and restores:
 - weights, batch statistics, the module's RNG state (Flax ``nnx.Rngs``), optimizer state,
   loss scale and, mid-epoch, the running training metrics (the backend's ``state_dict``);
 - NumPy's global RNG as at the save (it draws the shuffle order of later passes), and torch's
-  global RNG (dropout) as at the save;
+  global RNGs (dropout: the CPU generator and, once CUDA is in use, every device's) as at
+  the save;
 - where the data stands (``data/sources.py``): for each array source, training and
   validation, the NumPy RNG state its current pass was shuffled from and the batches of it
   used, so that a pass continued across epochs (``steps_per_epoch`` or ``validation_steps``
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -64,6 +66,24 @@ def _rng_to_file(state: Any) -> tuple[list[Any], np.ndarray]:
 def _rng_from_file(numbers: list[Any], keys: np.ndarray) -> tuple[Any, ...]:
     pos, has_gauss, cached = numbers
     return ("MT19937", np.asarray(keys, np.uint32), int(pos), int(has_gauss), float(cached))
+
+
+def _restore_torch_rng(extra: dict[str, np.ndarray]) -> None:
+    """torch's CPU generator and, when the backup holds them, every CUDA device's."""
+    import torch
+
+    torch.random.set_rng_state(torch.from_numpy(extra["torch_rng"].copy()))
+    cuda = extra.get("torch_cuda_rng")
+    if cuda is None:
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count != len(cuda):
+        warnings.warn(f"BackupAndRestore: the backup holds the RNG states of {len(cuda)} CUDA "
+                      f"devices and this process sees {count}; they are not restored, so "
+                      "dropout on a GPU will draw other masks than the interrupted run.",
+                      stacklevel=3)
+        return
+    torch.cuda.set_rng_state_all([torch.from_numpy(state.copy()) for state in cuda])
 
 
 class RunMismatchError(ValueError):
@@ -135,9 +155,7 @@ class BackupAndRestore(Callback):
             info, extra = saving.load_training_state(self.model, candidates[1], self._check)
         np.random.set_state(_rng_from_file(info["numpy_rng"], extra["numpy_rng"]))
         if "torch_rng" in extra:
-            import torch
-
-            torch.random.set_rng_state(torch.from_numpy(extra["torch_rng"].copy()))
+            _restore_torch_rng(extra)
         data = info.get("data")  # None: written before data positions were recorded
         if data is not None:
             data = {name: None if pos is None else {
@@ -230,6 +248,10 @@ class BackupAndRestore(Callback):
         torch = sys.modules.get("torch")
         if torch is not None and self.model.backend == "torch":
             extra["torch_rng"] = torch.random.get_rng_state().numpy()
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                # a module on a GPU draws its dropout masks from the devices' generators
+                extra["torch_cuda_rng"] = np.stack(
+                    [state.numpy() for state in torch.cuda.get_rng_state_all()])
         if self.double_checkpoint and os.path.isfile(self.path):
             os.replace(self.path, self.prev_path)
         saving.save_training_state(self.model, self.path, info, extra)
