@@ -122,15 +122,12 @@ class _CrashInValidation(_CrashAt):
 
 def test_validation_position_carries_across_epochs(backend, tmp_path):
     # validation_steps=2 of 3 validation batches: validation continues its pass across
-    # epochs too; training: steps_per_epoch=3 of 4 batches (validation_split keeps 32)
+    # epochs too (validation_split makes the same kind of source: tests/test_resume.py)
     xv, yv = _data(24, seed=2)
     crash = _CrashInValidation()
     crash.in_validation = (2, 1)  # in epoch 2's validation, after the backup of its last batch
     _check_resume(backend, tmp_path, [crash], save_freq=1, steps_per_epoch=3,
                   validation_data=(xv, yv), validation_steps=2, epochs=3)
-    _check_resume(backend, tmp_path / "split", [_CrashAt(at=(2, 2))], save_freq=2,
-                  steps_per_epoch=3, validation_split=0.2, validation_steps=1,
-                  validation_batch_size=4, epochs=3)
 
 
 def test_epoch_backups_let_unwatched_batches_fuse(tmp_path):
