@@ -445,3 +445,71 @@ def test_hugging_face_model_trains_on_dict_inputs():
     with torch.no_grad():
         want = ref(input_ids=torch.as_tensor(ids), attention_mask=torch.as_tensor(mask)).logits
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _two_input_module(backend, wa, wb):
+    """out = a @ wa + b @ wb, called as module(a, b) (and `training` filled by kompile)."""
+    if backend == "jax":
+        from flax import nnx
+
+        class TwoIn(nnx.Module):
+            def __init__(self):
+                self.wa, self.wb = nnx.Param(wa.copy()), nnx.Param(wb.copy())
+
+            def __call__(self, a, b, training=False):
+                return a @ self.wa + b @ self.wb
+
+        return TwoIn()
+    import torch
+
+    class TTwoIn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wa = torch.nn.Parameter(torch.tensor(wa))
+            self.wb = torch.nn.Parameter(torch.tensor(wb))
+
+        def forward(self, a, b, training=False):
+            return a @ self.wa + b @ self.wb
+
+    return TTwoIn()
+
+
+@pytest.mark.parametrize("container", [tuple, list])
+def test_a_tuple_of_inputs_is_spread_over_positional_parameters(backend, container):
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(16, 3)).astype(np.float32), rng.normal(size=(16, 2)).astype(np.float32)
+    y = rng.normal(size=(16, 1)).astype(np.float32)
+    wa, wb = rng.normal(size=(3, 1)).astype(np.float32), rng.normal(size=(2, 1)).astype(np.float32)
+    model = kp.Model(_two_input_module(backend, wa, wb)).compile(kp.optimizers.SGD(0.1), "mse")
+    x = container([a, b])
+    out = a @ wa + b @ wb
+    np.testing.assert_allclose(model.predict(x, batch_size=8, verbose=0), out, rtol=1e-5)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(float(np.mean((out - y) ** 2)),
+                                                             rel=1e-5)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # one full-batch SGD step
+    r = 2 * (out - y) / len(y)
+    got = [np.asarray(w.detach() if hasattr(w, "detach") else w) for w in model.get_weights()]
+    np.testing.assert_allclose(got[0], wa - 0.1 * a.T @ r, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[1], wb - 0.1 * b.T @ r, rtol=1e-5, atol=1e-6)
+
+
+def test_tuple_inputs_edges():
+    """One parameter takes a tuple whole (as before); a count that fits no signature is an
+    error naming `x` and the parameters."""
+    import torch
+
+    class Whole(torch.nn.Module):
+        def forward(self, inputs):
+            a, b = inputs
+            return a - b
+
+    class Two(torch.nn.Module):
+        def forward(self, a, b):
+            return a + b
+
+    a, b = np.ones((4, 2), np.float32), np.full((4, 2), 3.0, np.float32)
+    np.testing.assert_array_equal(kp.Model(Whole()).predict((a, b), verbose=0), a - b)
+    with pytest.raises(TypeError, match=r"`x` holds 3 inputs and Two\.forward\(a, b\) takes "
+                                        r"them as positional arguments: it requires 2 \(a, b\) "
+                                        r"and takes at most 2"):
+        kp.Model(Two()).predict((a, b, b), verbose=0)

@@ -151,5 +151,8 @@ def test_summary_counts_parameters(backend):
         lines.clear()
         model.summary(np.zeros((3, 4), np.float32), print_fn=lines.append)
         assert "DropoutBN Summary" in lines[0] and "BatchNorm" in lines[0]
+        assert model.count_params() == 14 + 4
     else:
         assert "BatchNorm1d" in text  # the module's repr
+        # Keras's count: parameters and buffers (torch adds num_batches_tracked, one scalar)
+        assert model.count_params() == 14 + 4 + 1

@@ -100,22 +100,42 @@ def test_a_weight_set_at_a_batch_boundary_is_what_the_next_batch_trains(backend,
     np.testing.assert_allclose(_call(backend, net, x), x @ w + b, rtol=1e-4, atol=1e-5)
 
 
-def test_a_learning_rate_set_by_a_callback_applies_to_the_next_batch(backend):
+@pytest.mark.parametrize("where", ["model", "optimizer"])
+def test_a_learning_rate_set_by_a_callback_applies_to_the_next_batch(backend, where):
+    """``model.learning_rate = x`` and Keras's ``model.optimizer.learning_rate = x``."""
     x, y = _data()
     net, model = _model(backend)
     seen = []
+    assert model.optimizer.learning_rate == LR and model.optimizer.iterations == 0
 
     def change(model, batch):
         seen.append(sorted(model.get_weights(), key=np.size))
+        assert model.optimizer.iterations == batch + 1  # live: the steps taken
         if batch == 1:
-            model.learning_rate = 0.0
+            (model if where == "model" else model.optimizer).learning_rate = 0.0
 
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0,
               callbacks=[Recorder(change)])
     for later in seen[2:]:  # batches 2 and 3 trained with a zero learning rate
         for a, b in zip(later, seen[1]):
             np.testing.assert_array_equal(a, b)
-    assert model.learning_rate == 0.0
+    assert model.learning_rate == 0.0 and model.optimizer.learning_rate == 0.0
+    assert model.optimizer.iterations == 4
+
+
+def test_optimizer_learning_rate_through_a_loss_scale_wrapper(backend):
+    x, y = _data()
+    net = models.build(backend, "linear", n_in=4, n_out=1)
+    opt = kp.optimizers.LossScaleOptimizer(kp.optimizers.SGD(learning_rate=LR))
+    model = kp.Model(net).compile(opt, "mse")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert opt.iterations == 4 and opt.learning_rate == pytest.approx(LR)
+    opt.learning_rate = 0.0
+    before = model.get_weights()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert model.learning_rate == 0.0 and opt.inner_optimizer.learning_rate == 0.0
 
 
 def test_a_callback_calling_the_module_sees_the_latest_weights(backend):

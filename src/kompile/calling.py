@@ -4,6 +4,10 @@ The rule, read once from the signature of the module's call method (Flax NNX:
 ``__call__``; torch: ``forward``):
 
 1. **Data.** ``x`` is the first argument, in the structure the user gave. When ``x`` is a
+   tuple or list of ``n >= 2`` inputs and the call method requires more than one
+   positional argument, the inputs are its positional arguments, ``module(*x)``
+   (``forward(self, image, mask)`` with ``x=(images, masks)``), as Keras passes a list of
+   inputs to a multi-input model. When ``x`` is a
    dict and every key names a parameter of the call method (or some do and the method
    takes ``**kwargs``), the module is called with the dict as keywords, ``module(**x)``
    (Hugging Face models, ``forward(self, input_ids, attention_mask=None)``), as it is to a
@@ -56,6 +60,7 @@ class CallRule:
     keywords: bool  # module(**x) rather than module(x)
     flags: tuple[tuple[str, bool], ...]  # (parameter, value in training)
     rngs: bool  # pass kompile's nnx.Rngs as rngs=
+    positional: bool = False  # module(*x): a tuple/list x spread over positional parameters
 
     def call(self, module: Any, x: Any, training: bool, rngs: Any = None) -> Any:
         kwargs = {name: value if training else not value for name, value in self.flags}
@@ -63,6 +68,8 @@ class CallRule:
             kwargs["rngs"] = rngs
         if self.keywords:
             return module(**x, **kwargs)
+        if self.positional:
+            return module(*x, **kwargs)
         return module(x, **kwargs)
 
 
@@ -101,7 +108,11 @@ class ModuleSignature:
         rngs = self.takes_rngs and "rngs" not in given
         filled = given | {n for n, _ in flags} | ({"rngs"} if rngs else set())
         params = self.params
-        if not keywords:  # x takes the first positional parameter
+        spread = self._spread(x, filled)
+        if spread:  # x's entries take the first len(x) positional parameters
+            taken = [p for p in params if p.kind in _POSITIONAL][:len(x)]
+            params = [p for p in params if p not in taken]
+        elif not keywords:  # x takes the first positional parameter
             first = next((p for p in params if p.kind in _POSITIONAL), None)
             if first is None and not self.var_pos:
                 raise TypeError(
@@ -112,7 +123,25 @@ class ModuleSignature:
         missing = [p.name for p in params if _required(p) and p.name not in filled]
         if missing:
             raise TypeError(self._missing_message(x, keywords, missing))
-        return CallRule(keywords, flags, rngs)
+        return CallRule(keywords, flags, rngs, spread)
+
+    def _spread(self, x: Any, filled: set[str]) -> bool:
+        """Whether a tuple/list ``x`` is spread over positional parameters: the method needs
+        more than one positional argument kompile does not fill, and ``x`` has an entry for
+        each of them and no more than the method takes."""
+        if not isinstance(x, tuple | list) or len(x) < 2:
+            return False
+        positional = [p for p in self.params if p.kind in _POSITIONAL]
+        needed = [p for p in positional if _required(p) and p.name not in filled]
+        if len(needed) < 2:
+            return False  # one parameter takes the whole structure, as before
+        if len(x) < len(needed) or (len(x) > len(positional) and not self.var_pos):
+            raise TypeError(
+                f"`x` holds {len(x)} inputs and {self.describe()} takes them as positional "
+                f"arguments: it requires {len(needed)} ({', '.join(p.name for p in needed)})"
+                f"{'' if self.var_pos else f' and takes at most {len(positional)}'}. Pass "
+                "one entry per parameter, or a dict keyed by the parameter names.")
+        return all(p.name not in filled for p in positional[:len(x)])
 
     def _keywords(self, x: Any) -> bool:
         if not isinstance(x, dict) or not x or not all(isinstance(k, str) for k in x):

@@ -178,17 +178,7 @@ class ModelState:
         lines = [title]
         if self.backend == "torch":
             lines.append(repr(module))
-            variables = [(n, p, p.requires_grad) for n, p in module.named_parameters()]
-            variables += [(n, b, False) for n, b in module.named_buffers()]
-        else:
-            from flax import nnx
-
-            from .backends.jax_state import named
-
-            params = nnx.state(module, nnx.Param)
-            others = nnx.state(module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
-            variables = [(n, a, True) for n, a in named(params)]
-            variables += [(n, a, False) for n, a in named(others)]
+        variables = self._variables(module)
         width = max([len(n) for n, _, _ in variables] + [4]) + 2
         lines.append(f"{'name':<{width}}{'shape':<18}{'dtype':<10}{'params':>10}")
         lines.append("-" * (width + 38))
@@ -204,3 +194,30 @@ class ModelState:
         lines.append(f"Trainable params: {totals[0]:,}")
         lines.append(f"Non-trainable params: {totals[1]:,}")
         print_fn("\n".join(lines))
+
+    def count_params(self) -> int:
+        """The number of scalars in the module's variables, trainable and non-trainable
+        (batch statistics, buffers; not RNG state), as Keras's ``count_params`` and the
+        "Total params" line of ``summary()``.
+
+        Example:
+            >>> from flax import nnx
+            >>> import kompile as kp
+            >>> kp.Model(nnx.Linear(2, 3, rngs=nnx.Rngs(0))).count_params()
+            9
+        """
+        return sum(int(np.prod(tuple(a.shape))) for _, a, _ in self._variables(self.module))
+
+    def _variables(self, module: Any) -> list[tuple[str, Any, bool]]:
+        """``(name, array, trainable)`` for each variable of the (synced) module."""
+        if self.backend == "torch":
+            variables = [(n, p, p.requires_grad) for n, p in module.named_parameters()]
+            return variables + [(n, b, False) for n, b in module.named_buffers()]
+        from flax import nnx
+
+        from .backends.jax_state import named
+
+        params = nnx.state(module, nnx.Param)
+        others = nnx.state(module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+        return [(n, a, True) for n, a in named(params)] + [(n, a, False)
+                                                            for n, a in named(others)]

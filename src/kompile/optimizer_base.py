@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import weakref
 from typing import Any, NamedTuple
 
 from . import schedules
@@ -47,7 +48,8 @@ class Optimizer:
 
     name = "optimizer"
     clipnorm = clipvalue = global_clipnorm = weight_decay = None
-    learning_rate: Any = None
+    _learning_rate: Any = None  # as configured (a float or a schedule)
+    _trainer: Any = None  # a weak reference to the backend of the model compiled with it
     _args: tuple[str, ...] = ()
     _optax: tuple[str, ...] = ()
     _torch: Any = None
@@ -67,9 +69,50 @@ class Optimizer:
             raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
                              "set; received " + ", ".join(f"{k}={common.get(k)}"
                                                           for k in COMMON[:3]) + ".")
-        self.learning_rate, self._args = _check_lr(learning_rate), tuple(hyper)
+        self._learning_rate, self._args = _check_lr(learning_rate), tuple(hyper)
         for key, value in {**hyper, **common}.items():
             setattr(self, key, value)
+
+    @property
+    def learning_rate(self) -> Any:
+        """The learning rate. Before training: as configured (a float, or the schedule).
+        Once the model compiled with this optimizer has optimizer state: the live value,
+        the one the next step uses (a float; a schedule's value at the current step).
+        Setting it sets the value the next step uses, as Keras's
+        ``model.optimizer.learning_rate = 1e-4`` does (an optimizer built on a schedule
+        refuses); before training it replaces the configured value."""
+        backend = self._live()
+        return self._learning_rate if backend is None else backend.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        backend = self._live()
+        if backend is None:
+            self._learning_rate = _check_lr(value)
+            return
+        if isinstance(value, bool) or not hasattr(value, "__float__"):
+            raise type_error("learning_rate", "a float", value)
+        backend.learning_rate = float(value)
+
+    @property
+    def iterations(self) -> int:
+        """Optimizer steps taken by the model compiled with this optimizer (0 before)."""
+        backend = self._live()
+        return 0 if backend is None else int(backend.iterations)
+
+    def _bind(self, backend: Any) -> None:
+        """Make ``learning_rate`` and ``iterations`` read the state of ``backend`` (the last
+        model compiled with this optimizer: Keras's optimizer object is that model's)."""
+        self._trainer = weakref.ref(backend)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_trainer", None)  # (a weak reference: not picklable, and not the copy's)
+        return state
+
+    def _live(self) -> Any:
+        backend = self._trainer() if self._trainer is not None else None
+        return backend if backend is not None and backend.has_optimizer_state else None
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -81,7 +124,7 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in names)})"
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "learning_rate": _lr_config(self.learning_rate),
+        return {"name": self.name, "learning_rate": _lr_config(self._learning_rate),
                 **{k: getattr(self, k) for k in (*self._args, *COMMON)}}
 
     @classmethod
@@ -97,13 +140,13 @@ class Optimizer:
         return cls(**config)
 
     def _lr_at(self, step: int) -> float:
-        lr = self.learning_rate
+        lr = self._learning_rate
         return float(lr(step)) if callable(lr) else float(lr)
 
     def _check_settable(self) -> None:
-        if callable(self.learning_rate):
+        if callable(self._learning_rate):
             raise TypeError(
-                f"This optimizer was created with the schedule {self.learning_rate!r} as its "
+                f"This optimizer was created with the schedule {self._learning_rate!r} as its "
                 "`learning_rate`, so its learning rate cannot be set. Create it with a float "
                 "`learning_rate` to change the learning rate during training.")
 
@@ -111,7 +154,7 @@ class Optimizer:
     def build_optax(self) -> Any:
         """The whole chain (clipping, weight decay, update rule), lr kept in the state."""
         inject = optax.inject_hyperparams(self._optax_chain, hyperparam_dtype=jnp.float32)
-        return inject(learning_rate=self.learning_rate)
+        return inject(learning_rate=self._learning_rate)
 
     def _optax_chain(self, learning_rate: Any) -> Any:
         clip = None
@@ -132,8 +175,8 @@ class Optimizer:
 
     def optax_learning_rate(self, opt_state: Any) -> Any:
         """The learning rate of the next step (Keras's ``optimizer.learning_rate``)."""
-        if callable(self.learning_rate):
-            return self.learning_rate(self.optax_iterations(opt_state))
+        if callable(self._learning_rate):
+            return self._learning_rate(self.optax_iterations(opt_state))
         return _lr_node(opt_state).hyperparams["learning_rate"]
 
     def optax_set_learning_rate(self, opt_state: Any, value: Any) -> Any:
@@ -178,7 +221,7 @@ class Optimizer:
 
     def _torch_pre_step(self, opt: Any, args: Any, kwargs: Any) -> None:
         # runs before every torch step: torch (no_grad) only where a tensor changes
-        scheduled = callable(self.learning_rate)
+        scheduled = callable(self._learning_rate)
         for group in opt.param_groups:
             step = group.get("iterations", 0)  # steps taken, as Keras counts
             if scheduled:
@@ -219,7 +262,7 @@ class Optimizer:
 
     def torch_learning_rate(self, torch_opt: Any) -> float:
         group = torch_opt.param_groups[0]
-        if callable(self.learning_rate):
+        if callable(self._learning_rate):
             return self._lr_at(group.get("iterations", 0))
         return float(group["lr"])
 
@@ -231,7 +274,7 @@ class Optimizer:
     def torch_schedule_step(self, torch_opt: Any, step: int) -> None:
         """Set the groups' lr from the schedule for ``step`` (no-op for a constant lr). The
         pre-step hook does the same from its own count of steps taken."""
-        if callable(self.learning_rate):
+        if callable(self._learning_rate):
             for group in torch_opt.param_groups:
                 group["lr"] = self._lr_at(step)
 

@@ -145,6 +145,7 @@ class TorchBackend:
         opt = config.optimizer
         loss_scale = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = loss_scale.inner if loss_scale is not None else opt
+        self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
         if self._variable_dtype is not None:
             self.module.to(self._variable_dtype)  # only floating parameters and buffers change
         self.params = [p for p in self.module.parameters() if p.requires_grad]
@@ -396,9 +397,13 @@ class TorchBackend:
 
     # ------------------------------------------------------------------ optimizer
     @property
+    def has_optimizer_state(self) -> bool:
+        return self.opt is not None
+
+    @property
     def learning_rate(self) -> float:
         if self.opt is None:
-            lr = self.opt_spec.learning_rate if self._lr is None else self._lr
+            lr = self.opt_spec._learning_rate if self._lr is None else self._lr
             return float(lr(self._steps) if callable(lr) else lr)
         return float(self.opt_spec.torch_learning_rate(self.opt))
 

@@ -33,15 +33,14 @@ from .base import (
 )
 from .confusion import (
     AUC,
-    F1Score,
     FalseNegatives,
     FalsePositives,
-    FBetaScore,
     Precision,
     Recall,
     TrueNegatives,
     TruePositives,
 )
+from .fscores import F1Score, FBetaScore
 from .mean_classes import (
     BinaryCrossentropy,
     BinaryFocalCrossentropy,
