@@ -224,26 +224,27 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     per_call = _steps_per_call(model, source, cbs, "train")  # an int or a pacing.Pacer
     pacer = per_call if isinstance(per_call, pacing.Pacer) else None
     model.stop_training = False
-    # what BackupAndRestore records to refuse resuming a different run
+    # what BackupAndRestore records to refuse resuming a different run, and to continue
+    # reading the data where the interrupted run stood
     model._fit_run = {"batch_size": getattr(source, "batch_size", None),
                       "samples": getattr(source, "n", None),
                       "steps_per_execution": model._config.steps_per_execution}
+    model._fit_position = lambda: {
+        "train": source.position(),
+        "validation": None if val_source is None else val_source.position()}
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
     logs: dict[str, Any] = {}
     try:
         cbs.call("on_train_begin", {})
-        initial_epoch, skip = _resume(model, history, initial_epoch)
+        initial_epoch, skip = _resume(model, history, initial_epoch, source, val_source)
         for epoch in range(initial_epoch, epochs):
             if not skip:  # a mid-epoch resume keeps the restored running metrics
                 backend.reset_metrics("train")
             cbs.call("on_epoch_begin", epoch, {})
             call = None
-            if pacer is not None:
-                pacer.skip_to = skip
-            for call in source.calls(backend, per_call):
-                if call.last_step < skip:  # resumed mid-epoch: these ran before the restart
-                    continue
+            # resumed mid-epoch: the batches before `skip` ran before the interruption
+            for call in source.calls(backend, per_call, start=skip):
                 cbs.call("on_train_batch_begin", call.first_step, {})
                 if pacer is not None:
                     pacer.begin()
@@ -255,7 +256,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                     cbs.call("on_train_batch_end", call.last_step, LazyLogs(batch_logs))
                 if model.stop_training:
                     break
-            if call is None:  # a generator that is used up: no batch this epoch
+            if call is None and not skip:  # a generator that is used up: no batch this epoch
                 warnings.warn("Your input ran out of data; interrupting training. Make sure "
                               "that your generator can yield at least `steps_per_epoch * "
                               "epochs` batches.", stacklevel=3)
@@ -285,6 +286,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
         raise
     finally:
+        model.__dict__.pop("_fit_position", None)  # it holds the sources and their device data
         try:
             backend.sync_to_module()
         finally:
@@ -292,12 +294,29 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     return history
 
 
-def _resume(model: Any, history: History, initial_epoch: int) -> tuple[int, int]:
+def _resume(model: Any, history: History, initial_epoch: int, source: Any,
+            val_source: Any) -> tuple[int, int]:
     """The epoch and batch to start from: a backup restored by BackupAndRestore in
-    ``on_train_begin`` (it sets ``model._resume``), else ``initial_epoch`` and 0."""
+    ``on_train_begin`` (it sets ``model._resume``), else ``initial_epoch`` and 0. The data
+    sources continue from the positions the backup recorded."""
     resume = model.__dict__.pop("_resume", None)
     if resume is None:
         return initial_epoch, 0
+    positions = resume.get("data")
+    for name, src in (("train", source), ("validation", val_source)):
+        if src is None or src.position() is None:
+            continue  # a generator: its position is its own
+        if positions is None:  # a backup written before positions were recorded
+            if isinstance(src, data_mod.ArraySource) and src.repeat \
+                    and src.steps_limit < src.batches_per_pass:
+                raise ValueError(
+                    "BackupAndRestore: the backup was written by an older kompile that did "
+                    f"not record where the {name} data stood; with "
+                    f"`{'steps_per_epoch' if name == 'train' else 'validation_steps'}` "
+                    "below the data size the data continues across epochs, so it cannot "
+                    "resume exactly. Delete the backup directory to start afresh.")
+        elif positions.get(name) is not None:
+            src.restore(positions[name])
     history.epoch = list(resume["history"]["epoch"])
     history.history = {k: list(v) for k, v in resume["history"]["history"].items()}
     return resume["epoch"], resume["step"]

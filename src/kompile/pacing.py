@@ -61,11 +61,8 @@ class Pacer:
         self._timing = False
         self._t0 = 0.0
         self._calls = 0
-        self.skip_to = 0  # batches before this index are skipped by the loop (a resume)
 
     def __call__(self, start: int) -> int:
-        if start < self.skip_to:  # one call covering the skipped batches; it never runs
-            return self.skip_to - start
         self._asked = self.n if self.n is not None else self._plan[0]
         return self._asked
 

@@ -7,12 +7,24 @@ callback finds the file in ``on_train_begin`` and restores:
 
 - weights, batch statistics, the module's RNG state (Flax ``nnx.Rngs``), optimizer state,
   loss scale and, mid-epoch, the running training metrics (the backend's ``state_dict``);
-- NumPy's global RNG as it was when the interrupted epoch began, so the loop draws the same
-  shuffle order again; and torch's global RNG (dropout) as it was at the save;
+- NumPy's global RNG as at the save (it draws the shuffle order of later passes), and torch's
+  global RNGs (dropout: the CPU generator and, once CUDA is in use, every device's) as at
+  the save;
+- where the data stands (``data/sources.py``): for each array source, training and
+  validation, the NumPy RNG state its current pass was shuffled from and the batches of it
+  used, so that a pass continued across epochs (``steps_per_epoch`` or ``validation_steps``
+  below the data size) is shuffled again identically and read on after the last batch saved;
+  for a re-iterable, torch's RNG state as its pass began;
 - the epoch and batch to continue from, and the epochs already done in ``History``, so the
   resumed ``fit`` returns the same history as an uninterrupted one **[decision]** (Keras
   returns only the epochs run after the restart, and with an integer ``save_freq`` restarts
   the interrupted epoch from its first batch; here it continues after the last saved batch).
+
+So for array data, interrupting at any point and resuming equals the uninterrupted run, bit
+for bit (tests/test_resume_positions.py). File format: ``version`` 2 in the information; a
+backup without it (format 1: no data positions, NumPy's RNG as the epoch began for a
+mid-epoch backup) is resumed where that is exact (one pass per epoch) and refused by the loop
+where it is not.
 
 Exact resumption needs the same run: the backup records the batch size, the number of
 samples (array data) and, for a mid-epoch backup, ``steps_per_execution``, and a ``fit``
@@ -20,17 +32,19 @@ that differs in any of them is refused with a ValueError naming the difference (
 "step 4" with another batch size would skip or repeat data silently). A file in
 ``backup_dir`` that is not a kompile backup (corrupt, or another kind of checkpoint) gets
 "not a valid kompile file". A file where ``backup_dir`` should be is refused when training
-starts. It also assumes data whose order comes from kompile's shuffle (arrays) or is
-fixed; a generator is consumed from wherever it stands, and a torch ``DataLoader`` with
-``shuffle=True`` draws its order from torch's RNG. Other callbacks' own state
-(EarlyStopping's patience count, ...) is not part of the backup, as in Keras. When
-training ends normally the backup is deleted (``delete_checkpoint=True``).
+starts. A re-iterable (a list of batches, a ``DataLoader``) is resumed exactly too: its
+position is torch's RNG state as its pass began, and the resumed epoch reads that pass again
+up to its step. A generator's position is its own: it is read on from where it stands (as
+Keras).
+Other callbacks' own state (EarlyStopping's patience count, ...) is not part of the backup,
+as in Keras. When training ends normally the backup is deleted (``delete_checkpoint=True``).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,6 +54,36 @@ from .base import Callback
 from .monitor import batches_run
 
 FILE = "backup.safetensors"
+VERSION = 2  # 2: the data positions ("data"); 1 (no "version"): NumPy's RNG at epoch begin
+
+
+def _rng_to_file(state: Any) -> tuple[list[Any], np.ndarray]:
+    """NumPy's ``get_state()`` as JSON numbers plus the 624 keys (an array for the file)."""
+    _, keys, pos, has_gauss, cached = state
+    return [int(pos), int(has_gauss), float(cached)], np.asarray(keys, np.uint32)
+
+
+def _rng_from_file(numbers: list[Any], keys: np.ndarray) -> tuple[Any, ...]:
+    pos, has_gauss, cached = numbers
+    return ("MT19937", np.asarray(keys, np.uint32), int(pos), int(has_gauss), float(cached))
+
+
+def _restore_torch_rng(extra: dict[str, np.ndarray]) -> None:
+    """torch's CPU generator and, when the backup holds them, every CUDA device's."""
+    import torch
+
+    torch.random.set_rng_state(torch.from_numpy(extra["torch_rng"].copy()))
+    cuda = extra.get("torch_cuda_rng")
+    if cuda is None:
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count != len(cuda):
+        warnings.warn(f"BackupAndRestore: the backup holds the RNG states of {len(cuda)} CUDA "
+                      f"devices and this process sees {count}; they are not restored, so "
+                      "dropout on a GPU will draw other masks than the interrupted run.",
+                      stacklevel=3)
+        return
+    torch.cuda.set_rng_state_all([torch.from_numpy(state.copy()) for state in cuda])
 
 
 class RunMismatchError(ValueError):
@@ -79,6 +123,10 @@ class BackupAndRestore(Callback):
         self.save_freq = save_freq
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
+        if save_freq not in ("epoch", False):
+            # only then does it watch batches: with epoch backups the JAX backend may still
+            # fuse unwatched batches into one call (pacing.py)
+            self.on_train_batch_end = self._count_batches  # type: ignore[method-assign]
         self.path = os.path.join(self.backup_dir, FILE)
         self.prev_path = self.path + ".prev"
         self._reset()
@@ -86,7 +134,6 @@ class BackupAndRestore(Callback):
     def _reset(self) -> None:
         self._records: dict[str, Any] = {"epoch": [], "history": {}}
         self._epoch = 0
-        self._epoch_rng: Any = None
         self._since_save = 0
         self._last_batch = -1
         self._resume_at: tuple[int, int] | None = None
@@ -106,15 +153,19 @@ class BackupAndRestore(Callback):
             if len(candidates) < 2:
                 raise
             info, extra = saving.load_training_state(self.model, candidates[1], self._check)
-        pos, has_gauss, cached = info["numpy_rng"]
-        np.random.set_state(("MT19937", extra["numpy_rng"], pos, has_gauss, cached))
+        np.random.set_state(_rng_from_file(info["numpy_rng"], extra["numpy_rng"]))
         if "torch_rng" in extra:
-            import torch
-
-            torch.random.set_rng_state(torch.from_numpy(extra["torch_rng"].copy()))
+            _restore_torch_rng(extra)
+        data = info.get("data")  # None: written before data positions were recorded
+        if data is not None:
+            data = {name: None if pos is None else {
+                **pos, "rng": None if pos["rng"] is None
+                else _rng_from_file(pos["rng"], extra[f"{name}_rng"]),
+                "torch_rng": extra[f"{name}_torch_rng"] if pos.get("torch_rng") else None}
+                for name, pos in data.items()}
         self._records = info["history"]
         self._resume_at = (info["epoch"], info["step"])
-        self.model._resume = {"epoch": info["epoch"], "step": info["step"],
+        self.model._resume = {"epoch": info["epoch"], "step": info["step"], "data": data,
                               "history": info["history"]}  # read by the loop (loop._resume)
 
     def _run(self) -> dict[str, Any]:
@@ -135,6 +186,17 @@ class BackupAndRestore(Callback):
         if not isinstance(history.get("epoch"), list) or not isinstance(
                 history.get("history"), dict):
             return "its history record is damaged."
+        data = info.get("data", {})
+        for name, pos in data.items() if isinstance(data, dict) else [("data", data)]:
+            if pos is not None and not (
+                    isinstance(pos, dict) and isinstance(pos.get("pos"), int)
+                    and isinstance(pos.get("started"), bool)
+                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))
+                    and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
+                return f"its record of the {name} data position is damaged."
+        if not isinstance(info.get("version", 1), int) or info.get("version", 1) > VERSION:
+            return (f"it is a backup of format version {info.get('version')!r}, newer than "
+                    f"this kompile reads ({VERSION}); upgrade kompile to resume from it.")
         stored, now = info.get("run", {}), self._run()
         names = ["batch_size", "samples"] + (["steps_per_execution"] if info["step"] else [])
         diffs = [f"{k}={stored[k]!r} then, {now[k]!r} now" for k in names
@@ -151,36 +213,45 @@ class BackupAndRestore(Callback):
     # ------------------------------------------------------------------ save
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._epoch_rng = np.random.get_state()  # the loop draws this epoch's order next
         resumed = self._resume_at is not None and self._resume_at[0] == epoch
         self._last_batch = self._resume_at[1] - 1 if resumed else -1
         self._resume_at = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq in ("epoch", False):
-            return
+    def _count_batches(self, batch: int, logs: Any = None) -> None:
         self._since_save += batches_run(batch, self._last_batch)
         self._last_batch = batch
         if self._since_save >= self.save_freq:
             self._since_save = 0
-            self._save(self._epoch, batch + 1, self._epoch_rng)
+            self._save(self._epoch, batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         self._records["epoch"].append(epoch)
         for key, value in (logs or {}).items():  # as History records them
             self._records["history"].setdefault(key, []).append(value)
         if self.save_freq == "epoch":
-            self._save(epoch + 1, 0, np.random.get_state())
+            self._save(epoch + 1, 0)
 
-    def _save(self, epoch: int, step: int, rng: Any) -> None:
-        _, keys, pos, has_gauss, cached = rng
-        info = {"epoch": epoch, "step": step, "numpy_rng": [int(pos), int(has_gauss),
-                                                            float(cached)],
-                "history": self._records, "run": self._run()}
-        extra = {"numpy_rng": np.asarray(keys, np.uint32)}
+    def _save(self, epoch: int, step: int) -> None:
+        numpy_rng, keys = _rng_to_file(np.random.get_state())
+        positions = getattr(self.model, "_fit_position", dict)()  # set by the loop
+        info = {"version": VERSION, "epoch": epoch, "step": step, "numpy_rng": numpy_rng,
+                "history": self._records, "run": self._run(), "data": {}}
+        extra = {"numpy_rng": keys}
+        for name, pos in positions.items():
+            if pos is not None and pos["rng"] is not None:
+                rng, extra[f"{name}_rng"] = _rng_to_file(pos["rng"])
+                pos = {**pos, "rng": rng}
+            if pos is not None and pos.get("torch_rng") is not None:  # an iterable's pass
+                extra[f"{name}_torch_rng"] = np.asarray(pos["torch_rng"], np.uint8)
+                pos = {**pos, "torch_rng": True}
+            info["data"][name] = pos
         torch = sys.modules.get("torch")
         if torch is not None and self.model.backend == "torch":
             extra["torch_rng"] = torch.random.get_rng_state().numpy()
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                # a module on a GPU draws its dropout masks from the devices' generators
+                extra["torch_cuda_rng"] = np.stack(
+                    [state.numpy() for state in torch.cuda.get_rng_state_all()])
         if self.double_checkpoint and os.path.isfile(self.path):
             os.replace(self.path, self.prev_path)
         saving.save_training_state(self.model, self.path, info, extra)

@@ -9,10 +9,19 @@ from a generator, an iterable or a torch ``DataLoader`` and transfers them per c
 With ``steps_per_epoch`` (``repeat=True``) an array source continues through its data
 across epochs, as Keras does: a new (shuffled) pass starts when one is used up, also in the
 middle of an epoch, so every batch is trained on.
+
+Where an array source stands (``position``: the NumPy RNG state its current pass was drawn
+from, and the batches of that pass used) is part of a BackupAndRestore backup; ``restore``
+puts it back, so a resumed fit reads the batches the interrupted one would have read. A
+re-iterable (a list of batches, a ``DataLoader``) starts a pass every epoch; its position is
+torch's RNG state as the pass began (a ``DataLoader`` draws its order and seeds from it), and
+a resumed epoch reads that pass again up to its step (``start``). A generator's position is
+its own: a resume reads it on from where it stands.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -73,6 +82,8 @@ class ArraySource:
         self._arange: dict[tuple[int, int], Any] = {}
         self._pass: list[_Segment] = []  # the pass being read, continued across epochs
         self._pos = 0  # batches of ``_pass`` already used
+        self._pass_rng: Any = None  # NumPy's RNG state ``_pass`` was shuffled from
+        self._restored: dict[str, Any] | None = None  # a position to continue from
 
     def peek_x(self) -> Any:
         return take(self.raw["x"], slice(0, min(self.batch_size, self.n)))
@@ -97,7 +108,18 @@ class ArraySource:
             return full
         return self.steps_limit
 
+    def position(self) -> dict[str, Any]:
+        """Where the source stands, for a backup: ``started`` (a pass was drawn), ``pos``
+        (its batches used) and ``rng`` (NumPy's RNG state it was shuffled from, or None)."""
+        return {"started": bool(self._pass), "pos": self._pos, "rng": self._pass_rng}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        """Continue from ``position`` (as ``position()`` returned it) at the next ``calls``:
+        the same pass is drawn again and its first ``pos`` batches are not read again."""
+        self._restored = dict(position)
+
     def _new_pass(self, backend: Any, shuffle: bool, limit: int) -> list[_Segment]:
+        self._pass_rng = np.random.get_state() if shuffle else None
         order = np.random.permutation(self.n) if shuffle else None  # seeded by set_random_seed
         if order is not None and hasattr(backend, "agree"):
             order = backend.agree(order)  # several processes: process 0's order for all
@@ -111,16 +133,35 @@ class ArraySource:
                     for r in (rows, tail) if r is not None and len(r)]
         return segments
 
-    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
+    def _replay_pass(self, backend: Any, rng: Any, limit: int) -> list[_Segment]:
+        """The pass shuffled from ``rng`` again; NumPy's RNG is left as it was."""
+        if rng is None:
+            return self._new_pass(backend, False, limit)
+        now = np.random.get_state()
+        np.random.set_state(rng)
+        try:
+            return self._new_pass(backend, True, limit)
+        finally:
+            np.random.set_state(now)
+
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None,
+              start: int = 0) -> Iterator[Call]:
         """The calls of one epoch; ``spe`` is batches per call, or a callable choosing it from
-        the epoch step of the call's first batch."""
+        the epoch step of the call's first batch; ``start``: the epoch step to begin at (a
+        resumed epoch; the batches before it ran before the interruption)."""
         shuffle = self.shuffle if shuffle is None else shuffle
         steps = self.steps
         repeat = self.repeat and steps < self.batches_per_pass  # continue across epochs
-        if not repeat or not self._pass:
-            limit = steps if not repeat else self.batches_per_pass
-            self._pass, self._pos = self._new_pass(backend, shuffle, limit), 0
-        step = 0
+        limit = steps if not repeat else self.batches_per_pass
+        restored, self._restored = self._restored, None
+        if restored is not None and restored["started"] and (repeat or start):
+            self._pass = self._replay_pass(backend, restored["rng"], limit)
+            self._pos = restored["pos"]
+        elif not repeat or not self._pass:
+            # a pass per epoch (a backup from before positions were recorded restores NumPy's
+            # RNG as the epoch began, so a mid-epoch resume draws that epoch's pass here)
+            self._pass, self._pos = self._new_pass(backend, shuffle, limit), start
+        step = start
         while step < steps:
             per_call = spe if isinstance(spe, int) else spe(step)  # a pacer chooses per call
             want, parts = min(per_call, steps - step), []
@@ -182,6 +223,8 @@ class IterableSource:
         self.one_shot = iter(data) is data  # a generator: one iterator across epochs
         self._iter: Iterator[Any] | None = None
         self._first: Any = None
+        self._pass_rng: Any = None  # torch's RNG state as this pass began (None: no torch)
+        self._restored: dict[str, Any] | None = None
         self._fn: Prepare | None = None
         self._arange: dict[tuple[int, int], Any] = {}
 
@@ -190,8 +233,34 @@ class IterableSource:
             first, self._first = self._first, None
             return first
         if self._iter is None:
-            self._iter = iter(self.data)
+            self._iter = self._open()
         return next(self._iter)
+
+    def _open(self) -> Iterator[Any]:
+        """A new pass; torch's RNG state is recorded first: a ``DataLoader`` draws its base
+        seed and, with ``shuffle=True``, its order from it (at ``iter`` and the first ``next``)."""
+        torch = sys.modules.get("torch")
+        self._pass_rng = None if torch is None or self.one_shot \
+            else torch.random.get_rng_state().numpy()
+        return iter(self.data)
+
+    def _replay(self, rng: Any) -> None:
+        """The pass that began at torch RNG state ``rng`` again (its first batch read);
+        torch's RNG is left as it was."""
+        self._first, self._iter = None, None
+        torch = sys.modules.get("torch")
+        if rng is None or torch is None:  # nothing was drawn: the same pass anyway
+            return
+        now = torch.random.get_rng_state()
+        torch.random.set_rng_state(torch.from_numpy(np.array(rng, np.uint8)))
+        try:
+            self._iter = self._open()
+            try:
+                self._first = next(self._iter)
+            except StopIteration:
+                self._iter = iter(())
+        finally:
+            torch.random.set_rng_state(now)
 
     def _host_batch(self, element: Any) -> tuple[Any, Any, Any]:
         x, y, sw = split_element(element)
@@ -218,6 +287,20 @@ class IterableSource:
         _, ys, sws = fn(*self._host_batch(self._first))
         return ys, sws
 
+    def position(self) -> dict[str, Any] | None:
+        """For a re-iterable: torch's RNG state as its current pass began (``torch_rng``) and
+        whether that pass is still to be read (``pending``: only its first batch was
+        peeked); a resumed epoch reads the pass again up to its step. None for a generator:
+        its position is its own."""
+        if self.one_shot:
+            return None
+        return {"started": self._iter is not None, "pos": 0, "rng": None,
+                "pending": self._first is not None, "torch_rng": self._pass_rng}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        """Continue from ``position`` (``position()``'s) at the next ``calls``."""
+        self._restored = dict(position)
+
     @property
     def steps(self) -> int | None:
         if self.steps_limit is not None:
@@ -227,10 +310,24 @@ class IterableSource:
         except TypeError:  # no length (a DataLoader over an IterableDataset): until it ends
             return None
 
-    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None) -> Iterator[Call]:
-        if not self.one_shot and self._first is None:
-            self._iter = None  # a re-iterable (list, DataLoader): a fresh pass per epoch
-        step, limit = 0, self.steps_limit
+    def calls(self, backend: Any, spe: Any, shuffle: bool | None = None,
+              start: int = 0) -> Iterator[Call]:
+        """As ``ArraySource.calls``. A resumed epoch (``start > 0``) of a re-iterable reads
+        and drops its first ``start`` batches (a fresh pass: this finds the place again); a
+        generator is read on from where it stands, as Keras does."""
+        restored, self._restored = self._restored, None
+        if restored is not None and (start or restored["pending"]):
+            self._replay(restored["torch_rng"])  # the pass the backup was taken in
+        elif (restored is not None or self._first is None) and not self.one_shot:
+            self._first = self._iter = None  # a re-iterable (list, DataLoader): a fresh pass
+        step, limit = start, self.steps_limit
+        for _ in range(0 if self.one_shot else start):
+            try:
+                self._next()
+            except StopIteration:
+                if self.one_shot:
+                    self._iter = iter(())
+                return
         while limit is None or step < limit:
             batches = []
             per_call = spe if isinstance(spe, int) else spe(step)
