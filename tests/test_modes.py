@@ -109,3 +109,24 @@ def test_torch_jit_compile_true_compiles_predict_before_fit():
     # the first forward is kompile's shape probe (one eager call); the batches are compiled
     assert len(net.compiled) >= 3 and all(net.compiled[1:])
     np.testing.assert_allclose(out, x @ np.full((3, 2), 0.1, np.float32), rtol=1e-5, atol=1e-7)
+
+
+def test_jax_run_eagerly_with_batchnorm_and_dropout_equals_jit():
+    """Eager JAX steps carry the module's RNG keys and batch statistics as jitted ones do
+    (a key array has no astype outside jit: eager fit of such a module used to fail)."""
+    from . import models
+
+    x = np.random.default_rng(1).normal(size=(32, 4)).astype(np.float32)
+    y = np.random.default_rng(2).normal(size=(32, 2)).astype(np.float32)
+    runs = {}
+    for eager in (False, True):
+        model = kp.Model(models.build("jax", "dropout_bn")).compile(
+            "sgd", "mse", run_eagerly=eager)
+        history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        runs[eager] = (history.history["loss"], model.get_weights(),
+                       model.evaluate(x, y, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_allclose(runs[True][0], runs[False][0], rtol=1e-5)
+    for a, b in zip(runs[True][1], runs[False][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert runs[True][2] == pytest.approx(runs[False][2], rel=1e-5)
+    np.testing.assert_allclose(runs[True][3], runs[False][3], rtol=1e-5, atol=1e-6)

@@ -247,7 +247,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
             rngs = nnx.Rngs(step_key)
         out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
         new_rest = jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2])
-        new_rest = [new.astype(old.dtype) for new, old in zip(new_rest, rest)]
+        # (RNG key arrays have no astype outside jit, and never change dtype)
+        new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
+                    for new, old in zip(new_rest, rest)]
         return self.spec.flatten(out), new_rest, key
 
     def _rng_of(self, rest: Any) -> list[Any]:
