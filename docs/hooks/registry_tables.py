@@ -39,6 +39,7 @@ def _defaults(cls: Any, skip: tuple[str, ...] = ()) -> str:
 def tables() -> str:
     import kompile as kp
     from kompile import losses, metrics, optimizers
+    from kompile.optimizer_base import COMMON
 
     out = ["## Optimizers", "",
            "Names are case-insensitive. Defaults are Keras's. Every optimizer also takes "
@@ -47,7 +48,7 @@ def tables() -> str:
     for name in optimizers.OPTIMIZERS.names():
         cls = optimizers.OPTIMIZERS.get(name)
         out.append(f"| {_names([name])} | `kp.optimizers.{cls.__name__}` | "
-                   f"{_defaults(cls, optimizers.COMMON)} | {_summary(cls)} |")
+                   f"{_defaults(cls, COMMON)} | {_summary(cls)} |")
     out += ["", "## Losses", "",
             "Names are exact; aliases are listed. Every loss class also takes `reduction` and "
             "`name`.", "",
