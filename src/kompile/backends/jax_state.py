@@ -116,9 +116,12 @@ class ModuleView:
         self.ok = False
         self.n_params = n_params
         try:
-            self.vars, self.treedef = jax.tree.flatten(module, is_leaf=_is_var)
-        except Exception:  # noqa: BLE001  (a module jax cannot flatten: the slow path)
-            return
+            self._build(module, split_leaves)
+        except Exception:  # noqa: BLE001  (a module or a Flax version without these APIs)
+            self.ok = False
+
+    def _build(self, module: Any, split_leaves: list[Any]) -> None:
+        self.vars, self.treedef = jax.tree.flatten(module, is_leaf=_is_var)
         by_id: dict[int, Any] = {}
         for v in self.vars:
             if not _is_var(v):
@@ -153,8 +156,12 @@ class ModuleView:
         changed."""
         if not self._current(module) or len(leaves) != len(self.ordered):
             return False
-        for v, a in zip(self.ordered, leaves):
-            v.set_raw_value(a, _unsafe_bypass_check=True)  # as nnx.update does
+        try:
+            for v, a in zip(self.ordered, leaves):
+                v.set_raw_value(a, _unsafe_bypass_check=True)  # as nnx.update does
+        except TypeError:  # a Flax version without this keyword: nnx.update (at the first)
+            self.ok = False
+            return False
         return True
 
 
