@@ -40,12 +40,13 @@ def align(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
 def broadcast_weight(xp: Any, sample_weight: Any, values: Any) -> Any:
     """Sample weights shaped to ``values``: ``(N,)`` weights spread over temporal axes."""
     w = ops.as_float(xp, sample_weight, like=values)
+    given = tuple(w.shape)  # (sample_weight may be a list or a scalar)
     while w.ndim > values.ndim and w.shape[-1] == 1:
         w = w[..., 0]
     while w.ndim < values.ndim:
         w = w[..., None]
     if w.ndim > values.ndim or any(a not in (1, b) for a, b in zip(w.shape, values.shape)):
-        raise ValueError(f"`sample_weight` of shape {tuple(sample_weight.shape)} does not fit "
+        raise ValueError(f"`sample_weight` of shape {given} does not fit "
                          f"values of shape {tuple(values.shape)}: expected one weight per "
                          "sample, (N,), or a shape that broadcasts to the values (per "
                          "timestep or per element).")
