@@ -215,8 +215,8 @@ class CompiledCalls:
         them, and nothing deleted is ever written into the module."""
         self._cursor[phase], self._index_id[phase] = -1, None
         if phase != "train":  # evaluation donates only its metrics, cursor and RNG carry
-            self.eval_state = {"metrics": self.put(self.objective.init_states()),
-                               "cursor": self.put(np.int32(0))}
+            self.reset_metrics("eval")
+            self.eval_state["cursor"] = _copy_scalar(self._count(0))
             return
         self.state = None  # (so the rebuild does not read the deleted key)
         self.build(self.objective, self._config)
