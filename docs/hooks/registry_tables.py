@@ -39,7 +39,7 @@ def _defaults(cls: Any, skip: tuple[str, ...] = ()) -> str:
 def tables() -> str:
     import kompile as kp
     from kompile import losses, metrics, optimizers
-    from kompile.optimizer_base import COMMON
+    from kompile.optimizers.base import COMMON
 
     out = ["## Optimizers", "",
            "Names are case-insensitive. Defaults are Keras's. Every optimizer also takes "

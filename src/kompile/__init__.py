@@ -23,8 +23,7 @@ from . import (
 from . import precision as mixed_precision
 from .callbacks import Callback, History
 from .metrics import custom_metric
-from .model import Model
-from .model_saving import load_model
+from .model import Model, load_model
 from .registry import register
 
 __version__ = "0.1.0"

@@ -313,7 +313,7 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
         path: A weights, checkpoint or whole-model file.
     """
     arrays, meta = load_arrays(path)
-    if meta.get("format") in (STATE_FORMAT, MODEL_FORMAT):  # model files: model_saving.py
+    if meta.get("format") in (STATE_FORMAT, MODEL_FORMAT):  # model files: model/saving.py
         weights = _strip(arrays, "weights/")
         if not weights:
             raise ValueError(

@@ -9,9 +9,9 @@ on JAX, ``torch.amp.GradScaler``'s on torch). The update math is optax's and tor
 where Keras's differs from optax's, a short per-variable rule written as Keras writes it
 (Adam's epsilon and AMSGrad, Nadam, Ftrl, Adafactor); where it differs from torch's, a
 pre-step hook puts Keras's numbers in the param groups. Class docstrings say what remains
-different. The classes are written in optimizer_classic.py (SGD, RMSprop, Adagrad,
-Adadelta, Ftrl) and optimizer_adam.py (the Adam family, Lion, Adafactor) on the base class of
-optimizer_base.py, and re-exported here. Importing this module imports neither JAX, optax
+different. The classes are written in classic.py (SGD, RMSprop, Adagrad,
+Adadelta, Ftrl) and adam.py (the Adam family, Lion, Adafactor) on the base class of
+optimizers/base.py, and re-exported here. Importing this module imports neither JAX, optax
 nor torch.
 """
 
@@ -22,11 +22,11 @@ import inspect
 import sys
 from typing import Any
 
-from . import schedules  # noqa: F401  (kp.optimizers.schedules, as in Keras)
-from .optimizer_adam import Adafactor, Adam, Adamax, AdamW, Lion, Nadam
-from .optimizer_base import Optimizer
-from .optimizer_classic import SGD, Adadelta, Adagrad, Ftrl, RMSprop
-from .registry import Registry, custom_name, get_custom, keywords_checked, type_error
+from .. import schedules  # noqa: F401  (kp.optimizers.schedules, as in Keras)
+from ..registry import Registry, custom_name, get_custom, keywords_checked, type_error
+from .adam import Adafactor, Adam, Adamax, AdamW, Lion, Nadam
+from .base import Optimizer
+from .classic import SGD, Adadelta, Adagrad, Ftrl, RMSprop
 
 # ---------------------------------------------------------------------- native and wrapped
 _NATIVE = ("Cannot serialise a native {}: a compile config holds only kompile optimizers. "

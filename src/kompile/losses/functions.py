@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import ops
-from .ops import EPSILON, namespace
+from .. import ops
+from ..ops import EPSILON, namespace
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean_with_sample_weight", "none", None)
 

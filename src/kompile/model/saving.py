@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from . import saving
-from .callbacks.base import History
-from .distribution import DataParallel
+from .. import saving
+from ..callbacks.base import History
+from ..distribution import DataParallel
 
 MODEL_FORMAT = saving.MODEL_FORMAT
 
@@ -102,7 +102,7 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
         ...
         ValueError: ... variable 'kernel' has shape (3, 1) in this module but (2, 1) in the file...
     """
-    from .model import Model
+    from .core import Model
 
     arrays, meta = saving.load_arrays(filepath)
     where = repr(os.fspath(filepath))

@@ -1,5 +1,7 @@
-"""Losses: the loss classes, their registry and lookup, over the pure per-sample functions
-of loss_functions.py (re-exported here, so ``kp.losses.mean_squared_error`` works).
+"""The Loss base class, the loss registry and lookup (get, serialize, deserialize).
+
+The loss classes register themselves in classes.py and probabilistic.py; the package
+``kompile.losses`` re-exports everything, so ``kp.losses.mean_squared_error`` works.
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .loss_functions import (  # noqa: F401  (re-exported: kp.losses.<function>)
+from ..registry import Registry, check_kwargs, custom_name, keywords_checked, type_error
+from .functions import (  # noqa: F401  (used by the classes through this module)
     REDUCTIONS,
     align,
     binary_crossentropy,
@@ -33,7 +36,6 @@ from .loss_functions import (  # noqa: F401  (re-exported: kp.losses.<function>)
     squared_hinge,
     weighted_reduce,
 )
-from .registry import Registry, check_kwargs, custom_name, keywords_checked, type_error
 
 # ----------------------------------------------------------------------------- classes
 
@@ -164,8 +166,8 @@ def _options(local_vars: dict[str, Any]) -> dict[str, Any]:
             if k not in ("self", "reduction", "name", "__class__")}
 
 
-# the loss classes (one per function, with explicit signatures) live in loss_classes.py,
-# imported at the end of this module and registered there
+# the loss classes (one per function, with explicit signatures) live in classes.py and
+# probabilistic.py, which register themselves when the package is imported
 CROSSENTROPY_KIND = {  # which accuracy a crossentropy loss implies (SPEC section 2)
     "binary_crossentropy": "binary",
     "binary_focal_crossentropy": "binary",
@@ -275,7 +277,7 @@ def deserialize(config: dict[str, Any]) -> Loss:
     Returns:
         The ``Loss`` object.
     """
-    from .registry import get_custom
+    from ..registry import get_custom
 
     name, cfg = config["class_name"], dict(config["config"])
     if name == "LossFunctionWrapper":
@@ -284,62 +286,3 @@ def deserialize(config: dict[str, Any]) -> Loss:
                                    cfg.pop("name", None), cfg)
     cls = LOSS_CLASSES.get(name) or get_custom(name)
     return cls.from_config(cfg)
-
-
-from .loss_classes import (  # noqa: E402  (the classes subclass Loss, defined above)
-    BinaryCrossentropy,
-    BinaryFocalCrossentropy,
-    CategoricalCrossentropy,
-    CategoricalFocalCrossentropy,
-    CategoricalHinge,
-    CosineSimilarity,
-    Hinge,
-    Huber,
-    KLDivergence,
-    LogCosh,
-    MeanAbsoluteError,
-    MeanAbsolutePercentageError,
-    MeanSquaredError,
-    MeanSquaredLogarithmicError,
-    Poisson,
-    SparseCategoricalCrossentropy,
-    SquaredHinge,
-)
-
-__all__ = [
-    "Loss", "LossFunctionWrapper", "deserialize", "get", "serialize", "REDUCTIONS",
-    "MeanSquaredError",
-    "MeanAbsoluteError",
-    "MeanAbsolutePercentageError",
-    "MeanSquaredLogarithmicError",
-    "BinaryCrossentropy",
-    "CategoricalCrossentropy",
-    "SparseCategoricalCrossentropy",
-    "BinaryFocalCrossentropy",
-    "CategoricalFocalCrossentropy",
-    "KLDivergence",
-    "Poisson",
-    "CosineSimilarity",
-    "LogCosh",
-    "Huber",
-    "Hinge",
-    "SquaredHinge",
-    "CategoricalHinge",
-    "mean_squared_error",
-    "mean_absolute_error",
-    "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error",
-    "binary_crossentropy",
-    "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
-    "binary_focal_crossentropy",
-    "categorical_focal_crossentropy",
-    "kl_divergence",
-    "poisson",
-    "cosine_similarity",
-    "log_cosh",
-    "huber",
-    "hinge",
-    "squared_hinge",
-    "categorical_hinge",
-]

@@ -2,13 +2,13 @@
 KL divergence and Poisson, with Keras's options.
 
 Each class spells out its options (explicit signature, documented) and sets ``fn``;
-``loss_classes.py`` registers them with the other loss classes and ``losses.py``
+``classes.py`` registers them with the other loss classes and ``base.py``
 re-exports them. Owns no math.
 """
 
 from __future__ import annotations
 
-from .losses import (
+from .base import (
     Loss,
     _options,
     binary_crossentropy,

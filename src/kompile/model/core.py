@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from . import compile as compile_mod
-from . import data as data_mod
-from . import distribution as distribution_mod
-from . import precision, serialization
-from .model_state import ModelState
-from .model_training import TrainingCalls
-from .registry import keywords_checked, type_error
-from .structures import OutputSpec
+from .. import compile as compile_mod
+from .. import data as data_mod
+from .. import distribution as distribution_mod
+from .. import precision, serialization
+from ..registry import keywords_checked, type_error
+from ..structures import OutputSpec
+from .state import ModelState
+from .training import TrainingCalls
 
 
 def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
@@ -28,12 +28,12 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
     module_type = type(module)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.Module):
-        from .backends.torch_ddp import torch_backend  # DDP when a process group is initialised
+        from ..backends.torch_ddp import torch_backend  # DDP when a process group is initialised
 
         return torch_backend(module, policy, output_names, distribution)
     if any(c.__module__.startswith("flax.nnx") for c in module_type.__mro__):
         try:
-            from .backends.jax import JaxBackend
+            from ..backends.jax import JaxBackend
         except ImportError as err:  # flax without jax's other parts (optax)
             raise ImportError(f"The JAX backend needs jax, flax and optax ({err}). Install "
                               "them with: pip install 'kompile[jax]'") from err
@@ -58,7 +58,7 @@ def _resolve_seed(seed: Any, signature: Any) -> int | None:
                 "the module's own randomness (nnx.Rngs(seed) when you build it; torch: "
                 "kp.utils.set_random_seed).", stacklevel=3)
         return None
-    from .utils import draw_seed
+    from ..utils import draw_seed
 
     return int(seed) if seed is not None else draw_seed()
 
@@ -349,7 +349,7 @@ class Model(TrainingCalls, ModelState):
         config = compile_mod.make_config(optimizer, loss, metrics, **options)
         if (config.auto_scale_loss and self.dtype_policy.needs_loss_scale
                 and not getattr(config.optimizer, "is_loss_scale", False)):
-            from .optimizers import LossScaleOptimizer
+            from ..optimizers import LossScaleOptimizer
 
             config.optimizer = LossScaleOptimizer(config.optimizer)
         self._config = config
@@ -419,7 +419,7 @@ class Model(TrainingCalls, ModelState):
             self._backend.build(objective, self._config)
             self._objective = objective  # only once built: an interrupted build is redone
             if self._pending_state is not None:  # kp.load_model: the saved training state
-                from .model_saving import restore_pending
+                from .saving import restore_pending
 
                 restore_pending(self)
         return self._objective

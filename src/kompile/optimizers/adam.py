@@ -4,7 +4,7 @@
 Each class is a backend-neutral spec with Keras's argument names, defaults and checks, and
 its translation to an optax chain and a torch.optim class (Lion's torch optimizer is
 written here, torch has none). The base class and the optax helpers are in
-optimizer_base.py; the name table, ``get`` and ``serialize`` in optimizers.py, which
+optimizers/base.py; the name table, ``get`` and ``serialize`` in optimizers/__init__.py, which
 re-exports every class. Importing this module imports neither JAX, optax nor torch.
 """
 
@@ -14,7 +14,7 @@ import functools
 import importlib
 from typing import Any
 
-from .optimizer_base import Optimizer, _hyper, _rule, _zeros, jnp
+from .base import Optimizer, _hyper, _rule, _zeros, jnp
 
 
 class Adam(Optimizer):

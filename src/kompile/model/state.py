@@ -1,7 +1,7 @@
 """Weights, files, summary and learning rate of ``kp.Model``.
 
-A mixin of ``Model`` (model.py): ``get_weights``/``set_weights``, whole-model ``save``,
-``save_weights``/``load_weights`` (safetensors, see saving.py and model_saving.py), the
+A mixin of ``Model`` (core.py): ``get_weights``/``set_weights``, whole-model ``save``,
+``save_weights``/``load_weights`` (safetensors, see saving.py and model/saving.py), the
 ``learning_rate`` property and ``summary``.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from . import data as data_mod
-from .registry import type_error
+from .. import data as data_mod
+from ..registry import type_error
 
 
 class ModelState:
@@ -76,7 +76,7 @@ class ModelState:
             ...                  model.predict(np.ones((2, 2)), verbose=0)))
             True
         """
-        from . import model_saving
+        from . import saving as model_saving
 
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
@@ -98,7 +98,7 @@ class ModelState:
         Raises:
             FileExistsError: ``overwrite=False`` and ``filepath`` exists.
         """
-        from . import saving
+        from .. import saving
 
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
@@ -116,7 +116,7 @@ class ModelState:
             ValueError: The file is not readable, or its variables do not match the
                 module's (the message names the missing, unexpected or mis-shaped ones).
         """
-        from . import saving
+        from .. import saving
 
         saving.load_weights(self, filepath)
 
@@ -215,7 +215,7 @@ class ModelState:
             return variables + [(n, b, False) for n, b in module.named_buffers()]
         from flax import nnx
 
-        from .backends.jax_state import named
+        from ..backends.jax_state import named
 
         params = nnx.state(module, nnx.Param)
         others = nnx.state(module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))

@@ -4,7 +4,7 @@ Owns ``Optimizer`` (argument checks, config, the learning rate kept in the optax
 read/set without a retrace, the torch pre-step hook that puts Keras's numbers in the param
 groups, clipping) and the small optax helpers (chains, Keras's decay-before-update, a
 per-variable rule for updates written as Keras writes them). The table of named optimizers
-is in optimizers.py. Importing this module imports neither JAX, optax nor torch.
+is in optimizers/__init__.py. Importing this module imports neither JAX, optax nor torch.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import math
 import weakref
 from typing import Any, NamedTuple
 
-from . import schedules
-from .registry import custom_name, get_custom, keywords_checked, type_error
+from .. import schedules
+from ..registry import custom_name, get_custom, keywords_checked, type_error
 
 COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
 
@@ -132,7 +132,7 @@ class Optimizer:
         config = dict(config)
         name, lr = config.pop("name", None), config.get("learning_rate")
         if cls is Optimizer:
-            from .optimizers import OPTIMIZERS  # the table imports this module
+            from . import OPTIMIZERS  # the package's table imports this module
 
             cls = OPTIMIZERS.get(str(name))
         if isinstance(lr, str):

@@ -1,6 +1,6 @@
 """The training calls of ``kp.Model``: fit, evaluate, predict and the ``*_on_batch`` calls.
 
-A mixin of ``Model`` (model.py) so that the facade stays one readable file per concern: these
+A mixin of ``Model`` (core.py) so that the facade stays one readable file per concern: these
 methods spell out Keras's parameters and documentation and delegate to the one loop
 (loop.py).
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import data as data_mod
-from . import loop
-from .callbacks.base import History
-from .registry import keywords_checked
+from .. import data as data_mod
+from .. import loop
+from ..callbacks.base import History
+from ..registry import keywords_checked
 
 
 class TrainingCalls:

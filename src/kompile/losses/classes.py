@@ -1,25 +1,16 @@
-"""The loss classes: one per loss function of ``losses.py``, with Keras's options.
+"""The loss classes: one per loss function of ``functions.py``, with Keras's options.
 
 Each class spells out its options (explicit signature, documented), sets ``fn`` and is
 registered under the function's name and its aliases, so ``"mse"``,
 ``kp.losses.mean_squared_error`` and ``kp.losses.MeanSquaredError()`` are one loss.
 The probabilistic ones (crossentropies, KL divergence, Poisson) are written in
-``loss_probabilistic.py``; this module holds the others and registers them all. Imported
-by ``losses.py`` (which re-exports every class); owns no math.
+``probabilistic.py``; this module holds the others and registers them all. Imported
+by the package ``__init__`` (which re-exports every class); owns no math.
 """
 
 from __future__ import annotations
 
-from .loss_probabilistic import (
-    BinaryCrossentropy,
-    BinaryFocalCrossentropy,
-    CategoricalCrossentropy,
-    CategoricalFocalCrossentropy,
-    KLDivergence,
-    Poisson,
-    SparseCategoricalCrossentropy,
-)
-from .losses import (
+from .base import (
     LOSS_CLASSES,
     LOSSES,
     Loss,
@@ -41,6 +32,15 @@ from .losses import (
     poisson,
     sparse_categorical_crossentropy,
     squared_hinge,
+)
+from .probabilistic import (
+    BinaryCrossentropy,
+    BinaryFocalCrossentropy,
+    CategoricalCrossentropy,
+    CategoricalFocalCrossentropy,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
 )
 
 

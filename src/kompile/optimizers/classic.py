@@ -3,8 +3,8 @@
 Each class is a backend-neutral spec with Keras's argument names, defaults and checks, and
 its translation to an optax chain and a torch.optim class (one accumulator of squared
 gradients or a momentum buffer; no bias-corrected moments). The base class and the optax
-helpers are in optimizer_base.py; the name table, ``get`` and ``serialize`` in
-optimizers.py, which re-exports every class. Importing this module imports neither JAX,
+helpers are in optimizers/base.py; the name table, ``get`` and ``serialize`` in
+optimizers/__init__.py, which re-exports every class. Importing this module imports neither JAX,
 optax nor torch.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .optimizer_base import COMMON, Optimizer, _chain, _hyper, _rule, _scale, jnp, optax
+from .base import COMMON, Optimizer, _chain, _hyper, _rule, _scale, jnp, optax
 
 
 class SGD(Optimizer):

@@ -1,0 +1,14 @@
+"""The Model facade and its parts.
+
+``core.py`` holds ``Model`` (construction, ``compile``, the backend it drives);
+``training.py`` the public fit/evaluate/predict calls; ``state.py`` weights, saving and
+summaries; ``saving.py`` whole-model files (``model.save`` / ``kp.load_model``), kept
+here above the file-format module ``kompile.saving``.
+"""
+
+from __future__ import annotations
+
+from .core import Model
+from .saving import load_model
+
+__all__ = ["Model", "load_model"]
