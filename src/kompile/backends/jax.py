@@ -8,6 +8,7 @@ and runs the compiled calls, jax_state.py keeps the user's module and checkpoint
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -23,6 +24,13 @@ from .interrupts import SignalGuard
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
 
 precision.register_pytree()
+# nnx.merge(..., copy=True) (newer flax) gives the merged module Variables of its own;
+# older releases always build new Variables from the state and have no `copy` keyword.
+_MERGE_COPY = "copy" in inspect.signature(nnx.merge).parameters
+
+
+def _merge(graphdef: Any, *states: Any) -> Any:
+    return nnx.merge(graphdef, *states, copy=True) if _MERGE_COPY else nnx.merge(graphdef, *states)
 
 
 def _all_finite(tree: Any) -> Any:
@@ -80,7 +88,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         seen: list[Any] = []
 
         def forward(s: Any, x: Any) -> Any:
-            module = nnx.merge(graphdef, s, copy=True)
+            module = _merge(graphdef, s)
             out = rule.call(module, self._cast(self._user_order(x)), False, nnx.Rngs(0))
             seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
             # shapes are read from the traced outputs in `seen`; returning nothing lets a
@@ -239,8 +247,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any = None,
                  training: bool = False):
         """Flat outputs, the module's new other variables and the next kompile-owned key."""
-        module = nnx.merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest),
-                           copy=True)
+        module = _merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest))
         rngs = None
         if key is not None:  # a fresh nnx.Rngs per step, split from the carried key
             key, step_key = jax.random.split(key)
