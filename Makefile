@@ -44,7 +44,7 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
-# make bench [DEVICE=gpu]: the issue-15 ratios from interleaved runs (JAX, then torch), and the
+# make bench [DEVICE=gpu]: the benchmark ratios from interleaved runs (JAX, then torch), and the
 # torch kernels per step. benchmarks/bench_jax.py (one process per configuration: peak memory,
 # a CNN) is run by hand.
 DEVICE ?= cpu

@@ -28,12 +28,15 @@ def _names(names: list[str]) -> str:
 
 
 def _defaults(cls: Any, skip: tuple[str, ...] = ()) -> str:
-    params = inspect.signature(cls.__init__).parameters.values()
+    """The constructor's parameters: required ones first, in bold, then ``name=default``."""
+    params = [p for p in inspect.signature(cls.__init__).parameters.values()
+              if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    required = [f"**`{p.name}`** (required)" for p in params if p.default is p.empty]
     shown = [f"`{p.name}={p.default!r}`" for p in params
-             if p.name != "self" and p.default is not inspect.Parameter.empty
+             if p.default is not inspect.Parameter.empty
              and not (p.name in skip and p.kind is inspect.Parameter.KEYWORD_ONLY)
              and not (p.name in skip and p.name in ("reduction", "name", "dtype"))]
-    return ", ".join(shown)
+    return ", ".join(required + shown)
 
 
 def tables() -> str:
@@ -74,6 +77,19 @@ def tables() -> str:
         opts = _defaults(cls, ("name", "dtype"))
         out.append(f"| {_names(names)} | "
                    f"`kp.metrics.{cls.__name__}` | {opts or '-'} | {_summary(cls)} |")
+    out.append(f"| {_names(['f1_score'])} | `kp.metrics.F1Score(average=\"macro\")` | "
+               f"{_defaults(metrics.F1Score, ('name', 'dtype'))} | {_summary(metrics.F1Score)} |")
+    for kind in sorted(set(metrics.AUTO_NAMES.values())):
+        names = sorted(n for n, k in metrics.AUTO_NAMES.items() if k == kind)
+        out.append(f"| {_names(names)} | the binary, categorical or sparse `{kind}` metric | - "
+                   "| chosen per output from the output's loss, else from the shapes |")
+    for cls_name in metrics.__all__:  # classes without a name: give the class to compile
+        cls = getattr(metrics, cls_name)
+        if (isinstance(cls, type) and issubclass(cls, metrics.Metric) and cls not in seen
+                and cls is not metrics.AutoMetric and cls is not metrics.Metric):
+            opts = _defaults(cls, ("name", "dtype"))
+            out.append(f"| (the class) | `kp.metrics.{cls_name}` | {opts or '-'} | "
+                       f"{_summary(cls)} |")
     out += ["", "## Callbacks", "", "| class | arguments | what it does |", "|---|---|---|"]
     for name in kp.callbacks.__all__:
         cls = getattr(kp.callbacks, name)
@@ -88,35 +104,3 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if MARKER in markdown:
         markdown = markdown.replace(MARKER, tables())
     return markdown
-
-
-DIFFERENCES = "<!-- keras-differences -->"
-README_HEADING = "### Where kompile deliberately differs from Keras"
-
-
-def differences_table(readme_path: str) -> str:
-    """The README's table of deliberate differences from Keras (one source for both)."""
-    with open(readme_path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    start = lines.index(README_HEADING) + 1
-    table = []
-    for line in lines[start:]:
-        if line.startswith("|"):
-            table.append(line)
-        elif table:
-            break
-    return "\n".join(table) + "\n"
-
-
-def _differences_hook(markdown: str, config: Any) -> str:
-    if DIFFERENCES in markdown:
-        readme = os.path.join(os.path.dirname(config["config_file_path"]), "README.md")
-        markdown = markdown.replace(DIFFERENCES, differences_table(readme))
-    return markdown
-
-
-_tables_hook = on_page_markdown
-
-
-def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:  # noqa: F811
-    return _differences_hook(_tables_hook(markdown, page, config, files), config)
