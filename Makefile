@@ -44,6 +44,10 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
+# screenshots of the main pages (headless Chromium) in site-shots/, for a person to look at
+docs-shots: docs
+	$(BIN)/python tests/scripts/docs_shots.py
+
 # make bench [DEVICE=gpu]: the benchmark ratios from interleaved runs (JAX, then torch), and the
 # torch kernels per step. benchmarks/bench_jax.py (one process per configuration: peak memory,
 # a CNN) is run by hand.
@@ -54,4 +58,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
 
 clean:
-	rm -rf $(VENV) $(MIN) build site *.egg-info
+	rm -rf $(VENV) $(MIN) build site site-shots *.egg-info
