@@ -25,11 +25,12 @@ from .callbacks import Callback, History
 from .metrics import custom_metric
 from .model import Model, load_model
 from .registry import register
+from .warn import KompileWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "History", "Model", "callbacks", "custom_metric", "distribution", "load_model",
-    "losses", "metrics", "mixed_precision", "optimizers", "precision", "register", "saving",
-    "schedules", "utils",
+    "Callback", "History", "KompileWarning", "Model", "callbacks", "custom_metric",
+    "distribution", "load_model", "losses", "metrics", "mixed_precision", "optimizers",
+    "precision", "register", "saving", "schedules", "utils",
 ]

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import losses
+from .warn import KompileWarning, user_stacklevel
 
 # parameter name -> the value it gets in a training step (the opposite otherwise)
 MODE_FLAGS = {"training": True, "train": True, "deterministic": False}
@@ -231,13 +232,16 @@ def check_probabilities(objective: Any, flat_preds: list[Any]) -> None:
                 continue
             lo, hi = float(p.min()), float(p.max())
             if lo < -1e-3 or hi > 1 + 1e-3:
+                cls = type(loss).__name__
+                fix = (f"kp.losses.{cls}(from_logits=True)" if hasattr(losses, cls)
+                       else "a loss with from_logits=True")
                 warnings.warn(
                     f"The loss {loss.name!r} of output '{entry.name or 'output'}' expects "
                     f"probabilities in [0, 1] (from_logits=False), but the module's first "
                     f"predictions range over [{lo:.4g}, {hi:.4g}]. If the module returns logits "
                     "(no softmax/sigmoid at the end, as Hugging Face, timm and torchvision "
-                    "models do), pass a loss with from_logits=True, e.g. "
-                    "kp.losses.SparseCategoricalCrossentropy(from_logits=True).", stacklevel=4)
+                    f"models do), compile with loss={fix}.",
+                    KompileWarning, stacklevel=user_stacklevel())
                 return
 
 

@@ -18,6 +18,7 @@ from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
 from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
+from .warn import KompileWarning
 
 
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
@@ -259,7 +260,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             if call is None and not skip:  # a generator that is used up: no batch this epoch
                 warnings.warn("Your input ran out of data; interrupting training. Make sure "
                               "that your generator can yield at least `steps_per_epoch * "
-                              "epochs` batches.", stacklevel=3)
+                              "epochs` batches.", KompileWarning, stacklevel=3)
                 break
             logs = batch_logs()  # host sync: epoch logs for History
             if val_source is not None and _val_due(epoch, validation_freq):
@@ -273,7 +274,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                                   f"{epoch + 1}, so it logs no val_* values. A generator is "
                                   "used up across epochs: pass a re-iterable (a list of "
                                   "batches, a DataLoader) or one that yields `validation_steps "
-                                  "* epochs` batches.", stacklevel=3)
+                                  "* epochs` batches.", KompileWarning, stacklevel=3)
                 else:
                     logs.update({"val_" + k: v for k, v in val_logs.items()})
                     logs = dict(sorted(logs.items()))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .registry import did_you_mean
+from .warn import KompileWarning
 
 MODEL_LOSS_KEY = "loss"
 
@@ -245,7 +246,7 @@ def output_spec(outputs: Any, output_names: Sequence[str] | None = None) -> Outp
         shown = ", ".join(f"'{n.name}' ({_what(_get(outputs, n.path))})" for n in skipped)
         warnings.warn(
             f"The module's outputs {shown} are not arrays with a batch axis; they are left out "
-            "of losses, metrics and predict.", stacklevel=4)
+            "of losses, metrics and predict.", KompileWarning, stacklevel=4)
     return OutputSpec(root, tuple(n.name for n in arrays),
                       tuple(tuple(int(d) for d in _get(outputs, n.path).shape[1:])
                             for n in arrays),

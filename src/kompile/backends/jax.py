@@ -19,6 +19,7 @@ import optax
 from flax import nnx
 
 from .. import calling, precision, structures
+from ..warn import KompileWarning
 from . import jax_state
 from .interrupts import SignalGuard
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
@@ -167,7 +168,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         eager = not self.resolve_jit(config)
         if config.run_eagerly and config.jit_compile is True:
             warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
-                          stacklevel=3)
+            KompileWarning, stacklevel=3)
         self.jit_compile = False if eager else True
         self._strict = config.jit_compile is True
         self._fns: dict[Any, Any] = {}

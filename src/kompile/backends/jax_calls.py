@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..warn import KompileWarning
+
 TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                 jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError,
                 jax.errors.NonConcreteBooleanIndexError, jax.errors.UnexpectedTracerError)
@@ -150,7 +152,7 @@ class CompiledCalls:
             warnings.warn(
                 f"jit_compile='auto': the step cannot be traced by jax.jit, so it runs eagerly "
                 f"(slower). Cause: {type(err).__name__}: {str(err).splitlines()[0]}",
-                stacklevel=4)
+                KompileWarning, stacklevel=4)
             self.jit_compile = False
             self._fns.clear()
             self._results = self.objective.results
@@ -225,7 +227,7 @@ class CompiledCalls:
             "and metric state are donated to each compiled step), so that state is lost. The "
             "model's weights are back to those its module held at the start of this call (or "
             "when a callback last read it), and the optimizer state starts afresh (its step "
-            "count from 0). The module itself is intact.", stacklevel=5)
+            "count from 0). The module itself is intact.", KompileWarning, stacklevel=5)
 
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
         if self._exposed:  # a callback saw the module: take what it changed

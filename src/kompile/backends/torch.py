@@ -26,6 +26,7 @@ import torch
 
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
+from ..warn import KompileWarning
 from . import torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
@@ -173,7 +174,7 @@ class TorchBackend:
             loss_scale._reader = lambda: float(scaler.get_scale()) if scaler else initial
         if config.run_eagerly and config.jit_compile is True:
             warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
-                          stacklevel=3)
+            KompileWarning, stacklevel=3)
         self._jit = self.jit_compile = self.resolve_jit(config)
         self._fns = {}
         self._steps, self._lr = 0, None

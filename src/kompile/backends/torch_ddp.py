@@ -49,6 +49,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from ..objective import Objective
+from ..warn import KompileWarning
 from .torch import TorchBackend
 
 
@@ -66,11 +67,12 @@ def torch_backend(module: torch.nn.Module, policy: Any, output_names: Any = None
         warnings.warn(f"WORLD_SIZE={world} (torchrun?) but no torch.distributed process group "
                       "is initialised, so every process trains alone on all the data. Call "
                       "torch.distributed.init_process_group() before kp.Model(...).",
-                      stacklevel=3)
+                      KompileWarning, stacklevel=3)
     elif distribution is not None:
         warnings.warn("kp.distribution.DataParallel on torch uses the processes of a "
                       "torch.distributed process group (started with torchrun); none is "
-                      "initialised, so training runs in this one process.", stacklevel=3)
+                      "initialised, so training runs in this one process.",
+                      KompileWarning, stacklevel=3)
     return TorchBackend(module, policy, output_names, distribution)
 
 
@@ -148,7 +150,7 @@ class DistributedTorchBackend(TorchBackend):
             warnings.warn("reduction='mean_with_sample_weight' under DistributedDataParallel "
                           "divides each process's loss by its own sum of sample weights; the "
                           "result equals one process only when those sums are equal.",
-                          stacklevel=3)
+                          KompileWarning, stacklevel=3)
         super().build(sharded, config)
         self.train_module = None
         if self.opt is not None:  # DDP needs parameters that require gradients

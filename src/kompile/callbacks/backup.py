@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from .. import saving
+from ..warn import KompileWarning
 from .base import Callback
 from .monitor import batches_run
 
@@ -81,7 +82,7 @@ def _restore_torch_rng(extra: dict[str, np.ndarray]) -> None:
         warnings.warn(f"BackupAndRestore: the backup holds the RNG states of {len(cuda)} CUDA "
                       f"devices and this process sees {count}; they are not restored, so "
                       "dropout on a GPU will draw other masks than the interrupted run.",
-                      stacklevel=3)
+                      KompileWarning, stacklevel=3)
         return
     torch.cuda.set_rng_state_all([torch.from_numpy(state.copy()) for state in cuda])
 

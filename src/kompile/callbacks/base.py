@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..registry import keywords_checked
+from ..warn import KompileWarning
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
          "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
@@ -203,7 +204,7 @@ class CallbackList:
             except Exception as err:  # noqa: BLE001  (the original error matters more)
                 warnings.warn(f"{fn.__qualname__} failed while fit() was ending by "
                               f"{type(error).__name__}: {type(err).__name__}: {err}",
-                              stacklevel=2)
+                              KompileWarning, stacklevel=2)
 
     def append(self, cb: Callback, model: Any = None) -> None:
         """Add a callback (History, the progress bar are added after construction)."""
@@ -241,8 +242,14 @@ class History(Callback):
 
         Saves a PNG when ``path`` is given; returns the matplotlib figure.
         """
-        import matplotlib
-        import matplotlib.ticker
+        try:
+            import matplotlib
+            import matplotlib.ticker
+        except ModuleNotFoundError as err:
+            raise ModuleNotFoundError(
+                "History.plot() draws with matplotlib, which is not installed: "
+                "pip install kompile[plot] (or pip install matplotlib).",
+                name="matplotlib") from err
 
         if path is not None:
             matplotlib.use("Agg")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..warn import KompileWarning
 from .base import Callback
 
 MODES = ("auto", "min", "max")
@@ -100,7 +101,8 @@ class MonitorCallback(Callback):
         value = logs.get(self.monitor)
         if value is None:
             warnings.warn(f"{what} is conditioned on `{self.monitor}`, which is not in the "
-                          f"logs. Available logs: {', '.join(logs) or '(none)'}.", stacklevel=3)
+                          f"logs. Available logs: {', '.join(logs) or '(none)'}.",
+                          KompileWarning, stacklevel=3)
             return None
         if isinstance(value, list | tuple) or np.ndim(value) > 0:
             flat = np.ravel(np.asarray(value, dtype=np.float64))

@@ -27,6 +27,15 @@ def resolve_verbose(verbose: Any) -> int:
     return int(verbose)
 
 
+def format_step_time(seconds: float) -> str:
+    """Keras's units for the time per step: ``"2s/step"``, ``"31ms/step"``, ``"450us/step"``."""
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
+
+
 def format_logs(logs: Any) -> str:
     """``"loss: 0.1234 - mae: 1.2000e-05"``: each value through ``format_value``."""
     return " - ".join(f"{key}: {format_value(value)}" for key, value in logs.items())
@@ -74,8 +83,7 @@ class ProgbarLogger(Callback):
         self._bar.update(done)
         if now - self._last >= self.interval:  # host sync only when the bar redraws
             self._last = now
-            per_step = (now - self._t0) / max(self._seen, 1)
-            text = f"{per_step * 1e3:.0f}ms/step"
+            text = format_step_time((now - self._t0) / max(self._seen, 1))
             if logs:
                 text += " - " + format_logs(logs)
             self._set_text(text)
@@ -86,12 +94,14 @@ class ProgbarLogger(Callback):
 
     def _end(self, logs: Any, title: str | None = None) -> None:
         elapsed = time.perf_counter() - self._t0
-        per_step = elapsed / max(self._seen, 1)
-        text = f"{per_step * 1e3:.0f}ms/step"
+        text = format_step_time(elapsed / max(self._seen, 1))
         if logs:
             text += " - " + format_logs(logs)
         if self._bar is not None:
             self._set_text(text)
+            # the last line whole (the terminal wraps it), as Keras prints it: cut to the
+            # terminal's width it would hide the val_ metrics
+            self._bar.dynamic_ncols, self._bar.ncols = False, None
             self._bar.close()
             self._bar = None
         elif self.verbose == 2:

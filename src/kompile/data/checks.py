@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..warn import KompileWarning
 from .arrays import leaves
 
 
@@ -162,7 +163,8 @@ def check_finite(tree: Any, argument: str, error: bool,
                    f"index {first}: {a[first].item()!r}.")
         if error:
             raise ValueError(message + " Remove or replace them before training.")
-        warnings.warn(message + " Training on them will likely give NaN losses.", stacklevel=4)
+        warnings.warn(message + " Training on them will likely give NaN losses.",
+        KompileWarning, stacklevel=4)
 
 
 def check_sparse_labels(y: np.ndarray, output: str, classes: int, ignore_class: Any,

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..warn import KompileWarning
 from .arrays import batch_rows, leaves, map_arrays, num_samples, take, targets_dtype, to_numpy
 
 Prepare = Callable[[Any, Any, Any], tuple[Any, list[Any], list[Any]]]
@@ -104,7 +105,7 @@ class ArraySource:
             return full
         if self.steps_limit > full:  # as Keras: one pass per epoch, with a warning
             warnings.warn(f"steps={self.steps_limit} is more than the {full} batches the "
-                          f"arrays hold; running {full}.", stacklevel=4)
+                          f"arrays hold; running {full}.", KompileWarning, stacklevel=4)
             return full
         return self.steps_limit
 
@@ -341,7 +342,7 @@ class IterableSource:
             if not batches:
                 if limit is not None and step < limit:
                     warnings.warn(f"The data ran out after {step} of steps={limit} batches.",
-                                  stacklevel=4)
+                    KompileWarning, stacklevel=4)
                 return
             yield Call(self._parts(backend, batches), step, step + len(batches) - 1)
             step += len(batches)

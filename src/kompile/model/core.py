@@ -19,6 +19,8 @@ from .. import distribution as distribution_mod
 from .. import precision, serialization
 from ..registry import keywords_checked, type_error
 from ..structures import OutputSpec
+from ..warn import KompileWarning
+from . import hints
 from .state import ModelState
 from .training import TrainingCalls
 
@@ -56,7 +58,7 @@ def _resolve_seed(seed: Any, signature: Any) -> int | None:
                 f"kp.Model(seed={seed}) seeds the nnx.Rngs kompile passes to an `rngs` "
                 f"parameter, but {signature.describe()} takes none, so the seed is unused. Seed "
                 "the module's own randomness (nnx.Rngs(seed) when you build it; torch: "
-                "kp.utils.set_random_seed).", stacklevel=3)
+                "kp.utils.set_random_seed).", KompileWarning, stacklevel=3)
         return None
     from ..utils import draw_seed
 
@@ -168,6 +170,21 @@ class Model(TrainingCalls, ModelState):
     def optimizer(self) -> Any:
         """The resolved optimizer spec (``None`` before ``compile``)."""
         return None if self._config is None else self._config.optimizer
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Not a layer: raises a ``TypeError`` saying to call ``predict`` or the module.
+
+        (Keras models are layers, so ``model(x)`` works there; here ``model.predict(x)``
+        gives NumPy predictions and ``model.module(x)`` the framework's own output.)
+
+        Args:
+            *args: Ignored.
+            **kwargs: Ignored.
+
+        Raises:
+            TypeError: Always.
+        """
+        raise hints.call_error(self)
 
     @property
     def compiled(self) -> bool:
@@ -336,6 +353,7 @@ class Model(TrainingCalls, ModelState):
             >>> sorted(model.evaluate(x, y, verbose=0, return_dict=True))
             ['label_accuracy', 'label_loss', 'loss', 'score_loss']
         """
+        hints.check_metrics_are_not_weights(metrics)
         options: dict[str, Any] = {
             "loss_weights": loss_weights, "weighted_metrics": weighted_metrics,
             "run_eagerly": run_eagerly, "steps_per_execution": steps_per_execution,

@@ -28,6 +28,7 @@ import numpy as np
 from .. import saving
 from ..callbacks.base import History
 from ..distribution import DataParallel
+from . import hints
 
 MODEL_FORMAT = saving.MODEL_FORMAT
 
@@ -57,7 +58,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     saving.save_arrays(path, arrays, meta)
 
 
-def load_model(filepath: str | os.PathLike[str], module: Any, *,
+def load_model(filepath: str | os.PathLike[str], module: Any = None, *,
                distribution: DataParallel | None = None) -> Any:
     """Rebuild a compiled ``kp.Model`` from a file written by ``Model.save``.
 
@@ -74,7 +75,8 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
     Args:
         filepath: A file written by ``Model.save``.
         module: A freshly built ``flax.nnx.Module`` or ``torch.nn.Module`` of the same
-            architecture as the saved one, on the same backend.
+            architecture as the saved one, on the same backend. Required: left out, a
+            ``TypeError`` says what to pass (the file holds arrays, not code).
         distribution: A ``kp.distribution.DataParallel`` for the new model (not saved in
             the file). Default ``None``: the global distribution.
 
@@ -82,6 +84,7 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
         A compiled ``kp.Model`` around ``module``.
 
     Raises:
+        TypeError: No ``module`` given.
         FileNotFoundError: No file at ``filepath``.
         ValueError: The file is not a whole-model file (a weights file or a backup), was
             written by the other backend, or its variables do not match ``module``'s
@@ -104,6 +107,8 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
     """
     from .core import Model
 
+    if module is None:
+        raise hints.load_model_needs_module(filepath)
     arrays, meta = saving.load_arrays(filepath)
     where = repr(os.fspath(filepath))
     kind = meta.get("format")
