@@ -6,8 +6,10 @@ A page containing ``<!-- registry-tables -->`` gets the tables in its place.
 
 from __future__ import annotations
 
+import html
 import inspect
 import os
+import re
 import sys
 from typing import Any
 
@@ -20,19 +22,29 @@ MARKER = "<!-- registry-tables -->"
 def _summary(obj: Any) -> str:
     doc = inspect.getdoc(obj) or ""
     first = doc.split("\n\n")[0].replace("\n", " ").strip()
-    return first.replace("|", "\\|")
+    # a pipe ends a table cell, except inside a code span (where a backslash would show)
+    parts = first.split("`")
+    return "`".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
+
+
+def _code(text: str) -> str:
+    """Inline code that may wrap after ``.``, ``_`` and ``=`` when its column is narrow
+    (``<wbr>``: no character is added, so a copied name stays whole)."""
+    body = html.escape(text, quote=False)
+    return "<code>" + re.sub(r"([._=])", r"\1<wbr>", body) + "</code>"
 
 
 def _names(names: list[str]) -> str:
-    return ", ".join(f'`"{n}"`' for n in names)
+    return ", ".join(_code(f'"{n}"') for n in names)
 
 
 def _defaults(cls: Any, skip: tuple[str, ...] = ()) -> str:
     """The constructor's parameters: required ones first, in bold, then ``name=default``."""
     params = [p for p in inspect.signature(cls.__init__).parameters.values()
               if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    required = [f"**`{p.name}`** (required)" for p in params if p.default is p.empty]
-    shown = [f"`{p.name}={p.default!r}`" for p in params
+    required = [f"<strong>{_code(p.name)}</strong> (required)" for p in params
+                if p.default is p.empty]
+    shown = [_code(f"{p.name}={p.default!r}") for p in params
              if p.default is not inspect.Parameter.empty
              and not (p.name in skip and p.kind is inspect.Parameter.KEYWORD_ONLY)
              and not (p.name in skip and p.name in ("reduction", "name", "dtype"))]
@@ -50,7 +62,7 @@ def tables() -> str:
            "| name | class | defaults | notes |", "|---|---|---|---|"]
     for name in optimizers.OPTIMIZERS.names():
         cls = optimizers.OPTIMIZERS.get(name)
-        out.append(f"| {_names([name])} | `kp.optimizers.{cls.__name__}` | "
+        out.append(f"| {_names([name])} | {_code('kp.optimizers.' + cls.__name__)} | "
                    f"{_defaults(cls, COMMON)} | {_summary(cls)} |")
     out += ["", "## Losses", "",
             "Names are exact; aliases are listed. Every loss class also takes `reduction` and "
@@ -60,7 +72,7 @@ def tables() -> str:
         names = [n for n in losses.LOSSES.names() if losses.LOSSES.get(n) is cls]
         names.sort(key=lambda n: (n != cls.fn.__name__, n))
         opts = _defaults(cls, ("reduction", "name"))
-        out.append(f"| {_names(names)} | `kp.losses.{cls_name}` | "
+        out.append(f"| {_names(names)} | {_code('kp.losses.' + cls_name)} | "
                    f"{opts or '-'} | {_summary(cls)} |")
     out += ["", "## Metrics", "",
             "`\"accuracy\"`/`\"acc\"` and `\"crossentropy\"`/`\"ce\"` pick the binary, "
@@ -75,9 +87,10 @@ def tables() -> str:
         seen.add(cls)
         names = sorted(n for n in metrics.METRICS.names() if metrics.METRICS.get(n) is cls)
         opts = _defaults(cls, ("name", "dtype"))
-        out.append(f"| {_names(names)} | "
-                   f"`kp.metrics.{cls.__name__}` | {opts or '-'} | {_summary(cls)} |")
-    out.append(f"| {_names(['f1_score'])} | `kp.metrics.F1Score(average=\"macro\")` | "
+        out.append(f"| {_names(names)} | {_code('kp.metrics.' + cls.__name__)} | "
+                   f"{opts or '-'} | {_summary(cls)} |")
+    f1 = _code('kp.metrics.F1Score(average="macro")')
+    out.append(f"| {_names(['f1_score'])} | {f1} | "
                f"{_defaults(metrics.F1Score, ('name', 'dtype'))} | {_summary(metrics.F1Score)} |")
     for kind in sorted(set(metrics.AUTO_NAMES.values())):
         names = sorted(n for n, k in metrics.AUTO_NAMES.items() if k == kind)
@@ -88,7 +101,7 @@ def tables() -> str:
         if (isinstance(cls, type) and issubclass(cls, metrics.Metric) and cls not in seen
                 and cls is not metrics.AutoMetric and cls is not metrics.Metric):
             opts = _defaults(cls, ("name", "dtype"))
-            out.append(f"| (the class) | `kp.metrics.{cls_name}` | {opts or '-'} | "
+            out.append(f"| (the class) | {_code(f'kp.metrics.{cls_name}')} | {opts or '-'} | "
                        f"{_summary(cls)} |")
     out += ["", "## Callbacks", "", "| class | arguments | what it does |", "|---|---|---|"]
     for name in kp.callbacks.__all__:
@@ -96,7 +109,8 @@ def tables() -> str:
         if not isinstance(cls, type) or name in ("Callback", "CallbackList", "LazyLogs",
                                                  "History"):
             continue
-        out.append(f"| `kp.callbacks.{name}` | {_defaults(cls) or '-'} | {_summary(cls)} |")
+        out.append(f"| {_code(f'kp.callbacks.{name}')} | {_defaults(cls) or '-'} | "
+                   f"{_summary(cls)} |")
     return "\n".join(out) + "\n"
 
 
