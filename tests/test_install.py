@@ -10,6 +10,7 @@ torch``) fails as it does where the package was never installed, and
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -62,16 +63,46 @@ def _view(tmp_path: Path, absent: tuple[str, ...]) -> Path:
     return view
 
 
+def _run_without(tmp_path: Path, other: str, code: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter that cannot import the ``other`` backend."""
+    view = _view(tmp_path, ABSENT[other])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "KERAS"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(view)]), JAX_PLATFORMS="cpu",
+               PYTHONNOUSERSITE="1")
+    check = f"import importlib.util\nassert importlib.util.find_spec({other!r}) is None\n"
+    return subprocess.run([sys.executable, "-S", "-c", check + code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("installed", ["torch", "jax"])
 def test_one_backend_installed(tmp_path, installed):
     other = "jax" if installed == "torch" else "torch"
     if installed == "torch":
         pytest.importorskip("torch")
-    view = _view(tmp_path, ABSENT[other])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "KERAS"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(view)]), JAX_PLATFORMS="cpu",
-               PYTHONNOUSERSITE="1")
     code = textwrap.dedent(SCRIPTS[installed]) + textwrap.dedent(CHECK.format(absent=other))
-    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = _run_without(tmp_path, other, code)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def _readme_quick_starts() -> dict[str, str]:
+    """The README's quick starts by backend: its ```python blocks under "Quick start"."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = {}
+    for title, body in re.findall(r"^## (Quick start with [^\n]*)\n(.*?)(?=^## )", text,
+                                  re.S | re.M):
+        block = re.search(r"^```python\n(.*?)^```", body, re.S | re.M)
+        found["torch" if "PyTorch" in title else "jax"] = block.group(1)
+    return found
+
+
+@pytest.mark.parametrize("installed", ["torch", "jax"])
+def test_readme_quick_start_runs_with_only_its_backend(tmp_path, installed):
+    """Each README quick start runs where only its backend is installed, and prints what the
+    README shows: an evaluation line and the predictions' shape."""
+    if installed == "torch":
+        pytest.importorskip("torch")
+    code = _readme_quick_starts()[installed]
+    out = _run_without(tmp_path, "jax" if installed == "torch" else "torch", code)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r"^loss \d\.\d{3}, accuracy 0\.(8|9)\d\d$", out.stdout, re.M), out.stdout
+    assert "Epoch 3/3" in out.stdout and "val_accuracy" in out.stdout, out.stdout
