@@ -363,6 +363,7 @@ def test_tensorboard_event_files_read_back(make_model, tmp_path):
 # ----------------------------------------------------------------------------- misc
 
 
+@pytest.mark.filterwarnings("ignore:`x` holds 1 non-finite value:kompile.KompileWarning")
 def test_terminate_on_nan(make_model):
     x, y = _regression(16)
     x[5, 0] = np.nan
