@@ -8,6 +8,8 @@ tf.data/grain/PyDataset adapters, custom ``train_step``/``compute_loss`` overrid
 counters, state trees and TF determinism (not part of kompile's contract).
 """
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,14 @@ class BatchCounter(kp.Callback):
         self.per_epoch[-1] += 1
 
 
+def _warns_above(steps, batches):
+    """As Keras: more steps than the arrays' batches warns (and runs one pass per epoch)."""
+    if steps is None or steps <= batches:
+        return contextlib.nullcontext()
+    return pytest.warns(kp.KompileWarning, match=f"steps={steps} is more than the {batches} "
+                                                 "batches the arrays hold")
+
+
 # ----------------------------------------------------------------------------- fit / evaluate
 
 
@@ -48,8 +58,9 @@ def test_fit_flow(backend, mode, use_steps_per_epoch):
         metrics=[kp.metrics.MeanSquaredError()], run_eagerly=mode == "eager")
     x, y = np.ones((100, 4), np.float32), np.zeros((100, 3), np.float32)
     # Keras: steps_per_epoch=7 with 5 batches of arrays warns and trains 5 per epoch
-    hist = model.fit(x, y, batch_size=20, epochs=3, verbose=0,
-                     steps_per_epoch=7 if use_steps_per_epoch else None)
+    with _warns_above(7 if use_steps_per_epoch else None, 5):
+        hist = model.fit(x, y, batch_size=20, epochs=3, verbose=0,
+                         steps_per_epoch=7 if use_steps_per_epoch else None)
     # Keras's test: [14.5, 11.5, 8.5] with atol=1.0; measured Keras 3.15 (JAX):
     assert hist.history["mean_squared_error"] == pytest.approx(
         [14.402392, 10.991338, 8.388157], rel=1e-5)
@@ -197,8 +208,9 @@ W_TWO_PASSES = [0.7347822, 0.7338168, 0.73285156, 0.7318865]     # 20 batches in
 def test_steps_per_epoch(backend, steps_per_epoch, per_epoch, weights):
     model = example(backend, units=1).compile("sgd", "mse")
     counter = BatchCounter()
-    model.fit(X_SPE, Y_SPE, batch_size=8, epochs=4, steps_per_epoch=steps_per_epoch,
-              shuffle=False, callbacks=[counter], verbose=0)
+    with _warns_above(steps_per_epoch, 10):
+        model.fit(X_SPE, Y_SPE, batch_size=8, epochs=4, steps_per_epoch=steps_per_epoch,
+                  shuffle=False, callbacks=[counter], verbose=0)
     assert counter.per_epoch == per_epoch
     np.testing.assert_allclose(model.get_weights()[0].ravel(), weights, rtol=1e-5)
 
@@ -213,8 +225,9 @@ def test_steps_per_epoch(backend, steps_per_epoch, per_epoch, weights):
 def test_steps_per_execution_steps_per_epoch(backend, steps_per_epoch, per_epoch, weights):
     model = example(backend, units=1).compile("sgd", "mse", steps_per_execution=2)
     counter = BatchCounter()
-    model.fit(X_SPE, Y_SPE, batch_size=8, epochs=4, steps_per_epoch=steps_per_epoch,
-              shuffle=False, callbacks=[counter], verbose=0)
+    with _warns_above(steps_per_epoch, 10):
+        model.fit(X_SPE, Y_SPE, batch_size=8, epochs=4, steps_per_epoch=steps_per_epoch,
+                  shuffle=False, callbacks=[counter], verbose=0)
     assert counter.per_epoch == per_epoch
     if weights is None:  # the same batches one per call
         one = example(backend, units=1).compile("sgd", "mse", steps_per_execution=1)
