@@ -235,6 +235,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
     logs: dict[str, Any] = {}
+    backend.keep_last_good("the start of this fit call")  # a host copy (backends/jax_recovery)
     try:
         cbs.call("on_train_begin", {})
         initial_epoch, skip = _resume(model, history, initial_epoch, source, val_source)
@@ -262,6 +263,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                               "epochs` batches.", stacklevel=3)
                 break
             logs = batch_logs()  # host sync: epoch logs for History
+            backend.keep_last_good(f"the end of epoch {epoch + 1}")  # the state is computed
             if val_source is not None and _val_due(epoch, validation_freq):
                 model._validating = True  # read by callbacks; never in History.params
                 try:
@@ -283,6 +285,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                 break
         cbs.call("on_train_end", logs)
     except BaseException as error:
+        backend.settle()  # a step that failed at run time: back to the last good state
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
         raise
     finally:
@@ -336,6 +339,9 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     try:
         logs = _run_eval(model, source, cbs)
         model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
+    except BaseException:
+        model._backend.settle()  # a step that failed at run time: back to valid state
+        raise
     finally:
         model._backend.release()
     if logs is None:
@@ -374,6 +380,9 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
                 break
         host = backend.to_host(chunks)  # host sync: the predictions
         backend.write_back_rng()  # the module's RNG streams advanced by the predictions
+    except BaseException:
+        backend.settle()  # a step that failed at run time: back to valid state
+        raise
     finally:
         backend.release()
     outputs = _join(spec, host)

@@ -73,6 +73,14 @@ class Backend(Protocol):
         """End of a fit/evaluate/predict call (always called, also on an exception): drop
         per-call copies of the data and restore the SIGINT handler."""
 
+    def keep_last_good(self, where: str) -> None:
+        """Keep what ``settle`` restores after a run-time failure (``where`` names the point
+        for its warning); called where the loop already waits for the device."""
+
+    def settle(self) -> bool:
+        """After an exception: make the state valid again (JAX: arrays a failed step took or
+        was to produce are put back from the last good copy). True when it restored."""
+
     def sync_to_module(self) -> None:
         """Write the latest state into the user's module, keeping what the user changed on
         it since the last write."""

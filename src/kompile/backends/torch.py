@@ -205,6 +205,15 @@ class TorchBackend:
                 self._jit, self._fns = jit, {}
             self.jit_compile = jit
 
+    def keep_last_good(self, where: str) -> None:
+        """Nothing to copy: a torch step runs in order on the host's stream of work, and a
+        failure inside it (out of memory in forward or backward) raises before
+        ``optimizer.step()`` changes a parameter."""
+
+    def settle(self) -> bool:
+        """After an exception: the parameters are those of the last completed step."""
+        return False
+
     def release(self) -> None:
         """End of a call: put back the SIGINT handler (batches are gathered per step, so
         nothing else is held)."""

@@ -231,16 +231,20 @@ class TrainingCalls:
             raise ValueError("The model was compiled without a loss, so train_on_batch() has "
                              "nothing to minimise. Pass `loss=` to compile().")
         self._backend.reset_metrics("train")
+        self._backend.keep_last_good("the start of this train_on_batch call")
         try:
             for call in source.calls(self._backend, 1, shuffle=False):
                 for part in call.parts:
                     self._backend.train(part.feed, part.index, part.start, part.n)
+            logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
+        except BaseException:
+            self._backend.settle()  # a step that failed at run time: the last good state
+            raise
         finally:
             try:
                 self._backend.sync_to_module()
             finally:
                 self._backend.release()
-        logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
         return self._format_results(logs, return_dict)
 
     @keywords_checked
