@@ -14,6 +14,7 @@ from .. import data as data_mod
 from .. import loop
 from ..callbacks.base import History
 from ..registry import keywords_checked
+from .exclusive import one_at_a_time
 
 
 class TrainingCalls:
@@ -22,6 +23,7 @@ class TrainingCalls:
     _backend: Any
     _objective: Any
     # ------------------------------------------------------------------ training calls
+    @one_at_a_time
     @keywords_checked
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: int | str = "auto", callbacks: Any = None, validation_split: float = 0.0,
@@ -103,6 +105,7 @@ class TrainingCalls:
             ValueError: ``compile`` was not called, it had no loss, or the data does not
                 fit the model (the message names the argument).
             TypeError: An argument of the wrong type or an unknown keyword argument.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
 
         Example:
             >>> import numpy as np
@@ -124,6 +127,7 @@ class TrainingCalls:
                         validation_batch_size=validation_batch_size,
                         validation_freq=validation_freq)
 
+    @one_at_a_time
     @keywords_checked
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto", sample_weight: Any = None,
@@ -153,6 +157,7 @@ class TrainingCalls:
 
         Raises:
             ValueError: ``compile`` was not called, or the data does not fit the model.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
 
         Example:
             >>> import numpy as np
@@ -168,6 +173,7 @@ class TrainingCalls:
                              sample_weight=sample_weight, steps=steps, callbacks=callbacks,
                              return_dict=return_dict)
 
+    @one_at_a_time
     @keywords_checked
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto",
                 steps: int | None = None, callbacks: Any = None) -> Any:
@@ -200,6 +206,7 @@ class TrainingCalls:
         return loop.predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps,
                             callbacks=callbacks)
 
+    @one_at_a_time
     @keywords_checked
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: dict[Any, Any] | None = None,
@@ -220,6 +227,7 @@ class TrainingCalls:
 
         Raises:
             ValueError: ``compile`` was not called, or it had no loss.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
         """
         self._require_compiled("train_on_batch")
         y = self._bind_targets(x, y)
@@ -247,6 +255,7 @@ class TrainingCalls:
                 self._backend.release()
         return self._format_results(logs, return_dict)
 
+    @one_at_a_time
     @keywords_checked
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                       return_dict: bool = False) -> Any:
@@ -266,6 +275,7 @@ class TrainingCalls:
         return self.evaluate(x, y, batch_size=n, sample_weight=sample_weight, verbose=0,
                              return_dict=return_dict)
 
+    @one_at_a_time
     def predict_on_batch(self, x: Any) -> Any:
         """The module's outputs for one batch, as NumPy arrays (works without compile).
 
