@@ -17,6 +17,7 @@ from . import data as data_mod
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
+from .data.batch_checks import BatchChecker, output_probe
 from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
 
 
@@ -54,8 +55,9 @@ def _first_forward(model: Any, source: Any) -> Any:
         raise TypeError(hint) from err
 
 
-def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
-    """Name the outputs, build the objective once, and flatten targets per output."""
+def _prepare(model: Any, source: Any, class_weight: Any = None) -> bool:
+    """Name the outputs, build the objective once, and flatten targets per output. Returns
+    whether the checked data holds non-finite values (then a NaN loss is no surprise)."""
     spec = _first_forward(model, source)
     cfg = model._config
     if cfg is not None and cfg.loss is None and spec.model_loss is None \
@@ -95,11 +97,19 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
         # checks at the door: host data once per call (arrays whole, iterables' first batch)
         x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
             else (source.peek_x(), ys, sws)
-        data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
-                                   single=not model._spec.multi, argument=source.argument)
+        bad = data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
+                                         single=not model._spec.multi,
+                                         argument=source.argument)
+        if not isinstance(source, data_mod.ArraySource):  # the next batches: each one
+            rules = objective.data_rules()
+            sparse = [("" if not model._spec.multi else r[0], r[3]) for r in rules]
+            source.check = BatchChecker((x_all, ys, sws), sparse, output_probe(model, True),
+                                        source.argument)
         if first and calling.wants_probability_check(objective):  # once per compile
             calling.check_probabilities(objective,
                                         model._backend.sample_outputs(source.peek_x()))
+        return bool(bad)
+    return False
 
 
 
@@ -207,7 +217,7 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             validation_data, validation_batch_size or batch_size, validation_steps)
     backend = model._backend
     backend.refresh_from_module()
-    _prepare(model, source, class_weight)
+    watch = _LossWatch(_prepare(model, source, class_weight))
     if not model._objective.has_loss:
         raise ValueError("The model was compiled without a loss, so fit() has nothing to "
                          "minimise. Pass `loss=` to compile().")
@@ -233,7 +243,10 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         "train": source.position(),
         "validation": None if val_source is None else val_source.position()}
     wants_batch_logs = cbs.wants("on_train_batch_end")
-    batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
+
+    def batch_logs() -> dict[str, Any]:
+        return watch.seen(host_logs(backend.results("train"), backend.to_host))
+
     logs: dict[str, Any] = {}
     backend.keep_last_good("the start of this fit call")  # a host copy (backends/jax_recovery)
     try:
@@ -245,7 +258,9 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             cbs.call("on_epoch_begin", epoch, {})
             call = None
             # resumed mid-epoch: the batches before `skip` ran before the interruption
+            watch.epoch, watch.last = epoch, skip - 1
             for call in source.calls(backend, per_call, start=skip):
+                watch.step = call.last_step
                 cbs.call("on_train_batch_begin", call.first_step, {})
                 if pacer is not None:
                     pacer.begin()
@@ -295,6 +310,31 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         finally:
             backend.release()
     return history
+
+
+class _LossWatch:
+    """One warning for the first non-finite training loss among the logs the loop reads
+    anyway (epoch ends, batches whose logs a callback reads): no extra host sync."""
+
+    def __init__(self, data_not_finite: bool):
+        self.quiet = data_not_finite  # the data checks already warned about NaN/Inf data
+        self.epoch, self.step, self.last = 0, 0, -1
+
+    def seen(self, logs: dict[str, Any]) -> dict[str, Any]:
+        loss = logs.get("loss")
+        if self.quiet or loss is None or np.isfinite(loss):
+            self.last = self.step
+            return logs
+        self.quiet = True
+        since = f"after batch {self.last}, whose loss was finite" if self.last >= 0 \
+            else "since the epoch began"
+        warnings.warn(
+            f"The training loss became non-finite ({loss}) in epoch {self.epoch + 1}, at batch "
+            f"{self.step} or before ({since}; batches counted from 0, read where the logs are "
+            "read). The data kompile checked (arrays whole, an iterable's first batch) was "
+            "finite: the training diverged, or a later batch holds NaN/Inf. Try a lower "
+            "learning rate, gradient clipping (clipnorm=...) or TerminateOnNaN.", stacklevel=4)
+        return logs
 
 
 def _resume(model: Any, history: History, initial_epoch: int, source: Any,
@@ -360,6 +400,9 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     spec = _first_forward(model, source)
     backend.prepare_predict(model._config)
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
+    if not isinstance(source, data_mod.ArraySource):  # each batch against the first
+        source.check = BatchChecker((source.peek_x(), [], []), [], output_probe(model, False),
+                                    source.argument)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     model.stop_predicting = False
     cbs.call("on_predict_begin", {})
