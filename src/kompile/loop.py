@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import calling, pacing
+from . import calling, pacing, train_checks
 from . import data as data_mod
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
@@ -221,6 +221,10 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     if not model._objective.has_loss:
         raise ValueError("The model was compiled without a loss, so fit() has nothing to "
                          "minimise. Pass `loss=` to compile().")
+    train_checks.warn_if_nothing_trains(
+        model, source.host if isinstance(source, data_mod.ArraySource) else None,
+        " and ".join(f"`{k}`" for k, v in (("sample_weight", sample_weight),
+                                           ("class_weight", class_weight)) if v is not None))
     if val_source is not None:
         try:
             _prepare(model, val_source)
