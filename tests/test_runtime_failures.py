@@ -22,13 +22,16 @@ def _data():
 
 
 def _batches(x, y, failing: bool):
-    """8 batches of 8 rows (epoch 1), then 2 more and, if ``failing``, one of 7 rows."""
+    """8 batches of 8 rows (epoch 1), then 2 more and, if ``failing``, one of 7 rows and
+    the rest of epoch 2."""
     for i in range(8):
         yield x[8 * i:8 * i + 8], y[8 * i:8 * i + 8]
     for i in range(2):
         yield x[8 * i:8 * i + 8], y[8 * i:8 * i + 8]
     if failing:
         yield x[:HUGE], y[:HUGE]
+        for i in range(5):
+            yield x[8 * i:8 * i + 8], y[8 * i:8 * i + 8]
 
 
 def _jax_net():
@@ -117,7 +120,7 @@ def test_out_of_memory_in_train_on_batch_keeps_the_previous_weights():
     model = kp.Model(net).compile(kp.optimizers.SGD(0.1), "mse")
     model.train_on_batch(x[:8], y[:8])
     before = _module_weights(net)
-    with pytest.warns(UserWarning, match="start of this train_on_batch call"):
+    with pytest.warns(UserWarning, match="start of a train_on_batch call"):
         with pytest.raises(Exception, match="(?i)out of memory"):
             model.train_on_batch(x[:HUGE], y[:HUGE])
     for got, exp in zip(_module_weights(net), before):
@@ -126,3 +129,29 @@ def test_out_of_memory_in_train_on_batch_keeps_the_previous_weights():
     grad = 2 * x[:8].T @ (x[:8] @ before[0] + before[1] - y[:8]) / 8
     np.testing.assert_allclose(_module_weights(net)[0], before[0] - 0.1 * grad, rtol=1e-4,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_out_of_memory_in_predict_and_evaluate_leaves_the_model_usable(trained):
+    pytest.importorskip("flax.nnx")
+    x, y = _data()
+    net = _jax_net()
+    model = kp.Model(net)
+    if trained:
+        model.compile(kp.optimizers.SGD(0.1), "mse")
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        iterations = model.optimizer.iterations
+    before = _module_weights(net)
+    with pytest.raises(Exception, match="(?i)out of memory"):
+        model.predict(x[:HUGE], verbose=0)
+    if trained:
+        with pytest.raises(Exception, match="(?i)out of memory"):
+            model.evaluate(x[:HUGE], y[:HUGE], verbose=0)
+        assert model.optimizer.iterations == iterations
+        loss = model.evaluate(x, y, batch_size=8, verbose=0)
+        pred = x @ before[0] + before[1]
+        assert loss == pytest.approx(float(np.mean((pred - y) ** 2)), rel=1e-5)
+    for got, exp in zip(_module_weights(net), before):
+        np.testing.assert_array_equal(got, exp)
+    np.testing.assert_allclose(model.predict(x, batch_size=8, verbose=0),
+                               x @ before[0] + before[1], rtol=1e-5, atol=1e-6)

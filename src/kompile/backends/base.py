@@ -73,9 +73,10 @@ class Backend(Protocol):
         """End of a fit/evaluate/predict call (always called, also on an exception): drop
         per-call copies of the data and restore the SIGINT handler."""
 
-    def keep_last_good(self, where: str) -> None:
+    def keep_last_good(self, where: str, often: bool = False) -> None:
         """Keep what ``settle`` restores after a run-time failure (``where`` names the point
-        for its warning); called where the loop already waits for the device."""
+        for its warning); called where the loop already waits for the device (``often``:
+        once per step, so the backend may skip some to bound the cost)."""
 
     def settle(self) -> bool:
         """After an exception: make the state valid again (JAX: arrays a failed step took or

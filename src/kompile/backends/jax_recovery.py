@@ -20,11 +20,13 @@ another ``fit`` work again. Arrays that are valid are kept as they are.
 
 from __future__ import annotations
 
+import time
 import warnings
 import weakref
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .jax_state import is_key
@@ -57,12 +59,9 @@ class Snapshot:
     def __init__(self, state: Any, where: str, writes: int):
         leaves, self.treedef = jax.tree.flatten(state)
         self.where, self.writes = where, writes
+        self.taken, self.cost = time.perf_counter(), 0.0
         self._refs = [_ref(a) for a in leaves]  # what it copied (to skip taking it again)
-        arrays = [(jax.random.key_data(a) if is_key(a) else a) for a in leaves]
-        host = jax.device_get(arrays)  # host sync (where the loop already waits)
-        # copies: on CPU a transferred array may share the buffer the next step donates
-        self.host = [np.array(h, copy=True) if isinstance(a, jax.Array) else h
-                     for a, h in zip(leaves, host)]
+        self.host = _to_host(leaves)
 
     def same(self, state: Any) -> bool:
         """Whether ``state`` holds exactly the arrays this copy was taken from."""
@@ -88,6 +87,64 @@ class Snapshot:
         return jax.tree.unflatten(treedef, out), replaced
 
 
+_SMALL = 1 << 22  # bytes: smaller leaves travel packed, one buffer per dtype
+
+
+@jax.jit
+def _pack(groups: list[list[Any]]) -> list[Any]:
+    return [jnp.concatenate([a.reshape(-1) for a in group]) for group in groups]
+
+
+_LAYOUTS: dict[Any, Any] = {}  # leaf shapes and dtypes -> how they travel (bounded below)
+
+
+def _layout(leaves: list[Any]) -> tuple[list[bool], list[list[int]], list[int], list[int]]:
+    """Per leaf whether it is a key array; the packed groups (leaf indices per dtype); the
+    leaves that travel alone; and each leaf's size. Cached by the leaves' shapes and dtypes
+    (a state keeps them from step to step)."""
+    sig = tuple((a.shape, a.dtype) if isinstance(a, jax.Array) else None for a in leaves)
+    found = _LAYOUTS.get(sig)
+    if found is not None:
+        return found
+    keys = [is_key(a) for a in leaves]
+    groups: dict[Any, list[int]] = {}
+    alone, sizes = [], []
+    for i, (a, key) in enumerate(zip(leaves, keys)):
+        if not isinstance(a, jax.Array):
+            sizes.append(0)
+            continue
+        data = jax.random.key_data(a) if key else a
+        sizes.append(int(data.size))
+        if data.nbytes < _SMALL:
+            groups.setdefault(data.dtype, []).append(i)
+        else:
+            alone.append(i)
+    if len(_LAYOUTS) > 64:
+        _LAYOUTS.clear()
+    found = _LAYOUTS[sig] = (keys, list(groups.values()), alone, sizes)
+    return found
+
+
+def _to_host(leaves: list[Any]) -> list[Any]:
+    """Host copies of the leaves (key arrays as their key data). Small leaves are packed
+    into one flat buffer per dtype first: one transfer instead of one per leaf (a small
+    model's state is dozens of leaves, each transfer costing more than its bytes); large
+    ones are transferred alone (no packed copy of them on the device)."""
+    keys, order, alone, sizes = _layout(leaves)
+    arrays = [jax.random.key_data(a) if k else a for a, k in zip(leaves, keys)]
+    host: list[Any] = list(leaves)
+    packed = _pack([[arrays[i] for i in idx] for idx in order]) if order else []
+    for idx, flat in zip(order, packed):
+        flat = np.array(flat, copy=True)  # host sync; a copy (on CPU a view of the buffer)
+        offset = 0
+        for i in idx:
+            host[i] = flat[offset:offset + sizes[i]].reshape(arrays[i].shape)
+            offset += sizes[i]
+    for i, h in zip(alone, jax.device_get([arrays[i] for i in alone])):
+        host[i] = np.array(h, copy=True)
+    return host
+
+
 def _to_device(host: Any, like: Any) -> Any:
     if not isinstance(like, jax.Array):
         return host
@@ -104,16 +161,24 @@ class LastGood:
     _good: Snapshot | None = None
     _writes = 0  # module writes, so that weights a callback read later are preferred
 
-    def keep_last_good(self, where: str) -> None:
+    def keep_last_good(self, where: str, often: bool = False) -> None:
         """Take the host copy of the training state (skipped when it has not changed since
-        the last one). Called by the loop where it already waits for the device."""
+        the last one). Called by the loop where it already waits for the device. ``often``
+        (a call per step, as ``train_on_batch``): skipped until 100 times the time the last
+        copy took has passed, so that copies cost at most about 1% of the time (the module
+        still gets the weights of every completed call)."""
         state = self.state
         if state is None or "opt" not in state:
             return
-        if self._good is not None and self._good.same(state):
-            self._good.where = where
+        good = self._good
+        if good is not None and good.same(state):
+            good.where = where
+            return
+        now = time.perf_counter()
+        if often and good is not None and now < good.taken + 100 * good.cost:
             return
         self._good = Snapshot(state, where, self._writes)
+        self._good.cost = time.perf_counter() - now
 
     def settle(self) -> bool:
         """After an exception: make every state array valid again (see the module
@@ -133,13 +198,14 @@ class LastGood:
         result = good.restore(state, self._module_leaf_keeper(state, good)) \
             if good is not None else None
         if result is None:
-            self._rebuild_from_module()
+            self._rebuild_from_module("opt" in state)
             return True
         self.state = result[0]
         self._shared = True  # restored arrays may be the module's: copied before donating
         warnings.warn(
             "A step failed at run time (its error follows), after it had taken the training "
-            f"state. The model is back to its state at {good.where} (weights, optimizer, "
+            f"state. The model is back to its state at {good.where}, "
+            f"{time.perf_counter() - good.taken:.1f} s before the failure (weights, optimizer, "
             "metric and RNG state; weights a callback read later through `model.module` are "
             "kept). The module holds those weights, and fit can run again.", stacklevel=4)
         return True
@@ -164,14 +230,18 @@ class LastGood:
 
         return _copy_scalar(self._count(0))
 
-    def _rebuild_from_module(self) -> None:
+    def _rebuild_from_module(self, built: bool) -> None:
         """No host copy fits the state (never taken, or another structure): the weights the
-        module holds, a fresh optimizer (the behaviour before copies were kept)."""
+        module holds, a fresh optimizer (the behaviour before copies were kept). Before any
+        training (``built`` False: predict's state is the module's) nothing else is lost."""
         if not all(map(valid, self._module_leaves())):
             raise RuntimeError("A step failed at run time and the arrays the module holds are "
                                "not valid either: the model cannot be recovered; load saved "
                                "weights.")
         self.state = None
+        if not built:
+            self.prepare_predict(getattr(self, "_config", None))
+            return
         self.build(self.objective, self._config)
         warnings.warn(
             "A training step failed at run time after it had taken the training state, and "

@@ -205,7 +205,7 @@ class TorchBackend:
                 self._jit, self._fns = jit, {}
             self.jit_compile = jit
 
-    def keep_last_good(self, where: str) -> None:
+    def keep_last_good(self, where: str, often: bool = False) -> None:
         """Nothing to copy: a torch step runs in order on the host's stream of work, and a
         failure inside it (out of memory in forward or backward) raises before
         ``optimizer.step()`` changes a parameter."""

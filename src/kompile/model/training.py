@@ -239,7 +239,7 @@ class TrainingCalls:
             raise ValueError("The model was compiled without a loss, so train_on_batch() has "
                              "nothing to minimise. Pass `loss=` to compile().")
         self._backend.reset_metrics("train")
-        self._backend.keep_last_good("the start of this train_on_batch call")
+        self._backend.keep_last_good("the start of a train_on_batch call", often=True)
         try:
             for call in source.calls(self._backend, 1, shuffle=False):
                 for part in call.parts:
