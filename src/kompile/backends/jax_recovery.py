@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .jax_calls import _copy_scalar
 from .jax_state import is_key
 
 
@@ -226,8 +227,6 @@ class LastGood:
         return lambda i: module[order[i]] if i in order else None
 
     def _fresh_cursor(self) -> Any:
-        from .jax_calls import _copy_scalar
-
         return _copy_scalar(self._count(0))
 
     def _rebuild_from_module(self, built: bool) -> None:
