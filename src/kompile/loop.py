@@ -15,6 +15,7 @@ import numpy as np
 from . import calling, pacing, train_checks
 from . import data as data_mod
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
+from .callbacks.misc import TerminateOnNaN
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
 from .data.batch_checks import BatchChecker, output_probe
@@ -235,6 +236,8 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
+    # TerminateOnNaN reports a non-finite loss itself
+    watch.quiet |= any(isinstance(cb, TerminateOnNaN) for cb in cbs.callbacks)
     per_call = _steps_per_call(model, source, cbs, "train")  # an int or a pacing.Pacer
     pacer = per_call if isinstance(per_call, pacing.Pacer) else None
     model.stop_training = False
@@ -318,7 +321,8 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
 
 class _LossWatch:
     """One warning for the first non-finite training loss among the logs the loop reads
-    anyway (epoch ends, batches whose logs a callback reads): no extra host sync."""
+    anyway (epoch ends, batches whose logs a callback reads): no extra host sync. Quiet
+    when the data checks already warned about NaN/Inf data, or TerminateOnNaN watches."""
 
     def __init__(self, data_not_finite: bool):
         self.quiet = data_not_finite  # the data checks already warned about NaN/Inf data
