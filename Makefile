@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs bench clean
+.PHONY: demo test lint typecheck docs bench bench-dist clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_jax_interleaved.py --device $(DEVICE)
 	$(BIN)/python benchmarks/bench_torch.py --device $(subst gpu,cuda,$(DEVICE))
 	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
+
+# make bench-dist [DEVICE=gpu]: per-device parameter + optimizer bytes and steps/s, data
+# parallel vs sharded (ModelParallel), ~10M parameters on 4 devices (CPU: XLA host devices)
+bench-dist: $(STAMP)
+	$(BIN)/python benchmarks/bench_dist.py --device $(DEVICE)
 
 clean:
 	rm -rf $(VENV) build site *.egg-info

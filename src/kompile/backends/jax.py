@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 
 from .. import calling, precision, structures
-from . import jax_state
+from . import jax_sharding, jax_state
 from .interrupts import SignalGuard
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
 
@@ -37,6 +37,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
                  output_names: Any = None, distribution: Any = None):
         self.module = module
         self.dist = distribution
+        self._layouts: Any = None  # the sharded state's layouts the steps keep (jax_sharding)
         self._x_keys: list[Any] | None = None
         self.policy = policy
         self.output_names = output_names
@@ -149,9 +150,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         # donation needs one buffer per leaf (optimizer states may share arrays), and the
         # module keeps its own arrays: the state donated by the steps is a copy
         state = jax.tree.map(lambda a: jnp.array(a, copy=True), state)
-        if self.dist is not None:  # one replica of the whole state per device
+        if self.dist is not None:  # replicated, or sharded by a ModelParallel's layouts
             state["params"] = self.agree(state["params"])  # process 0's weights
-            state = jax.device_put(state, self.dist.replicated())
+            state, self._layouts = jax_sharding.place_state(self, state)
             eval_state = jax.device_put(eval_state, self.dist.replicated())
         self._synced = self._module_leaves()
         self.state, self.eval_state = state, eval_state
@@ -332,6 +333,10 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     def check_batch_size(self, batch_size: int) -> None:
         if self.dist is not None:
             self.dist.check_batch_size(batch_size)
+
+    def _pin(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A step's new state kept in the layouts of a sharded state (inside jit)."""
+        return jax_sharding.pin(state, self._layouts)
 
     def _shard(self, batch: Any, leading: int) -> Any:
         return batch if self.dist is None else self.dist.shard_batch(batch, leading)

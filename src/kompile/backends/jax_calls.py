@@ -103,7 +103,7 @@ class CompiledCalls:
             else:  # the call's n batches at once, then one scan traced once
                 batches = self._shard(_batches(data, cursor * bs, n, bs), 1)
                 state = jax.lax.scan(lambda s, b: (one(s, b, *extra), None), state, batches)[0]
-            return {**state, "cursor": cursor + n}
+            return self._pin({**state, "cursor": cursor + n})
 
         return jax.jit(run, donate_argnums=(0,)) if jit else run
 
@@ -120,7 +120,7 @@ class CompiledCalls:
             else:
                 state = jax.lax.fori_loop(0, n, lambda i, s: one(
                     s, self._shard(_rows(data, (cursor + i) * bs, bs), 0), *extra), state)
-            return {**state, "cursor": cursor + n}
+            return self._pin({**state, "cursor": cursor + n})
 
         return jax.jit(run, donate_argnums=(0,)) if jit else run
 

@@ -59,6 +59,9 @@ def process_group_ready() -> bool:
 def torch_backend(module: torch.nn.Module, policy: Any, output_names: Any = None,
                   distribution: Any = None) -> TorchBackend:
     """The torch backend for ``module``: DDP when a process group is initialised."""
+    if hasattr(distribution, "layout"):  # a ModelParallel: not on torch (yet)
+        raise TypeError("`distribution`=ModelParallel(...) shards parameters on JAX only; on "
+                        "torch, use DataParallel() (DDP under torchrun) or no distribution.")
     if process_group_ready():
         return DistributedTorchBackend(module, policy, output_names, distribution)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)

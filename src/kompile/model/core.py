@@ -104,12 +104,14 @@ class Model(TrainingCalls, ModelState):
         distribution: ``None`` (the global distribution set with
             ``kp.distribution.set_distribution``, none by default) or a
             ``kp.distribution.DataParallel``: one replica per device, each batch split on
-            its first axis. Keyword-only.
+            its first axis; or a ``kp.distribution.ModelParallel`` (JAX): parameters and
+            optimizer state sharded over a device mesh (docs: "Sharded training").
+            Keyword-only.
 
     Raises:
         TypeError: ``module`` is neither a Flax NNX module nor a torch module, or
             ``output_names`` is not a list of strings, or ``distribution`` is not a
-            ``DataParallel``.
+            ``DataParallel`` or ``ModelParallel``.
         ValueError: ``dtype_policy`` is an unknown policy name.
 
     Example:
@@ -127,15 +129,16 @@ class Model(TrainingCalls, ModelState):
     def __init__(self, module: Any, output_names: Sequence[str] | None = None,
                  dtype_policy: str | precision.Policy | None = None, *,
                  seed: int | None = None,
-                 distribution: distribution_mod.DataParallel | None = None) -> None:
+                 distribution: distribution_mod.Distribution | None = None) -> None:
         if output_names is not None and (isinstance(output_names, str) or not all(
                 isinstance(n, str) for n in output_names)):
             raise type_error("output_names", "a list of strings", output_names)
         self.dtype_policy = precision.get_policy(dtype_policy)
         self.distribution = distribution or distribution_mod.distribution()
         if self.distribution is not None and not isinstance(self.distribution,
-                                                            distribution_mod.DataParallel):
-            raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
+                                                            distribution_mod.Distribution):
+            raise type_error("distribution", "a kp.distribution.DataParallel or ModelParallel",
+                             self.distribution)
         self._backend = _backend_for(module, self.dtype_policy, output_names, self.distribution)
         self._backend.seed = _resolve_seed(seed, self._backend.signature)
         self._module = module

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import saving
 from ..callbacks.base import History
-from ..distribution import DataParallel
+from ..distribution import Distribution
 
 MODEL_FORMAT = saving.MODEL_FORMAT
 
@@ -58,7 +58,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
 
 
 def load_model(filepath: str | os.PathLike[str], module: Any, *,
-               distribution: DataParallel | None = None) -> Any:
+               distribution: Distribution | None = None) -> Any:
     """Rebuild a compiled ``kp.Model`` from a file written by ``Model.save``.
 
     The file holds arrays, not code: you build the module again (same class, same
@@ -75,8 +75,8 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
         filepath: A file written by ``Model.save``.
         module: A freshly built ``flax.nnx.Module`` or ``torch.nn.Module`` of the same
             architecture as the saved one, on the same backend.
-        distribution: A ``kp.distribution.DataParallel`` for the new model (not saved in
-            the file). Default ``None``: the global distribution.
+        distribution: A ``kp.distribution.DataParallel`` or ``ModelParallel`` for the new
+            model (not saved in the file). Default ``None``: the global distribution.
 
     Returns:
         A compiled ``kp.Model`` around ``module``.
