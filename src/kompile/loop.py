@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import calling, pacing
+from . import agreement, calling, pacing
 from . import data as data_mod
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
@@ -66,6 +66,9 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
     check = getattr(model._backend, "check_batch_size", None)
     if check is not None and isinstance(source, data_mod.ArraySource):
         check(source.batch_size)
+    agree = getattr(model._backend, "check_agreement", None)
+    if agree is not None:  # several processes run the same thing, or all stop (agreement.py)
+        agree(lambda: agreement.facts(model, source))
 
     with_loss = loss_outputs(model._config, spec) if model._config is not None else None
 

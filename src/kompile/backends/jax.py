@@ -317,7 +317,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     def reset_metrics(self, phase: str) -> None:
         target = self.state if phase == "train" else self.eval_state
         if self.dist is not None:
-            target["metrics"] = self.put(self.objective.init_states())
+            target["metrics"] = self.put_global(self.objective.init_states())
             return
         if getattr(self, "_zeros", None) is None:
             # fresh zero buffers (the steps donate them) from a compiled call: cheaper
@@ -334,6 +334,8 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         if self.dist is not None:
             self.dist.check_batch_size(batch_size)
 
+    check_agreement = staticmethod(jax_sharding.check_agreement)  # several processes
+
     def _pin(self, state: dict[str, Any]) -> dict[str, Any]:
         """A step's new state kept in the layouts of a sharded state (inside jit)."""
         return jax_sharding.pin(state, self._layouts)
@@ -341,8 +343,19 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     def _shard(self, batch: Any, leading: int) -> Any:
         return batch if self.dist is None else self.dist.shard_batch(batch, leading)
 
+    @property
+    def per_process(self) -> bool:
+        """Several processes: each puts only its own share of the data (jax_sharding)."""
+        return self.dist is not None and jax.process_count() > 1
+
     def put(self, tree: Any) -> Any:
-        if self.dist is not None:  # the feed is replicated; steps shard each batch
+        """The data feed (and its index) on the devices: replicated under a distribution
+        (the steps shard each batch); on the host with several processes, where each epoch's
+        batches are put per process (``local_batches``)."""
+        return tree if self.per_process else self.put_global(tree)
+
+    def put_global(self, tree: Any) -> Any:
+        if self.dist is not None:
             return jax.device_put(tree, self.dist.replicated())
         return jax.device_put(tree)
 

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .jax_sharding import StepMajor, local_batches
+
 TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                 jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError,
                 jax.errors.NonConcreteBooleanIndexError, jax.errors.UnexpectedTracerError)
@@ -33,13 +35,26 @@ def _copy_scalar(a: Any) -> Any:
     return jnp.copy(a)
 
 
+def _is_step_major(a: Any) -> bool:
+    return isinstance(a, StepMajor)
+
+
 def _rows(data: Any, start: Any, size: int) -> Any:
-    return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size), data)
+    def rows(a: Any) -> Any:
+        if isinstance(a, StepMajor):  # (batches, size, ...): the batch at index start // size
+            return jax.lax.dynamic_index_in_dim(a.array, start // size, keepdims=False)
+        return jax.lax.dynamic_slice_in_dim(a, start, size)
+
+    return jax.tree.map(rows, data, is_leaf=_is_step_major)
 
 
 def _batches(data: Any, start: Any, n: int, bs: int) -> Any:
-    return jax.tree.map(lambda a: a.reshape((n, bs) + a.shape[1:]),
-                        _rows(data, start, n * bs))
+    def batches(a: Any) -> Any:
+        if isinstance(a, StepMajor):
+            return jax.lax.dynamic_slice_in_dim(a.array, start // bs, n)
+        return jax.lax.dynamic_slice_in_dim(a, start, n * bs).reshape((n, bs) + a.shape[1:])
+
+    return jax.tree.map(batches, data, is_leaf=_is_step_major)
 
 
 def _rng_into_carry(state: dict[str, Any], extra: tuple[Any, ...]) -> tuple[dict, tuple]:
@@ -127,7 +142,7 @@ class CompiledCalls:
     def _count(self, n: int) -> Any:
         """``n`` as a device scalar, put once per count (an explicit transfer)."""
         if n not in self._counts:
-            self._counts[n] = self.put(np.int32(n))
+            self._counts[n] = self.put_global(np.int32(n))
         return self._counts[n]
 
     @property
@@ -162,7 +177,8 @@ class CompiledCalls:
         src = self._order_src.get(phase)
         if src is None or src[0] is not feed or src[1] is not index:
             self._order_src.pop(phase, None)  # (an interrupt below leaves no stale pairing)
-            self._order[phase] = _take(feed, index.reshape(-1))
+            self._order[phase] = local_batches(self.dist, feed, index) if self.per_process \
+                else _take(feed, index.reshape(-1))
             self._order_src[phase] = (feed, index)  # held, so identities cannot be reused
         return self._order[phase]
 

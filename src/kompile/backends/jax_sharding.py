@@ -11,6 +11,13 @@ to step and XLA never settles for another layout between calls.
 Under ``jax.distributed`` every process holds the same host values (process 0's weights,
 agreed at build); each builds its own shards of every global array from them
 (``jax.make_array_from_callback``), so no array is sent between processes.
+
+**Data under several processes.** The feed stays on the host (``JaxBackend.put``); each
+epoch's batches become global arrays laid out ``(batches, batch_size, ...)`` and split
+over the batch axis (``local_batches``), each process gathering and transferring only the
+columns of its own devices: every sample of a batch is read by exactly one process (a
+batch that does not divide by the batch axis, an epoch's last, is replicated). The steps
+take one batch by its index on the first axis (``StepMajor`` leaves, jax_calls.py).
 """
 
 from __future__ import annotations
@@ -23,7 +30,46 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from .. import agreement
 from . import jax_state
+
+
+@jax.tree_util.register_pytree_node_class
+class StepMajor:
+    """A feed leaf laid out ``(batches, batch_size, ...)``: a step takes its batch by index
+    on the first axis (the rows of one batch stay on the devices that hold them)."""
+
+    def __init__(self, array: Any):
+        self.array = array
+
+    def tree_flatten(self) -> tuple[tuple[Any], None]:
+        return (self.array,), None
+
+    @classmethod
+    def tree_unflatten(cls, _: Any, children: Any) -> StepMajor:
+        return cls(children[0])
+
+
+def local_batches(dist: Any, feed: Any, index: Any) -> Any:
+    """``feed``'s rows (host arrays) in the batches of ``index`` (``(batches, size)``), as
+    global ``StepMajor`` arrays split over the batch axis; this process gathers only the
+    rows of its own devices."""
+    index = np.asarray(index)
+    n_batches, size = index.shape
+    spec = PartitionSpec(None, dist.batch_axis) if size % dist.num_devices == 0 \
+        else PartitionSpec()
+    sharding = NamedSharding(dist.mesh, spec)
+
+    def build(a: Any) -> StepMajor:
+        a = np.asarray(a)
+
+        def part(where: tuple[slice, ...]) -> np.ndarray:
+            return a[index[where[0], where[1]]][(slice(None), slice(None)) + where[2:]]
+
+        shape = (n_batches, size) + a.shape[1:]
+        return StepMajor(jax.make_array_from_callback(shape, sharding, part))
+
+    return jax.tree.map(build, feed)
 
 
 def _is_spec(x: Any) -> bool:
@@ -120,3 +166,17 @@ def device_bytes(tree: Any) -> dict[Any, int]:
         for shard in getattr(a, "addressable_shards", ()):
             out[shard.device] = out.get(shard.device, 0) + shard.data.nbytes
     return out
+
+
+def check_agreement(describe: Any) -> None:
+    """With several processes: every process's ``describe()`` (agreement.facts) gathered,
+    and the same error raised on all of them when one differs from process 0's."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    described = describe()
+    gathered = np.asarray(multihost_utils.process_allgather(agreement.digests(described)))
+    message = agreement.disagreement(gathered, described, jax.process_index())
+    if message is not None:
+        raise RuntimeError(message)

@@ -44,10 +44,12 @@ import os
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from .. import agreement
 from ..objective import Objective
 from .torch import TorchBackend
 
@@ -124,6 +126,16 @@ class DistributedTorchBackend(TorchBackend):
                  distribution: Any = None):
         super().__init__(module, policy, output_names, distribution)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def check_agreement(self, describe: Any) -> None:
+        """Every process's ``describe()`` (agreement.facts) gathered; the same error on all
+        processes when one differs from rank 0's, instead of a hang in DDP's collectives."""
+        described = describe()
+        gathered: list[Any] = [None] * self.world
+        dist.all_gather_object(gathered, agreement.digests(described))
+        message = agreement.disagreement(np.stack(gathered), described, self.rank)
+        if message is not None:
+            raise RuntimeError(message)
 
     @property
     def process_index(self) -> int:
