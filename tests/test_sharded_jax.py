@@ -28,10 +28,10 @@ def _results(run):
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("kind", ["mlp", "block", "fused", "fsdp"])
+@pytest.mark.parametrize("kind", ["mlp", "block", "fused", "fsdp", "fsdp_class"])
 def test_sharded_training_equals_one_device(results, kind):
     """MLP (LayoutMap), transformer block (LayoutMap + nnx.with_partitioning), fused
-    (paced) calls, and every kernel split over the whole mesh."""
+    (paced) calls, every kernel split over the whole mesh (a LayoutMap, and FSDP())."""
     one, mp = results[kind]["one"], results[kind]["mp"]
     assert len(one["history"]["loss"]) == 2
     assert_close(_results(one), _results(mp), tol=1e-5)
@@ -77,6 +77,7 @@ def test_per_device_bytes(results):
     # half the weights split 2 ways: clearly less; every kernel split 4 ways: <= 0.3x
     assert results["mlp"]["mp"]["bytes"] < 0.6 * one
     assert results["fsdp"]["mp"]["bytes"] <= 0.3 * one
+    assert results["fsdp_class"]["mp"]["bytes"] <= 0.3 * one
     np.testing.assert_equal(results["fused"]["mp"]["bytes"], results["mlp"]["mp"]["bytes"])
 
 

@@ -58,7 +58,20 @@ def test_each_sample_in_exactly_one_process(results):
 def test_two_processes_equal_one_device(results, kind):
     one, procs = results
     for p in procs:  # history, evaluate, predict and weights agree on every process
-        assert_close(one, p[kind])
+        assert_close(one, {k: v for k, v in p[kind].items() if k != "saved"})
+
+
+@pytest.mark.distributed
+def test_sharded_across_processes_saves_one_file(results):
+    """ModelParallel over both processes: model.save on every process writes one file of
+    full arrays; a one-device model loaded from it continues with the sharded model's loss;
+    ModelCheckpoint (process 0 only) is a clear error instead of a hang."""
+    _, procs = results
+    for p in procs:
+        saved = p["mp"]["saved"]
+        assert "ModelCheckpoint cannot save a model whose parameters are sharded across " \
+            "processes" in saved["checkpoint_error"]
+        assert_close(saved["one"], saved["sharded"])
 
 
 @pytest.mark.distributed

@@ -13,6 +13,10 @@ and the optimizer state too, with Keras 3's classes and names: a ``DeviceMesh`` 
 axes, a ``LayoutMap`` from regular expressions on variable paths to one mesh axis name (or
 ``None``) per array dimension. The sharded state and the batch placement are applied by
 ``backends/jax_sharding.py``; XLA partitions the step and inserts the collectives.
+
+``FSDP(shard_modules=...)`` shards every parameter and its optimizer state over all
+devices on both backends: FSDP2 (``fully_shard``) on torch, backends/torch_fsdp.py; on
+JAX a ``ModelParallel``-like layout computed per parameter.
 """
 
 from __future__ import annotations
@@ -344,6 +348,86 @@ class ModelParallel(Distribution):
                 f"batch_dim_name={self.batch_dim_name!r})")
 
 
+class FSDP(Distribution):
+    """Fully sharded data parallel: every device holds a slice of each parameter and of its
+    optimizer state, and computes its share of each batch (ZeRO-3). One name on both
+    backends.
+
+    On torch (a ``torch.distributed`` process group, ``torchrun``) it is FSDP2:
+    ``torch.distributed.fsdp.fully_shard`` on the submodules ``shard_modules`` selects, then
+    on the root module, before the optimizer is built; parameters start as process 0's; a
+    mixed dtype policy becomes FSDP's ``MixedPrecisionPolicy`` (parameters gathered in the
+    compute dtype, gradients reduced in float32); gradient clipping acts on the sharded
+    gradients. On JAX it is a ``ModelParallel`` over a 1-D mesh of ``devices`` named
+    ``"batch"``: each parameter split on its first dimension that the device count divides
+    (else replicated), each batch split over the same axis.
+
+    Args:
+        shard_modules: torch only: which submodules are their own FSDP unit (gathered for
+            their forward and freed after it): a ``torch.nn.Module`` class, a tuple of
+            classes, or a callable ``(name, module) -> bool``. Default ``None``: the root
+            module only (every parameter is still sharded; the whole model is gathered
+            for the forward pass).
+        reshard_after_forward: torch only: free the gathered parameters after the forward
+            pass (``True``, less memory) or keep them for the backward pass (``False``,
+            less communication). Default ``True``.
+        devices: JAX only: the devices (default all of ``jax.devices()``).
+
+    Raises:
+        TypeError: ``shard_modules`` is none of these.
+
+    Example:
+        >>> import kompile as kp
+        >>> kp.distribution.FSDP()
+        FSDP(shard_modules=None, reshard_after_forward=True)
+    """
+
+    def __init__(self, shard_modules: Any = None, reshard_after_forward: bool = True,
+                 devices: Any = None):
+        ok = shard_modules is None or callable(shard_modules) and not isinstance(
+            shard_modules, type) or isinstance(shard_modules, type) or (
+            isinstance(shard_modules, tuple) and all(isinstance(c, type) for c in shard_modules))
+        if not ok:
+            raise TypeError("`shard_modules` must be None, a module class, a tuple of classes "
+                            f"or a callable (name, module) -> bool; received {shard_modules!r}.")
+        self.shard_modules, self.reshard_after_forward = shard_modules, bool(reshard_after_forward)
+        self._devices = devices
+
+    @property
+    def mesh(self) -> Any:
+        if self._mesh is None:
+            import jax
+            import numpy as np
+            from jax.sharding import Mesh
+
+            devices = self._devices if self._devices is not None else jax.devices()
+            self._mesh = Mesh(np.asarray(devices), ("batch",))
+        return self._mesh
+
+    def selects(self, name: str, module: Any) -> bool:
+        """Whether the submodule ``name`` is its own FSDP unit (torch)."""
+        chosen = self.shard_modules
+        if chosen is None:
+            return False
+        if isinstance(chosen, type | tuple):
+            return isinstance(module, chosen)
+        return bool(chosen(name, module))
+
+    def layout(self, path: str, shape: tuple[int, ...], annotation: Any = None) -> Any:
+        """JAX: split the first dimension the device count divides; else replicated."""
+        from jax.sharding import PartitionSpec
+
+        n = self.num_devices
+        for i, dim in enumerate(shape):
+            if dim % n == 0:
+                return PartitionSpec(*([None] * i), "batch")
+        return PartitionSpec()
+
+    def __repr__(self) -> str:
+        return (f"FSDP(shard_modules={getattr(self.shard_modules, '__name__', self.shard_modules)}"
+                f", reshard_after_forward={self.reshard_after_forward})")
+
+
 _GLOBAL: Distribution | None = None
 
 
@@ -373,5 +457,5 @@ def distribution() -> Distribution | None:
     return _GLOBAL
 
 
-__all__ = ["DataParallel", "DeviceMesh", "Distribution", "LayoutMap", "ModelParallel",
+__all__ = ["FSDP", "DataParallel", "DeviceMesh", "Distribution", "LayoutMap", "ModelParallel",
            "distribution", "set_distribution"]

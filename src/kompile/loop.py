@@ -20,8 +20,24 @@ from .compile import loss_outputs
 from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
 
 
+def _check_file_callbacks(model: Any, callbacks: Any) -> None:
+    """Callbacks that write files run on process 0 only, so they cannot read a state split
+    across processes (a collective): an error on every process rather than a hang."""
+    if not getattr(model._backend, "split_across_processes", False):
+        return
+    listed = callbacks if isinstance(callbacks, list | tuple) else [callbacks]
+    writers = [type(cb).__name__ for cb in listed if getattr(cb, "writes_files", False)]
+    if writers:
+        raise ValueError(
+            f"{', '.join(writers)} cannot save a model whose parameters are sharded across "
+            "processes (it runs on process 0 only, and gathering the shards needs every "
+            "process). Call model.save(...) / model.save_weights(...) on every process "
+            "between fit calls instead (process 0 writes the file).")
+
+
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
                history: History | None = None) -> CallbackList:
+    _check_file_callbacks(model, callbacks)
     if getattr(model._backend, "process_index", 0) != 0:
         # several processes: only process 0 prints and writes files
         verbose = 0

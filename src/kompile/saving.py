@@ -301,8 +301,9 @@ def save_weights(model: Any, path: str | os.PathLike) -> None:
         path: The file to write.
     """
     check_file_name(path, "filepath")
-    save_arrays(path, model._backend.weights_dict(),
-                {"format": WEIGHTS_FORMAT, "backend": model.backend})
+    weights = model._backend.weights_dict()  # (every process: shards may be gathered)
+    if getattr(model._backend, "process_index", 0) == 0:  # several processes: one writer
+        save_arrays(path, weights, {"format": WEIGHTS_FORMAT, "backend": model.backend})
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:
@@ -345,8 +346,9 @@ def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any
     if include_weights:
         arrays.update({"weights/" + k: v for k, v in backend.weights_dict().items()})
     arrays.update({"extra/" + k: v for k, v in (extra or {}).items()})
-    save_arrays(path, arrays, {"format": STATE_FORMAT, "backend": model.backend,
-                               "info": info or {}})
+    if getattr(backend, "process_index", 0) == 0:  # several processes: one writer
+        save_arrays(path, arrays, {"format": STATE_FORMAT, "backend": model.backend,
+                                   "info": info or {}})
 
 
 def load_training_state(model: Any, path: str | os.PathLike,

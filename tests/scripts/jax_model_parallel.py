@@ -192,6 +192,7 @@ def main():
                               policy="mixed_bfloat16")}
     out["fsdp"] = {"one": out["mlp"]["one"],  # replicated: each device holds it all
                    "mp": run("mlp", D.ModelParallel(layout_map=mesh_layouts("fsdp")))}
+    out["fsdp_class"] = {"one": out["mlp"]["one"], "mp": run("mlp", D.FSDP())}
     out["errors"] = errors()
     with tempfile.TemporaryDirectory() as folder:
         out["checkpoints"] = checkpoints(folder)

@@ -76,6 +76,7 @@ def run(distribution, record):
     out = {"history": hist.history, "weights": [w.tolist() for w in model.get_weights()],
            "evaluate": model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True),
            "predict": np.asarray(model.predict(x, batch_size=8, verbose=0)).tolist()}
+    out["model"] = model
     return out, [sorted(ids) for ids in seen.epochs]
 
 
@@ -108,12 +109,43 @@ def kill():
     print(json.dumps({"finished": time.time()}), flush=True)  # must not happen
 
 
+def save_and_load(model, port):
+    """Sharded across processes: ModelCheckpoint is a clear error; model.save on every
+    process writes one file (process 0) that a one-device model loads and continues from
+    with the losses of the sharded model."""
+    from jax.experimental import multihost_utils
+
+    r = np.random.default_rng(0)
+    x = r.normal(size=(N, 4)).astype(np.float32)
+    x[:, 0] = np.arange(N) / 100
+    y = r.integers(0, 3, N).astype(np.int32)
+    out = {}
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"kompile-sharded-{port}.kompile")
+    try:
+        model.fit(x, y, batch_size=8, verbose=0,
+                  callbacks=[kp.callbacks.ModelCheckpoint(path + ".ckpt")])
+    except ValueError as err:
+        out["checkpoint_error"] = str(err)
+    model.save(path)
+    multihost_utils.sync_global_devices("saved")
+    one = kp.load_model(path, MLP(nnx.Rngs(1)), distribution=None)
+    out["one"] = one.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False).history
+    out["sharded"] = model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                               shuffle=False).history
+    multihost_utils.sync_global_devices("loaded")
+    if jax.process_index() == 0:
+        os.remove(path)
+    return out
+
+
 def main():
     if KILL:
         kill()
         return
     if not MULTI:
-        print(json.dumps({"one": run(None, False)[0]}))
+        one = run(None, False)[0]
+        one.pop("model")
+        print(json.dumps({"one": one}))
         return
     mesh = kp.distribution.DeviceMesh((2, 2), ["batch", "model"])
     layout_map = kp.distribution.LayoutMap(mesh)
@@ -121,6 +153,8 @@ def main():
     layout_map["dense2/kernel"] = ("model", None)
     dp, seen = run(kp.distribution.DataParallel(), True)
     mp, _ = run(kp.distribution.ModelParallel(layout_map=layout_map), False)
+    dp.pop("model")
+    mp["saved"] = save_and_load(mp.pop("model"), sys.argv[2])
     print(json.dumps({"dp": dp, "mp": mp, "seen": seen, "disagree": disagree()}), flush=True)
     # results are out: wait for the other process, the leader (coordinator) exits last
     from jax.experimental import multihost_utils

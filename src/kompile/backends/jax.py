@@ -336,6 +336,10 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
 
     check_agreement = staticmethod(jax_sharding.check_agreement)  # several processes
 
+    @property
+    def split_across_processes(self) -> bool:
+        return jax_sharding.split_across_processes(self)
+
     def _pin(self, state: dict[str, Any]) -> dict[str, Any]:
         """A step's new state kept in the layouts of a sharded state (inside jit)."""
         return jax_sharding.pin(state, self._layouts)

@@ -180,3 +180,10 @@ def check_agreement(describe: Any) -> None:
     message = agreement.disagreement(gathered, described, jax.process_index())
     if message is not None:
         raise RuntimeError(message)
+
+
+def split_across_processes(backend: Any) -> bool:
+    """Whether the step state has arrays split across processes (then reading it whole is
+    a collective that every process must enter)."""
+    return jax.process_count() > 1 and backend._layouts is not None and any(
+        not s.is_fully_replicated for s in jax.tree.leaves(backend._layouts["params"]))

@@ -52,8 +52,20 @@ def named(tree: Any) -> list[tuple[str, Any]]:
     return [(name(p), a) for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
+def gather_global(a: Any) -> Any:
+    """A global array split across processes, whole on this host (a collective: every
+    process must call it); other values as they are."""
+    if getattr(a, "is_fully_addressable", True) or a.is_fully_replicated:
+        return a
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(a, tiled=True)
+
+
 def to_host(pairs: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
     values = [jax.random.key_data(a) if is_key(a) else a for _, a in pairs]
+    if jax.process_count() > 1:  # arrays sharded across processes: gathered one by one
+        values = [gather_global(a) for a in values]
     host = jax.device_get(values)  # host sync: one transfer for the whole state
     return {n: np.asarray(v) for (n, _), v in zip(pairs, host)}
 
@@ -74,6 +86,10 @@ def replace(tree: Any, arrays: dict[str, Any]) -> Any:
         else:
             value = np.asarray(arrays[key], dtype=np.dtype(old.dtype))
             sharding = getattr(old, "sharding", None)
+            if sharding is not None and not sharding.is_fully_addressable:  # several processes
+                leaves.append(jax.make_array_from_callback(value.shape, sharding,
+                                                           lambda idx, v=value: v[idx]))
+                continue
             leaves.append(jax.device_put(value, sharding) if sharding is not None
                           else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, leaves)

@@ -55,7 +55,7 @@ def _detach(values: list[Any]) -> list[Any]:
 def _to_numpy(a: Any) -> Any:
     if not isinstance(a, torch.Tensor):
         return a
-    a = a.detach()
+    a = torch_state.full(a.detach())  # (FSDP: a sharded DTensor gathered whole)
     if a.dtype == torch.bfloat16:  # NumPy has no bfloat16
         a = a.float()
     return a.cpu().numpy()
@@ -378,7 +378,7 @@ class TorchBackend:
         check_weights(weights, params)
         with torch.no_grad():
             for p, w in zip(params, weights):
-                p.copy_(torch.as_tensor(np.asarray(w)))
+                p.copy_(torch_state.onto(p, torch.as_tensor(np.asarray(w))))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Module, optimizer, loss-scale and train-metric state and the iteration count as

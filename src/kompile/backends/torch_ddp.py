@@ -61,9 +61,10 @@ def process_group_ready() -> bool:
 def torch_backend(module: torch.nn.Module, policy: Any, output_names: Any = None,
                   distribution: Any = None) -> TorchBackend:
     """The torch backend for ``module``: DDP when a process group is initialised."""
-    if hasattr(distribution, "layout"):  # a ModelParallel: not on torch (yet)
-        raise TypeError("`distribution`=ModelParallel(...) shards parameters on JAX only; on "
-                        "torch, use DataParallel() (DDP under torchrun) or no distribution.")
+    if hasattr(distribution, "layout_map"):  # a ModelParallel: JAX's layouts
+        raise TypeError("`distribution`=ModelParallel(...) lays out parameters on JAX only; on "
+                        "torch, use kp.distribution.FSDP() (FSDP2 under torchrun) or "
+                        "DataParallel() (DDP).")
     if process_group_ready():
         return DistributedTorchBackend(module, policy, output_names, distribution)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -73,7 +74,8 @@ def torch_backend(module: torch.nn.Module, policy: Any, output_names: Any = None
                       "torch.distributed.init_process_group() before kp.Model(...).",
                       stacklevel=3)
     elif distribution is not None:
-        warnings.warn("kp.distribution.DataParallel on torch uses the processes of a "
+        warnings.warn(f"kp.distribution.{type(distribution).__name__} on torch uses the "
+                      "processes of a "
                       "torch.distributed process group (started with torchrun); none is "
                       "initialised, so training runs in this one process.", stacklevel=3)
     return TorchBackend(module, policy, output_names, distribution)
@@ -138,6 +140,11 @@ class DistributedTorchBackend(TorchBackend):
             raise RuntimeError(message)
 
     @property
+    def split_across_processes(self) -> bool:
+        """FSDP: the parameters are shards, read whole only by every process together."""
+        return hasattr(self.dist, "shard_modules")
+
+    @property
     def process_index(self) -> int:
         return self.rank
 
@@ -164,9 +171,16 @@ class DistributedTorchBackend(TorchBackend):
                           "divides each process's loss by its own sum of sample weights; the "
                           "result equals one process only when those sums are equal.",
                           stacklevel=3)
+        fsdp = hasattr(self.dist, "shard_modules")
+        if fsdp:  # FSDP2: sharded before super().build() builds the optimizer over them
+            from .torch_fsdp import apply
+
+            apply(self.module, self.dist, self.policy, self.device)
         super().build(sharded, config)
         self.train_module = None
-        if self.opt is not None:  # DDP needs parameters that require gradients
+        if fsdp:  # the sharded module is its own training wrapper
+            self.train_module = self.module
+        elif self.opt is not None:  # DDP needs parameters that require gradients
             device = self.device
             # outputs without a loss leave their parameters without gradients
             unused = any(e.loss is None for e in sharded.entries) or sharded.model_loss

@@ -18,11 +18,27 @@ import torch
 
 def _np(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        value = value.detach()
+        value = full(value.detach())
         if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; loading casts back
             value = value.float()
         return value.cpu().numpy().copy()  # a copy: CPU tensors share memory with .numpy()
     return np.asarray(value)
+
+
+def full(value: Any) -> Any:
+    """A sharded ``DTensor`` (FSDP) gathered whole: a collective, every process takes part;
+    other values as they are."""
+    return value.full_tensor() if hasattr(value, "full_tensor") else value
+
+
+def onto(template: Any, value: torch.Tensor) -> torch.Tensor:
+    """``value`` (whole) sharded like ``template`` when that is a ``DTensor`` (FSDP)."""
+    if not hasattr(template, "device_mesh"):
+        return value
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(value.to(template.device, template.dtype), template.device_mesh,
+                             template.placements)
 
 
 def _plain(value: Any) -> bool:
@@ -62,7 +78,8 @@ def load_module(module: torch.nn.Module, weights: dict[str, Any]) -> None:
         if tuple(np.shape(weights[k])) != tuple(v.shape):
             raise ValueError(f"Weight {k!r} has shape {tuple(np.shape(weights[k]))}; the module "
                              f"expects {tuple(v.shape)}.")
-    module.load_state_dict({k: torch.as_tensor(np.asarray(weights[k])) for k in own})
+    module.load_state_dict({k: onto(v, torch.as_tensor(np.asarray(weights[k])))
+                            for k, v in own.items()})
 
 
 def dump(backend: Any) -> dict[str, np.ndarray]:
@@ -134,11 +151,15 @@ def load(backend: Any, state: dict[str, Any]) -> None:
 
 def _load_optimizer(opt: Any, state: dict[str, Any]) -> None:
     sd = opt.state_dict()
+    params = [p for group in opt.param_groups for p in group["params"]]
     slots: dict[int, dict[str, Any]] = {}
     for key, value in state.items():
         parts = key.split("/")
         if parts[:2] == ["optimizer", "state"]:
-            slots.setdefault(int(parts[2]), {})[parts[3]] = torch.as_tensor(np.asarray(value))
+            slot, param = torch.as_tensor(np.asarray(value)), params[int(parts[2])]
+            if slot.dim() and slot.shape == param.shape:  # a moment: sharded like its param
+                slot = onto(param, slot)
+            slots.setdefault(int(parts[2]), {})[parts[3]] = slot
         elif parts[:2] == ["optimizer", "groups"]:
             group = sd["param_groups"][int(parts[2])]
             if parts[3] in group:

@@ -104,14 +104,16 @@ class Model(TrainingCalls, ModelState):
         distribution: ``None`` (the global distribution set with
             ``kp.distribution.set_distribution``, none by default) or a
             ``kp.distribution.DataParallel``: one replica per device, each batch split on
-            its first axis; or a ``kp.distribution.ModelParallel`` (JAX): parameters and
-            optimizer state sharded over a device mesh (docs: "Sharded training").
+            its first axis; ``kp.distribution.FSDP``: parameters and optimizer state
+            sharded over all devices (torch: FSDP2 under torchrun); or a
+            ``kp.distribution.ModelParallel`` (JAX): layouts chosen per variable over a
+            device mesh (docs: "Sharded training").
             Keyword-only.
 
     Raises:
         TypeError: ``module`` is neither a Flax NNX module nor a torch module, or
             ``output_names`` is not a list of strings, or ``distribution`` is not a
-            ``DataParallel`` or ``ModelParallel``.
+            ``kp.distribution`` distribution.
         ValueError: ``dtype_policy`` is an unknown policy name.
 
     Example:

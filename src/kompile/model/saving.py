@@ -54,7 +54,8 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
             "output_names": getattr(backend, "output_names", None),
             "info": {"epoch": records["epoch"][-1] + 1 if records["epoch"] else 0,
                      "history": records}}
-    saving.save_arrays(path, arrays, meta)
+    if getattr(backend, "process_index", 0) == 0:  # several processes: one writer
+        saving.save_arrays(path, arrays, meta)
 
 
 def load_model(filepath: str | os.PathLike[str], module: Any, *,
