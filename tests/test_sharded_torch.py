@@ -46,6 +46,18 @@ def test_fsdp_equals_one_process(ranks, kind):
 
 
 @pytest.mark.distributed
+def test_fsdp_mixed_precision(ranks):
+    """mixed_bfloat16: FSDP gathers bfloat16 parameters (MixedPrecisionPolicy), one process
+    autocasts float32 ones: equal up to bfloat16 rounding; the variables stay float32."""
+    from tests.scripts.torch_fsdp import run
+
+    reference = run("mixed")[0]
+    for out in ranks:
+        assert_close(reference["history"], out["mixed"]["history"], tol=2e-2)
+        assert out["mixed_facts"]["dtype"] == "torch.float32"
+
+
+@pytest.mark.distributed
 @pytest.mark.parametrize("kind", ["mlp", "block"])
 def test_parameters_and_optimizer_state_are_sharded(ranks, kind):
     for out in ranks:

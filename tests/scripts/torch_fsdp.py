@@ -1,6 +1,7 @@
 """One torch process of a gloo process group, started by tests/test_sharded_torch.py.
 
-Usage: torch_fsdp.py RANK WORLD PORT FOLDER. Trains an MLP and a transformer block with
+Usage: torch_fsdp.py RANK WORLD PORT FOLDER. Trains an MLP (float32 and mixed_bfloat16)
+and a transformer block with
 ``kp.distribution.FSDP`` (FSDP2) and prints the results as JSON on the last line.
 ``run(kind)`` without a process group is the one-process reference (the test calls it in
 its own process). Process 1 starts from other weights: FSDP must start from process 0's.
@@ -64,7 +65,8 @@ def run(kind, rank=0, distributed=False):
     x, y = data(kind)
     shard = torch.nn.TransformerEncoderLayer if kind == "block" else torch.nn.Linear
     dist = kp.distribution.FSDP(shard_modules=shard) if distributed else None
-    model = kp.Model(build(kind, rank), distribution=dist).compile(
+    policy = "mixed_bfloat16" if kind == "mixed" else None  # FSDP's MixedPrecisionPolicy
+    model = kp.Model(build(kind, rank), dtype_policy=policy, distribution=dist).compile(
         kp.optimizers.Adam(0.01, global_clipnorm=0.5),
         kp.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
         steps_per_execution=2)
@@ -81,7 +83,7 @@ def sharded_facts(model):
     local = sum(p.to_local().numel() for p in params)
     opt = sum(v.to_local().numel() for s in model._backend.opt.state.values()
               for v in s.values() if hasattr(v, "to_local"))
-    return {"dtensor": all(hasattr(p, "to_local") for p in params),
+    return {"dtensor": all(hasattr(p, "to_local") for p in params), "dtype": str(params[0].dtype),
             "local": local, "total": sum(p.numel() for p in params), "opt_local": opt}
 
 
@@ -112,7 +114,7 @@ def main():
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world,
                                          timeout=datetime.timedelta(seconds=120))
     out = {}
-    for kind in ("mlp", "block"):
+    for kind in ("mlp", "block", "mixed"):
         out[kind], model = run(kind, rank, distributed=True)
         out[kind + "_facts"] = sharded_facts(model)
         if kind == "mlp":
