@@ -42,9 +42,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
 
 # make bench-dist [DEVICE=gpu]: per-device parameter + optimizer bytes and steps/s, data
-# parallel vs sharded (ModelParallel), ~10M parameters on 4 devices (CPU: XLA host devices)
+# parallel vs sharded (ModelParallel), ~10M parameters on 4 devices (CPU: XLA host devices),
+# then torch DDP vs FSDP2 with 4 gloo processes
 bench-dist: $(STAMP)
-	$(BIN)/python benchmarks/bench_dist.py --device $(DEVICE)
+	$(BIN)/python benchmarks/bench_dist.py --device $(DEVICE) --torch
 
 clean:
 	rm -rf $(VENV) build site *.egg-info
