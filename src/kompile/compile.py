@@ -160,7 +160,7 @@ def resolve_auto(auto: AutoMetric, loss: Any, y_shape: Any, pred_shape: Any,
     from_logits = bool(getattr(loss, "options", {}).get("from_logits", False))
     if as_loss:
         return losses_mod.LOSS_CLASSES[cls_name](name=auto.name)
-    cls = metrics_mod.METRIC_CLASSES[cls_name]
+    cls: Any = metrics_mod.METRIC_CLASSES[cls_name]
     axis = None  # the class axis of a sparse loss with classes not last (channels-first)
     if kind == "sparse" and isinstance(loss, losses_mod.Loss) and pred_shape:
         c = losses_mod.class_axis(loss, len(pred_shape))
@@ -204,7 +204,7 @@ def _loss_terms(cfg: CompileConfig, spec: OutputSpec) -> list[tuple[Node, Any]]:
     loss_leaf = lambda v: isinstance(v, losses_mod.Loss | AutoMetric)  # noqa: E731
     raw = cfg.raw.get("loss")
     placement = place(cfg.loss, spec, "loss", is_leaf=loss_leaf, shown=raw)
-    terms = []
+    terms: list[Any] = []
     for node, value in placement.items:
         for loss in _losses_at(node, value, raw, spec):
             if node.kind == "leaf" or node is spec.root or _is_builtin(loss):

@@ -22,7 +22,7 @@ from .targets import class_weights_to_sample_weights, flatten_targets, flatten_w
 
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
                history: History | None = None) -> CallbackList:
-    if getattr(model._backend, "process_index", 0) != 0:
+    if model._backend.process_index != 0:
         # several processes: only process 0 prints and writes files
         verbose = 0
         callbacks = callbacks if isinstance(callbacks, list | tuple) else [callbacks]
@@ -62,10 +62,10 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
             and model._objective is None:  # outputs named at a predict without labels
         fresh = model._backend.output_spec(source.peek_x())
         if fresh.model_loss is not None:
-            model._spec = model._backend.spec = spec = fresh
-    check = getattr(model._backend, "check_batch_size", None)
-    if check is not None and isinstance(source, data_mod.ArraySource):
-        check(source.batch_size)
+            model._spec = spec = fresh
+            model._backend.set_spec(fresh)
+    if isinstance(source, data_mod.ArraySource):
+        model._backend.check_batch_size(source.batch_size)
 
     with_loss = loss_outputs(model._config, spec) if model._config is not None else None
 
@@ -123,9 +123,8 @@ def _steps_per_call(model: Any, source: Any, cbs: CallbackList | None, phase: st
     spe = config.steps_per_execution
     kind = "train" if phase == "train" else "eval"
     paced = (spe == "auto" or (config.fuse_unwatched and not _batch_watchers(cbs, phase))) \
-        and getattr(backend, "fuses_calls", False) and isinstance(source, data_mod.ArraySource)
-    if hasattr(backend, "paced"):
-        backend.paced[kind] = paced
+        and backend.fuses_calls and isinstance(source, data_mod.ArraySource)
+    backend.set_paced(kind, paced)
     if not paced:
         return spe if isinstance(spe, int) else 1
     cache = model.__dict__.get("_pacers")
@@ -308,7 +307,7 @@ def _resume(model: Any, history: History, initial_epoch: int, source: Any,
             continue  # a generator: its position is its own
         if positions is None:  # a backup written before positions were recorded
             if isinstance(src, data_mod.ArraySource) and src.repeat \
-                    and src.steps_limit < src.batches_per_pass:
+                    and src.steps_limit is not None and src.steps_limit < src.batches_per_pass:
                 raise ValueError(
                     "BackupAndRestore: the backup was written by an older kompile that did "
                     f"not record where the {name} data stood; with "
@@ -369,7 +368,8 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
             chunks.extend(mine)
             if wants_outputs:  # host sync only if a callback reads logs["outputs"]
                 cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
-                    lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
+                    lambda mine=mine: {  # type: ignore[misc]
+                        "outputs": _join(spec, backend.to_host(mine))}))
             if model.stop_predicting:
                 break
         host = backend.to_host(chunks)  # host sync: the predictions

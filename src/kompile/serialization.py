@@ -105,7 +105,7 @@ def compile_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     kwargs = dict(config)
     opt = kwargs.get("optimizer")
     if _is_object(opt):
-        kwargs["optimizer"] = optimizers.deserialize(opt)
+        kwargs["optimizer"] = optimizers.deserialize(opt)  # type: ignore[arg-type]
     for key, kind in (("loss", "loss"), ("metrics", "metric"), ("weighted_metrics", "metric")):
         kwargs[key] = _walk(kwargs.get(key), _load(kind), key)
     targets = kwargs.get("target_tensors")

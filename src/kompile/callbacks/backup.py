@@ -191,7 +191,7 @@ class BackupAndRestore(Callback):
             if pos is not None and not (
                     isinstance(pos, dict) and isinstance(pos.get("pos"), int)
                     and isinstance(pos.get("started"), bool)
-                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))
+                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))  # type: ignore[arg-type]
                     and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
                 return f"its record of the {name} data position is damaged."
         if not isinstance(info.get("version", 1), int) or info.get("version", 1) > VERSION:
@@ -233,8 +233,9 @@ class BackupAndRestore(Callback):
 
     def _save(self, epoch: int, step: int) -> None:
         numpy_rng, keys = _rng_to_file(np.random.get_state())
-        positions = getattr(self.model, "_fit_position", dict)()  # set by the loop
-        info = {"version": VERSION, "epoch": epoch, "step": step, "numpy_rng": numpy_rng,
+        positions: dict[str, Any] = getattr(self.model, "_fit_position", dict)()  # set by the loop
+        info: dict[str, Any] = {
+                "version": VERSION, "epoch": epoch, "step": step, "numpy_rng": numpy_rng,
                 "history": self._records, "run": self._run(), "data": {}}
         extra = {"numpy_rng": keys}
         for name, pos in positions.items():

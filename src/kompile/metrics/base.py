@@ -91,7 +91,7 @@ class Metric:
             self.reset_state()
         y_true, y_pred, sample_weight = (None if a is None else np.asarray(a)
                                          for a in (y_true, y_pred, sample_weight))
-        self._state = self.update(self._state, y_true, y_pred, sample_weight)
+        self._state = self.update(self._state, y_true, y_pred, sample_weight)  # type: ignore[arg-type]
 
     def __call__(self, y_true: Any, y_pred: Any = None, sample_weight: Any = None) -> Any:
         self._check_y_pred(y_pred)
@@ -230,15 +230,16 @@ class MeanMetricWrapper(Mean):
     def __init__(self, fn: Callable[..., Any] | None = None, name: str | None = None,
                  dtype: Any = None, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})
-        self.wrapped = fn or type(self).fn
+        self.wrapped: Any = fn or type(self).fn
         if type(self).fn is not None:
-            params = inspect.signature(type(self).fn).parameters
+            params = inspect.signature(type(self).fn).parameters  # type: ignore[arg-type]
             check_kwargs(type(self).__name__, options,
                          [p for p in params if p not in ("y_true", "y_pred")] + ["name", "dtype"])
         super().__init__(name=name or getattr(self.wrapped, "__name__", None), dtype=dtype)
         self.options = options
 
-    def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
+    def update(self, state: State, y_true: Any, y_pred: Any,  # type: ignore[override]
+               sample_weight: Any = None):
         y_true, y_pred = losses.align(y_true, y_pred)
         values = as_values(self.wrapped(y_true, y_pred, **self.options), y_pred)
         return self.update_values(state, values, sample_weight)

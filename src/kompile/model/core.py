@@ -17,6 +17,7 @@ from .. import compile as compile_mod
 from .. import data as data_mod
 from .. import distribution as distribution_mod
 from .. import precision, serialization
+from ..backends.base import Backend
 from ..registry import keywords_checked, type_error
 from ..structures import OutputSpec
 from .state import ModelState
@@ -24,7 +25,7 @@ from .training import TrainingCalls
 
 
 def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
-                 distribution: Any) -> Any:
+                 distribution: Any) -> Backend:
     module_type = type(module)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.Module):
@@ -136,7 +137,8 @@ class Model(TrainingCalls, ModelState):
         if self.distribution is not None and not isinstance(self.distribution,
                                                             distribution_mod.DataParallel):
             raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
-        self._backend = _backend_for(module, self.dtype_policy, output_names, self.distribution)
+        self._backend: Backend = _backend_for(module, self.dtype_policy, output_names,
+                                              self.distribution)
         self._backend.seed = _resolve_seed(seed, self._backend.signature)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
@@ -184,7 +186,7 @@ class Model(TrainingCalls, ModelState):
         """The resolved value: True when steps are compiled, False when they run eagerly."""
         if self._config is None:
             return None
-        resolved = getattr(self._backend, "jit_compile", None)
+        resolved = self._backend.jit_compile
         if resolved is None:
             return self._backend.resolve_jit(self._config)
         return resolved
@@ -409,12 +411,13 @@ class Model(TrainingCalls, ModelState):
     def _output_spec(self, x_batch: Any) -> OutputSpec:
         if self._spec is None:
             self._spec = self._backend.output_spec(x_batch)
-            self._backend.spec = self._spec
+            self._backend.set_spec(self._spec)
         return self._spec
 
     def _ensure_objective(self, ys: list[Any]) -> Any:
         if self._objective is None:
             shapes = [None if y is None else tuple(y.shape[1:]) for y in ys]
+            assert self._config is not None and self._spec is not None  # set before the data
             objective = compile_mod.resolve(self._config, self._spec, shapes)
             self._backend.build(objective, self._config)
             self._objective = objective  # only once built: an interrupted build is redone
@@ -426,6 +429,7 @@ class Model(TrainingCalls, ModelState):
 
     def _bind_targets(self, x: Any, y: Any) -> Any:
         """``y``, or the targets bound by compile(target_tensors=...) for array ``x``."""
+        assert self._config is not None  # _require_compiled ran
         if self._config.target_tensors is None:
             return y
         if y is not None:
@@ -437,6 +441,7 @@ class Model(TrainingCalls, ModelState):
         return None if x is None else self._target_tensors_for(x)
 
     def _target_tensors_for(self, x: Any) -> Any:
+        assert self._config is not None  # _require_compiled ran
         targets = data_mod.to_numpy(self._config.target_tensors, "target_tensors")
         n_x = data_mod.num_samples({"x": x})
         n_t = data_mod.num_samples({"target_tensors": targets})

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import data as data_mod
+from ..backends.base import Backend
 from ..registry import type_error
 
 
 class ModelState:
     """Weights, files, summary and learning rate (mixed into ``kp.Model``)."""
 
-    _backend: Any
+    _backend: Backend
+
+    if TYPE_CHECKING:  # Model's (core.py)
+        @property
+        def module(self) -> Any: ...
+        @property
+        def backend(self) -> str: ...
     _module: Any
     _config: Any
     _objective: Any

@@ -8,10 +8,11 @@ methods spell out Keras's parameters and documentation and delegate to the one l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import data as data_mod
 from .. import loop
+from ..backends.base import Backend
 from ..callbacks.base import History
 from ..registry import keywords_checked
 
@@ -19,7 +20,12 @@ from ..registry import keywords_checked
 class TrainingCalls:
     """fit / evaluate / predict and the single-batch calls (mixed into ``kp.Model``)."""
 
-    _backend: Any
+    _backend: Backend
+
+    if TYPE_CHECKING:  # Model's (core.py)
+        def _require_compiled(self, what: str) -> None: ...
+        def _bind_targets(self, x: Any, y: Any) -> Any: ...
+        def _format_results(self, logs: dict[str, Any], return_dict: bool) -> Any: ...
     _objective: Any
     # ------------------------------------------------------------------ training calls
     @keywords_checked
