@@ -6,6 +6,7 @@ configuration and the objective, and delegates the loop to ``loop.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from collections.abc import Sequence
@@ -149,7 +150,6 @@ class Model(TrainingCalls, ModelState):
         self.stop_training = False  # set by a callback: the loop ends after this batch/call
         self.stop_evaluating = False
         self.stop_predicting = False
-        self._validating = False  # fit is running its validation pass (read by callbacks)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -343,8 +343,6 @@ class Model(TrainingCalls, ModelState):
             "run_eagerly": run_eagerly, "steps_per_execution": steps_per_execution,
             "jit_compile": jit_compile, "auto_scale_loss": auto_scale_loss,
             "sample_weight_mode": sample_weight_mode, "target_tensors": target_tensors}
-        if steps_per_execution is None:
-            del options["steps_per_execution"]  # unset: fuse unwatched batches (pacing.py)
         if experimental_steps_per_execution is not None:
             options.pop("steps_per_execution", None)  # the alias applies [SPEC 1]
             options["experimental_steps_per_execution"] = experimental_steps_per_execution
@@ -353,7 +351,8 @@ class Model(TrainingCalls, ModelState):
                 and not getattr(config.optimizer, "is_loss_scale", False)):
             from ..optimizers import LossScaleOptimizer
 
-            config.optimizer = LossScaleOptimizer(config.optimizer)
+            config = dataclasses.replace(config,
+                                         optimizer=LossScaleOptimizer(config.optimizer))
         self._config = config
         self._objective = None  # a recompile replaces the whole configuration [SPEC 1]
         self._pending_state = None
