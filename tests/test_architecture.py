@@ -26,12 +26,6 @@ FRAMEWORK_ALLOWED = {
     "kompile.precision",
     # kp.distribution.DataParallel describes a jax Mesh (torch DDP: backends/torch_ddp.py)
     "kompile.distribution",
-    # summary() uses nnx.tabulate and nnx state on a Flax module (issue 25: to move behind
-    # the backend interface)
-    "kompile.model.state",
-    # BackupAndRestore saves and restores torch's and CUDA's RNG states (issue 25: to move
-    # behind the backend interface)
-    "kompile.callbacks.backup",
 }
 
 

@@ -153,6 +153,26 @@ class Backend(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a ``state_dict`` (names checked by the caller)."""
 
+    # ------------------------------------------------------------------ summaries
+    def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        """``(table, note)``: the framework's own summary of the module called on the host
+        batch ``x`` (nnx.tabulate), or None; ``note`` says why it failed (then None)."""
+
+    def describe_module(self) -> list[str]:
+        """Lines describing the module for ``summary()`` (torch: its repr; JAX: none)."""
+
+    def variables(self) -> list[tuple[str, Any, bool]]:
+        """``(name, array, trainable)`` of each variable of the module as last synced
+        (parameters, then batch statistics and buffers; no RNG state)."""
+
+    def global_rng(self) -> dict[str, np.ndarray]:
+        """The framework's global RNG state that steps draw from, as named arrays (torch:
+        the CPU generator and every initialised CUDA device's; JAX: none, its keys are in
+        ``state_dict``)."""
+
+    def restore_global_rng(self, arrays: dict[str, Any]) -> None:
+        """Restore what ``global_rng`` returned (names it does not know are ignored)."""
+
     # ------------------------------------------------------------------ optimizer
     @property
     def has_optimizer_state(self) -> bool:

@@ -18,6 +18,7 @@ import optax
 from flax import nnx
 
 from .. import calling, precision, structures
+from .. import data as data_mod
 from . import jax_state
 from .interrupts import SignalGuard
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
@@ -377,6 +378,29 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
 
     def set_paced(self, phase: str, paced: bool) -> None:
         self.paced[phase] = paced
+
+    def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        try:
+            return nnx.tabulate(self.module, data_mod.to_numpy(x, "x"),
+                                console_kwargs={"force_terminal": False, "no_color": True,
+                                                "width": 120}), None
+        except Exception as err:  # noqa: BLE001  (summary() falls back to the plain table)
+            return None, f"(nnx.tabulate failed: {type(err).__name__}: {err})"
+
+    def describe_module(self) -> list[str]:
+        return []
+
+    def variables(self) -> list[tuple[str, Any, bool]]:
+        params = nnx.state(self.module, nnx.Param)
+        others = nnx.state(self.module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+        return [(n, a, True) for n, a in jax_state.named(params)] + \
+            [(n, a, False) for n, a in jax_state.named(others)]
+
+    def global_rng(self) -> dict[str, np.ndarray]:
+        return {}  # the kompile-owned key and the module's streams are in state_dict
+
+    def restore_global_rng(self, arrays: dict[str, Any]) -> None:
+        """Nothing global: JAX's keys are state."""
 
     # ------------------------------------------------------------------ optimizer
     @property

@@ -425,6 +425,22 @@ class TorchBackend:
     def load_weights_dict(self, weights: dict[str, Any]) -> None:
         torch_state.load_module(self.module, weights)
 
+    def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        return None, None  # torch has no table of its own: summary() prints kompile's
+
+    def describe_module(self) -> list[str]:
+        return [repr(self.module)]
+
+    def variables(self) -> list[tuple[str, Any, bool]]:
+        own = [(n, p, p.requires_grad) for n, p in self.module.named_parameters()]
+        return own + [(n, b, False) for n, b in self.module.named_buffers()]
+
+    def global_rng(self) -> dict[str, np.ndarray]:
+        return torch_state.global_rng()
+
+    def restore_global_rng(self, arrays: dict[str, Any]) -> None:
+        torch_state.restore_global_rng(arrays)
+
     # ------------------------------------------------------------------ optimizer
     @property
     def has_optimizer_state(self) -> bool:

@@ -13,7 +13,7 @@ from .. import saving
 from ..callbacks.base import History
 from ..distribution import DataParallel
 from .core import Model
-from .saving import MODEL_FORMAT, _strip, check_same_variables
+from .saving import MODEL_FORMAT, _strip
 
 
 def load_model(filepath: str | os.PathLike[str], module: Any, *,
@@ -75,7 +75,7 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
         raise ValueError(f"{where} was saved from a {meta.get('backend')} model; the module "
                          f"given is a {model.backend} module ({type(module).__name__}).")
     weights = _strip(arrays, "weights/")
-    check_same_variables(model._backend.weights_dict(), weights, where)
+    saving.check_names(model._backend.weights_dict(), weights, f"variables in {where}")
     model.compile_from_config(meta["compile_config"])
     model._backend.load_weights_dict(weights)
     state = _strip(arrays, "state/")

@@ -63,37 +63,12 @@ def restore_pending(model: Any) -> None:
     state, model._pending_state = model._pending_state, None
     backend = model._backend
     expected = backend.state_dict()
-    check_same_variables(expected, state, "the saved training state")
+    saving.check_names(expected, state, "saved training state")
     backend.load_state_dict(state)
-
-
-def check_same_variables(expected: dict[str, Any], received: dict[str, Any],
-                         where: str) -> None:
-    """ValueError naming the first variable (in the module's order) that differs."""
-    for name, value in expected.items():
-        if name not in received:
-            problem = f"variable {name!r} of this module is not in the file"
-        elif np.shape(value) != np.shape(received[name]):
-            problem = (f"variable {name!r} has shape {tuple(np.shape(value))} in this module "
-                       f"but {tuple(np.shape(received[name]))} in the file")
-        else:
-            continue
-        break
-    else:
-        extra = [k for k in received if k not in expected]
-        if not extra:
-            return
-        problem = f"the file holds variable {extra[0]!r}, which this module does not have"
-    differ = sum(1 for k in expected if k not in received
-                 or np.shape(expected[k]) != np.shape(received[k]))
-    differ += sum(1 for k in received if k not in expected)
-    raise ValueError(f"{where} does not match this module's architecture: {problem} "
-                     f"({differ} variable(s) differ). Build the module exactly as the saved "
-                     "one was built.")
 
 
 def _strip(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-__all__ = ["check_same_variables", "restore_pending", "save_model"]
+__all__ = ["restore_pending", "save_model"]

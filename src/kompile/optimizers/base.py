@@ -275,13 +275,6 @@ class Optimizer:
         for group in torch_opt.param_groups:
             group["lr"] = float(value)
 
-    def torch_schedule_step(self, torch_opt: Any, step: int) -> None:
-        """Set the groups' lr from the schedule for ``step`` (no-op for a constant lr). The
-        pre-step hook does the same from its own count of steps taken."""
-        if callable(self._learning_rate):
-            for group in torch_opt.param_groups:
-                group["lr"] = self._lr_at(step)
-
 
 # ---------------------------------------------------------------------- optax helpers
 def _chain(*parts: Any) -> Any:
