@@ -177,3 +177,32 @@ def test_the_allow_list_has_no_stale_entries():
     stale = [m for m in FRAMEWORK_ALLOWED
              if m not in graph or not any(e in FRAMEWORKS for e in graph[m])]
     assert not stale, f"FRAMEWORK_ALLOWED names modules that import no framework: {stale}"
+
+
+MAX_FUNCTION_LINES = 60  # lines of code: no docstring, comment or blank line
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> int:
+    body = node.body
+    first = body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+            and isinstance(first.value.value, str):
+        if len(body) == 1:
+            return 0
+        first = body[1]
+    code = lines[first.lineno - 1:node.end_lineno]
+    return sum(1 for line in code if line.strip() and not line.strip().startswith("#"))
+
+
+def test_no_function_over_60_lines_of_code():
+    long = []
+    for name, path in _modules().items():
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = _code_lines(node, lines)
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name} ({n} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines of code (split them by " \
+        f"concept): {long}"

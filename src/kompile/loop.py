@@ -256,24 +256,13 @@ def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
             if call is None and not skip:  # a generator that is used up: no batch this epoch
                 warnings.warn("Your input ran out of data; interrupting training. Make sure "
                               "that your generator can yield at least `steps_per_epoch * "
-                              "epochs` batches.", stacklevel=3)
+                              "epochs` batches.", stacklevel=4)
                 break
             logs = batch_logs()  # host sync: epoch logs for History
             if val_source is not None and _val_due(epoch, validation_freq):
-                run.validating = True  # read by callbacks; never in History.params
-                try:
-                    val_logs = _run_eval(model, val_source, cbs)
-                finally:
-                    run.validating = False
-                if val_logs is None:  # no val_* entries: no callback acts on empty validation
-                    warnings.warn(f"The validation data ran out: no batch was left for epoch "
-                                  f"{epoch + 1}, so it logs no val_* values. A generator is "
-                                  "used up across epochs: pass a re-iterable (a list of "
-                                  "batches, a DataLoader) or one that yields `validation_steps "
-                                  "* epochs` batches.", stacklevel=3)
-                else:
-                    logs.update({"val_" + k: v for k, v in val_logs.items()})
-                    logs = dict(sorted(logs.items()))
+                val_logs = _validate(model, run, cbs, epoch)
+                if val_logs:
+                    logs = dict(sorted({**logs, **val_logs}.items()))
             cbs.call("on_epoch_end", epoch, logs)
             skip = 0
             if model.stop_training:
@@ -288,6 +277,23 @@ def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
         finally:
             backend.release()
     return history
+
+
+def _validate(model: Any, run: FitRun, cbs: CallbackList, epoch: int) -> dict[str, Any]:
+    """fit's validation pass after ``epoch``: its logs as ``val_*`` entries (none, with a
+    warning, when the validation data yielded no batch)."""
+    run.validating = True  # read by callbacks; never in History.params
+    try:
+        val_logs = _run_eval(model, run.sources["validation"], cbs)
+    finally:
+        run.validating = False
+    if val_logs is None:  # no val_* entries: no callback acts on empty validation
+        warnings.warn(f"The validation data ran out: no batch was left for epoch {epoch + 1}, "
+                      "so it logs no val_* values. A generator is used up across epochs: pass "
+                      "a re-iterable (a list of batches, a DataLoader) or one that yields "
+                      "`validation_steps * epochs` batches.", stacklevel=5)
+        return {}
+    return {"val_" + k: v for k, v in val_logs.items()}
 
 
 def _resume(run: FitRun, history: History, initial_epoch: int) -> tuple[int, int]:
