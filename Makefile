@@ -23,7 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
-# mypy on the example programs: user code sees kompile's real types (py.typed)
+# mypy on src/ (the typed backend interface) and the example programs (py.typed)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

@@ -290,9 +290,10 @@ class ModelParallel(Distribution):
                             f"{device_mesh!r}.")
         if layout_map is not None and device_mesh not in (None, layout_map.device_mesh):
             raise ValueError("`device_mesh` differs from `layout_map.device_mesh`; pass one.")
-        self.device_mesh = device_mesh or (layout_map.device_mesh if layout_map else None)
-        if self.device_mesh is None:
+        mesh = device_mesh or (layout_map.device_mesh if layout_map else None)
+        if mesh is None:
             raise ValueError("ModelParallel needs a mesh: pass `layout_map` or `device_mesh`.")
+        self.device_mesh: DeviceMesh = mesh
         self.layout_map = layout_map
         names = self.device_mesh.axis_names
         self.batch_dim_name = names[0] if batch_dim_name is None else batch_dim_name

@@ -12,12 +12,13 @@ the module (which never holds donated arrays).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .interrupts import SignalGuard
 from .jax_sharding import StepMajor, local_batches
 
 TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
@@ -74,8 +75,41 @@ class CompiledCalls:
     """The JaxBackend's compiled calls (a mixin: it uses the backend's state, steps and
     ``put``)."""
 
+    # declared here, set by JaxBackend (jax.py: __init__ and build)
     state: Any
     eval_state: Any
+    jit_compile: Any
+    objective: Any
+    paced: dict[str, bool]
+    _config: Any
+    _strict: bool
+    _fns: dict[Any, Any]
+    _counts: dict[int, Any]
+    _results: Any
+    _order: dict[str, Any]
+    _order_src: dict[str, Any]
+    _guard: SignalGuard
+    _cursor: dict[str, int]
+    _index_id: dict[str, Any]
+    _exposed: bool
+    _shared: bool
+    _rng_advanced: bool
+    dist: Any  # the distribution (jax_sharding.py), set by JaxBackend
+    put_global: Any  # JaxBackend.put_global: host batches onto the mesh
+    per_process: Any  # JaxBackend.per_process: several processes feed their own rows
+
+    if TYPE_CHECKING:  # the backend's other parts (jax.py, jax_state.py)
+        def put(self, tree: Any) -> Any: ...
+        def build(self, objective: Any, config: Any) -> None: ...
+        def reset_metrics(self, phase: str) -> None: ...
+        def refresh_from_module(self) -> None: ...
+        def sync_to_module(self) -> None: ...
+        def _unshare(self) -> None: ...
+        def _train_one(self, state: dict[str, Any], batch: Any) -> dict[str, Any]: ...
+        def _eval_one(self, state: dict[str, Any], batch: Any, params: Any, rest: Any) -> Any:
+            ...
+        def _rng_of(self, rest: Any) -> list[Any]: ...
+        def _with_rng(self, rest: Any, rng: list[Any]) -> list[Any]: ...
 
     def _compiled(self, kind: str, n: int, batch_size: int):
         key = (kind, n, batch_size)

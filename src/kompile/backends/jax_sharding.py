@@ -67,7 +67,7 @@ def local_batches(dist: Any, feed: Any, index: Any) -> Any:
             return a[index[where[0], where[1]]][(slice(None), slice(None)) + where[2:]]
 
         shape = (n_batches, size) + a.shape[1:]
-        return StepMajor(jax.make_array_from_callback(shape, sharding, part))
+        return StepMajor(jax.make_array_from_callback(shape, sharding, part))  # type: ignore[arg-type]
 
     return jax.tree.map(build, feed)
 
@@ -76,7 +76,7 @@ def _is_spec(x: Any) -> bool:
     return isinstance(x, PartitionSpec)
 
 
-def annotations(module: nnx.Module, n: int) -> list[Any]:
+def partition_annotations(module: nnx.Module, n: int) -> list[Any]:
     """The sharding annotation of each of the module's ``n`` parameters, in leaf order
     (``None`` where it has none)."""
     try:
@@ -90,7 +90,7 @@ def annotations(module: nnx.Module, n: int) -> list[Any]:
 def param_shardings(dist: Any, module: nnx.Module, params_tree: Any) -> list[NamedSharding]:
     """One ``NamedSharding`` per parameter leaf, from ``dist.layout``."""
     pairs = jax_state.named(params_tree)
-    notes = annotations(module, len(pairs))
+    notes = partition_annotations(module, len(pairs))
     return [NamedSharding(dist.mesh, dist.layout(name, tuple(a.shape), note))
             for (name, a), note in zip(pairs, notes)]
 

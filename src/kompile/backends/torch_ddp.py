@@ -102,18 +102,23 @@ class _ShardedObjective(Objective):
         return total, per_output
 
 
-def _reduce_states(states: dict[str, Any], shared: bool) -> dict[str, Any]:
-    """Metric states summed over the processes (``shared``), else process 0's (every
-    process computed the same whole batch). One buffer per dtype: one collective each."""
+_REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+
+
+def _reduce_states(states: dict[str, Any], shared: bool,
+                   rules: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Metric states merged over the processes (``shared``) as each state declares
+    (``rules``: Metric.merges, "sum", "max" or "min"), else process 0's (every process
+    computed the same whole batch). One buffer per dtype and merge: one collective each."""
     leaves = [(log, key, t) for log, values in states.items() for key, t in values.items()]
-    by_dtype: dict[Any, list[tuple[str, str, torch.Tensor]]] = {}
+    groups: dict[Any, list[tuple[str, str, torch.Tensor]]] = {}
     for leaf in leaves:
-        by_dtype.setdefault(leaf[2].dtype, []).append(leaf)
+        groups.setdefault((leaf[2].dtype, rules[leaf[0]][leaf[1]]), []).append(leaf)
     out: dict[str, dict[str, Any]] = {log: {} for log in states}
-    for group in by_dtype.values():
+    for (_, how), group in groups.items():
         buffer = torch.cat([t.reshape(-1) for _, _, t in group])
         if shared:
-            dist.all_reduce(buffer)  # SUM
+            dist.all_reduce(buffer, op=_REDUCE_OPS[how])
         else:
             dist.broadcast(buffer, src=0)
         for (log, key, t), part in zip(group, buffer.split([t.numel() for _, _, t in group])):
@@ -177,6 +182,7 @@ class DistributedTorchBackend(TorchBackend):
 
             apply(self.module, self.dist, self.policy, self.device)
         super().build(sharded, config)
+        self._merge_rules = sharded.merge_rules()  # how the processes' states merge
         self.train_module = None
         if fsdp:  # the sharded module is its own training wrapper
             self.train_module = self.module
@@ -214,7 +220,7 @@ class DistributedTorchBackend(TorchBackend):
             self.metrics[phase] = before
             raise
         with torch.no_grad():
-            delta = _reduce_states(self.metrics[phase], shared)
+            delta = _reduce_states(self.metrics[phase], shared, self._merge_rules)
             self.metrics[phase] = self.objective.merge(before, delta)
 
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:

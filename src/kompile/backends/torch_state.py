@@ -10,6 +10,7 @@ owns only the translation; the backend owns the objects.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -166,3 +167,30 @@ def _load_optimizer(opt: Any, state: dict[str, Any]) -> None:
                 group[parts[3]] = _like(group[parts[3]], np.asarray(value))
     sd["state"] = slots
     opt.load_state_dict(sd)
+
+
+def global_rng() -> dict[str, np.ndarray]:
+    """torch's CPU generator and, once CUDA is initialised, every device's (a module on a
+    GPU draws its dropout masks from the devices' generators)."""
+    out = {"torch_rng": torch.random.get_rng_state().numpy()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["torch_cuda_rng"] = np.stack([s.numpy() for s in torch.cuda.get_rng_state_all()])
+    return out
+
+
+def restore_global_rng(arrays: dict[str, Any]) -> None:
+    """What ``global_rng`` returned; CUDA states only on as many devices as were saved."""
+    if "torch_rng" not in arrays:
+        return
+    torch.random.set_rng_state(torch.from_numpy(np.array(arrays["torch_rng"], copy=True)))
+    cuda = arrays.get("torch_cuda_rng")
+    if cuda is None:
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count != len(cuda):
+        warnings.warn(f"BackupAndRestore: the backup holds the RNG states of {len(cuda)} CUDA "
+                      f"devices and this process sees {count}; they are not restored, so "
+                      "dropout on a GPU will draw other masks than the interrupted run.",
+                      stacklevel=4)
+        return
+    torch.cuda.set_rng_state_all([torch.from_numpy(np.array(s, copy=True)) for s in cuda])
