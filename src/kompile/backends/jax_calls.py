@@ -97,6 +97,7 @@ class CompiledCalls:
     dist: Any  # the distribution (jax_sharding.py), set by JaxBackend
     put_global: Any  # JaxBackend.put_global: host batches onto the mesh
     per_process: Any  # JaxBackend.per_process: several processes feed their own rows
+    settle: Any  # jax_recovery.LastGood.settle: back to the last good state
 
     if TYPE_CHECKING:  # the backend's other parts (jax.py, jax_state.py)
         def put(self, tree: Any) -> Any: ...

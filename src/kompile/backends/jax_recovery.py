@@ -67,7 +67,9 @@ class Snapshot:
     def same(self, state: Any) -> bool:
         """Whether ``state`` holds exactly the arrays this copy was taken from."""
         leaves, treedef = jax.tree.flatten(state)
-        return treedef == self.treedef and len(leaves) == len(self._refs) and all(
+        if treedef != self.treedef:  # type: ignore[operator]
+            return False
+        return len(leaves) == len(self._refs) and all(
             r is not None and r() is a for r, a in zip(self._refs, leaves))
 
     def restore(self, state: Any, keep: Any = None) -> tuple[Any, int] | None:
@@ -75,7 +77,7 @@ class Snapshot:
         ``keep(i)`` when it returns a valid array), and how many were replaced; None when
         the structure changed since the copy."""
         leaves, treedef = jax.tree.flatten(state)
-        if treedef != self.treedef:
+        if treedef != self.treedef:  # type: ignore[operator]
             return None
         out, replaced = [], 0
         for i, (old, host) in enumerate(zip(leaves, self.host)):
@@ -159,6 +161,22 @@ class LastGood:
     """The JaxBackend's recovery after a run-time failure (a mixin: it uses the backend's
     ``state``, ``eval_state``, module methods and ``build``)."""
 
+    # the JaxBackend's (and CompiledCalls') members this mixin uses
+    state: Any
+    eval_state: Any
+    objective: Any
+    _config: Any
+    _shared: bool
+    _cursor: dict[str, int]
+    _index_id: dict[str, Any]
+    _order: dict[str, Any]
+    _order_src: dict[str, Any]
+    _module_leaves: Any
+    _count: Any
+    reset_metrics: Any
+    prepare_predict: Any
+    build: Any
+
     _good: Snapshot | None = None
     _writes = 0  # module writes, so that weights a callback read later are preferred
 
@@ -198,7 +216,7 @@ class LastGood:
         good = self._good
         result = good.restore(state, self._module_leaf_keeper(state, good)) \
             if good is not None else None
-        if result is None:
+        if result is None or good is None:
             self._rebuild_from_module("opt" in state)
             return True
         self.state = result[0]

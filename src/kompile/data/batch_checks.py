@@ -34,6 +34,7 @@ def _fast_key(x: Any, ys: list[Any], sws: list[Any]) -> Any:
     """Dtypes and per-sample shapes of a batch whose ``x`` is an array or a flat dict of
     arrays, and whether all its arrays hold the same number of samples; None for other
     structures (then the general walk runs). A few microseconds."""
+    key: Any
     if type(x) is np.ndarray and x.ndim:
         n, key = x.shape[0], (x.dtype, x.shape[1:])
     elif type(x) is dict and all(type(v) is np.ndarray and v.ndim for v in x.values()):
@@ -43,7 +44,7 @@ def _fast_key(x: Any, ys: list[Any], sws: list[Any]) -> Any:
             return None
     else:
         return None
-    rest = []
+    rest: list[Any] = []
     for a in (*ys, *sws):
         if a is None:
             rest.append(None)
@@ -102,7 +103,7 @@ class BatchChecker:
             if rule is None or y is None or _labels_in_range(y, rule[0]):
                 continue
             try:
-                check_sparse_labels(y, output, *rule, argument="y")
+                check_sparse_labels(y, output, *rule, argument="y")  # type: ignore[misc]
             except ValueError as err:
                 raise ValueError(f"In batch {index} of `{self._argument}`: {err}") from None
 
