@@ -12,18 +12,38 @@ from typing import Any
 
 import numpy as np
 
-from . import calling, pacing
+from . import agreement, calling, execution, train_checks
 from . import data as data_mod
+from .backends.base import Backend
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
+from .callbacks.misc import TerminateOnNaN
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
+from .data.batch_checks import BatchChecker, output_probe
+from .fit_run import FitRun
 from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
 from .warn import KompileWarning
 
 
+def _check_file_callbacks(model: Any, callbacks: Any) -> None:
+    """Callbacks that write files run on process 0 only, so they cannot read a state split
+    across processes (a collective): an error on every process rather than a hang."""
+    if not model._backend.split_across_processes:
+        return
+    listed = callbacks if isinstance(callbacks, list | tuple) else [callbacks]
+    writers = [type(cb).__name__ for cb in listed if getattr(cb, "writes_files", False)]
+    if writers:
+        raise ValueError(
+            f"{', '.join(writers)} cannot save a model whose parameters are sharded across "
+            "processes (it runs on process 0 only, and gathering the shards needs every "
+            "process). Call model.save(...) / model.save_weights(...) on every process "
+            "between fit calls instead (process 0 writes the file).")
+
+
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
                history: History | None = None) -> CallbackList:
-    if getattr(model._backend, "process_index", 0) != 0:
+    _check_file_callbacks(model, callbacks)
+    if model._backend.process_index != 0:
         # several processes: only process 0 prints and writes files
         verbose = 0
         callbacks = callbacks if isinstance(callbacks, list | tuple) else [callbacks]
@@ -55,18 +75,21 @@ def _first_forward(model: Any, source: Any) -> Any:
         raise TypeError(hint) from err
 
 
-def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
-    """Name the outputs, build the objective once, and flatten targets per output."""
+def _prepare(model: Any, source: Any, class_weight: Any = None) -> bool:
+    """Name the outputs, build the objective once, and flatten targets per output. Returns
+    whether the checked data holds non-finite values (then a NaN loss is no surprise)."""
     spec = _first_forward(model, source)
     cfg = model._config
     if cfg is not None and cfg.loss is None and spec.model_loss is None \
             and model._objective is None:  # outputs named at a predict without labels
         fresh = model._backend.output_spec(source.peek_x())
         if fresh.model_loss is not None:
-            model._spec = model._backend.spec = spec = fresh
-    check = getattr(model._backend, "check_batch_size", None)
-    if check is not None and isinstance(source, data_mod.ArraySource):
-        check(source.batch_size)
+            model._spec = spec = fresh
+            model._backend.set_spec(fresh)
+    if isinstance(source, data_mod.ArraySource):
+        model._backend.check_batch_size(source.batch_size)
+    # several processes run the same thing, or all stop (agreement.py)
+    model._backend.check_agreement(lambda: agreement.facts(model, source))
 
     with_loss = loss_outputs(model._config, spec) if model._config is not None else None
 
@@ -96,11 +119,19 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
         # checks at the door: host data once per call (arrays whole, iterables' first batch)
         x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
             else (source.peek_x(), ys, sws)
-        data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
-                                   single=not model._spec.multi, argument=source.argument)
+        bad = data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
+                                         single=not model._spec.multi,
+                                         argument=source.argument)
+        if not isinstance(source, data_mod.ArraySource):  # the next batches: each one
+            rules = objective.data_rules()
+            sparse = [("" if not model._spec.multi else r[0], r[3]) for r in rules]
+            source.check = BatchChecker((x_all, ys, sws), sparse, output_probe(model, True),
+                                        source.argument)
         if first and calling.wants_probability_check(objective):  # once per compile
             calling.check_probabilities(objective,
                                         model._backend.sample_outputs(source.peek_x()))
+        return bool(bad)
+    return False
 
 
 
@@ -116,26 +147,12 @@ def _batch_watchers(cbs: CallbackList | None, phase: str) -> bool:
     return any(cbs.wants(f"on_{phase}_batch_{when}") for when in ("begin", "end"))
 
 
-def _steps_per_call(model: Any, source: Any, cbs: CallbackList | None, phase: str) -> Any:
-    """The batches per compiled call: the user's int, or a Pacer (pacing.py) when
-    ``steps_per_execution="auto"``, or when it was left unset and no callback watches the
-    phase's batches. Only in-memory arrays on a backend with compiled loops are paced."""
-    config, backend = model._config, model._backend
-    spe = config.steps_per_execution
+def _plan(model: Any, source: Any, cbs: CallbackList | None,
+          phase: str) -> execution.ExecutionPlan:
+    """The batches per call of ``phase`` ('train' or 'test'): execution.py's plan, told
+    whether a callback watches the phase's batches."""
     kind = "train" if phase == "train" else "eval"
-    paced = (spe == "auto" or (config.fuse_unwatched and not _batch_watchers(cbs, phase))) \
-        and getattr(backend, "fuses_calls", False) and isinstance(source, data_mod.ArraySource)
-    if hasattr(backend, "paced"):
-        backend.paced[kind] = paced
-    if not paced:
-        return spe if isinstance(spe, int) else 1
-    cache = model.__dict__.get("_pacers")
-    if cache is None or cache[0] is not config:  # a recompile measures again
-        cache = model.__dict__["_pacers"] = (config, {})
-    key = (kind, source.batch_size)
-    if key not in cache[1]:
-        cache[1][key] = pacing.Pacer(backend.wait)
-    return cache[1][key]
+    return model._execution_plan(source, kind, _batch_watchers(cbs, phase))
 
 
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
@@ -145,10 +162,10 @@ def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
     model.stop_evaluating = False
     if cbs is not None:
         cbs.call("on_test_begin", {})
-    per_call = _steps_per_call(model, source, cbs, "test")  # an int or a pacing.Pacer
-    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
+    plan = _plan(model, source, cbs, "test")
+    pacer = plan.pacer
     call = None
-    for call in source.calls(backend, per_call, shuffle=False):
+    for call in source.calls(backend, plan.per_call, shuffle=False):
         if cbs is not None:
             cbs.call("on_test_batch_begin", call.first_step, {})
         if pacer is not None:
@@ -208,10 +225,14 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             validation_data, validation_batch_size or batch_size, validation_steps)
     backend = model._backend
     backend.refresh_from_module()
-    _prepare(model, source, class_weight)
+    watch = _LossWatch(_prepare(model, source, class_weight))
     if not model._objective.has_loss:
         raise ValueError("The model was compiled without a loss, so fit() has nothing to "
                          "minimise. Pass `loss=` to compile().")
+    train_checks.warn_if_nothing_trains(
+        model, source.host if isinstance(source, data_mod.ArraySource) else None,
+        " and ".join(f"`{k}`" for k, v in (("sample_weight", sample_weight),
+                                           ("class_weight", class_weight)) if v is not None))
     if val_source is not None:
         try:
             _prepare(model, val_source)
@@ -222,30 +243,47 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
-    per_call = _steps_per_call(model, source, cbs, "train")  # an int or a pacing.Pacer
-    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
+    # TerminateOnNaN reports a non-finite loss itself
+    watch.quiet |= any(isinstance(cb, TerminateOnNaN) for cb in cbs.callbacks)
+    plan = _plan(model, source, cbs, "train")
     model.stop_training = False
     # what BackupAndRestore records to refuse resuming a different run, and to continue
     # reading the data where the interrupted run stood
-    model._fit_run = {"batch_size": getattr(source, "batch_size", None),
-                      "samples": getattr(source, "n", None),
-                      "steps_per_execution": model._config.steps_per_execution}
-    model._fit_position = lambda: {
-        "train": source.position(),
-        "validation": None if val_source is None else val_source.position()}
+    run = FitRun(backend, batch_size=getattr(source, "batch_size", None),
+                 samples=getattr(source, "n", None),
+                 steps_per_execution=execution.recorded(model._config),
+                 sources={"train": source, "validation": val_source})
+    with model._running(run):
+        return _fit_epochs(model, run, cbs, history, plan, initial_epoch, epochs,
+                           validation_freq, watch)
+
+
+def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
+                plan: execution.ExecutionPlan, initial_epoch: int, epochs: int,
+                validation_freq: Any, watch: _LossWatch) -> History:
+    """The epochs of ``fit`` (``run`` holds the data sources and what callbacks share)."""
+    backend: Backend = run.backend
+    source, val_source = run.sources["train"], run.sources["validation"]
+    pacer = plan.pacer
     wants_batch_logs = cbs.wants("on_train_batch_end")
-    batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
+
+    def batch_logs() -> dict[str, Any]:
+        return watch.seen(host_logs(backend.results("train"), backend.to_host))
+
     logs: dict[str, Any] = {}
+    backend.keep_last_good("the start of this fit call")  # a host copy (backends/jax_recovery)
     try:
         cbs.call("on_train_begin", {})
-        initial_epoch, skip = _resume(model, history, initial_epoch, source, val_source)
+        initial_epoch, skip = _resume(run, history, initial_epoch)
         for epoch in range(initial_epoch, epochs):
             if not skip:  # a mid-epoch resume keeps the restored running metrics
                 backend.reset_metrics("train")
             cbs.call("on_epoch_begin", epoch, {})
             call = None
             # resumed mid-epoch: the batches before `skip` ran before the interruption
-            for call in source.calls(backend, per_call, start=skip):
+            watch.epoch, watch.last = epoch, skip - 1
+            for call in source.calls(backend, plan.per_call, start=skip):
+                watch.step = call.last_step
                 cbs.call("on_train_batch_begin", call.first_step, {})
                 if pacer is not None:
                     pacer.begin()
@@ -260,34 +298,24 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             if call is None and not skip:  # a generator that is used up: no batch this epoch
                 warnings.warn("Your input ran out of data; interrupting training. Make sure "
                               "that your generator can yield at least `steps_per_epoch * "
-                              "epochs` batches.", KompileWarning, stacklevel=3)
+                              "epochs` batches.", KompileWarning, stacklevel=4)
                 break
             logs = batch_logs()  # host sync: epoch logs for History
+            backend.keep_last_good(f"the end of epoch {epoch + 1}")  # the state is computed
             if val_source is not None and _val_due(epoch, validation_freq):
-                model._validating = True  # read by callbacks; never in History.params
-                try:
-                    val_logs = _run_eval(model, val_source, cbs)
-                finally:
-                    model._validating = False
-                if val_logs is None:  # no val_* entries: no callback acts on empty validation
-                    warnings.warn(f"The validation data ran out: no batch was left for epoch "
-                                  f"{epoch + 1}, so it logs no val_* values. A generator is "
-                                  "used up across epochs: pass a re-iterable (a list of "
-                                  "batches, a DataLoader) or one that yields `validation_steps "
-                                  "* epochs` batches.", KompileWarning, stacklevel=3)
-                else:
-                    logs.update({"val_" + k: v for k, v in val_logs.items()})
-                    logs = dict(sorted(logs.items()))
+                val_logs = _validate(model, run, cbs, epoch)
+                if val_logs:
+                    logs = dict(sorted({**logs, **val_logs}.items()))
             cbs.call("on_epoch_end", epoch, logs)
             skip = 0
             if model.stop_training:
                 break
         cbs.call("on_train_end", logs)
     except BaseException as error:
+        backend.settle()  # a step that failed at run time: back to the last good state
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
         raise
     finally:
-        model.__dict__.pop("_fit_position", None)  # it holds the sources and their device data
         try:
             backend.sync_to_module()
         finally:
@@ -295,21 +323,65 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     return history
 
 
-def _resume(model: Any, history: History, initial_epoch: int, source: Any,
-            val_source: Any) -> tuple[int, int]:
+class _LossWatch:
+    """One warning for the first non-finite training loss among the logs the loop reads
+    anyway (epoch ends, batches whose logs a callback reads): no extra host sync. Quiet
+    when the data checks already warned about NaN/Inf data, or TerminateOnNaN watches."""
+
+    def __init__(self, data_not_finite: bool):
+        self.quiet = data_not_finite  # the data checks already warned about NaN/Inf data
+        self.epoch, self.step, self.last = 0, 0, -1
+
+    def seen(self, logs: dict[str, Any]) -> dict[str, Any]:
+        loss = logs.get("loss")
+        if self.quiet or loss is None or np.isfinite(loss):
+            self.last = self.step
+            return logs
+        self.quiet = True
+        since = f"after batch {self.last}, whose loss was finite" if self.last >= 0 \
+            else "since the epoch began"
+        warnings.warn(
+            f"The training loss became non-finite ({loss}) in epoch {self.epoch + 1}, at batch "
+            f"{self.step} or before ({since}; batches counted from 0, read where the logs are "
+            "read). The data kompile checked (arrays whole, an iterable's first batch) was "
+            "finite: the training diverged, or a later batch holds NaN/Inf. Try a lower "
+            "learning rate, gradient clipping (clipnorm=...) or TerminateOnNaN.",
+            KompileWarning, stacklevel=4)
+        return logs
+
+
+def _validate(model: Any, run: FitRun, cbs: CallbackList, epoch: int) -> dict[str, Any]:
+    """fit's validation pass after ``epoch``: its logs as ``val_*`` entries (none, with a
+    warning, when the validation data yielded no batch)."""
+    run.validating = True  # read by callbacks; never in History.params
+    try:
+        val_logs = _run_eval(model, run.sources["validation"], cbs)
+    finally:
+        run.validating = False
+    if val_logs is None:  # no val_* entries: no callback acts on empty validation
+        warnings.warn(f"The validation data ran out: no batch was left for epoch {epoch + 1}, "
+                      "so it logs no val_* values. A generator is used up across epochs: pass "
+                      "a re-iterable (a list of batches, a DataLoader) or one that yields "
+                      "`validation_steps * epochs` batches.", KompileWarning, stacklevel=5)
+        return {}
+    return {"val_" + k: v for k, v in val_logs.items()}
+
+
+def _resume(run: FitRun, history: History, initial_epoch: int) -> tuple[int, int]:
     """The epoch and batch to start from: a backup restored by BackupAndRestore in
-    ``on_train_begin`` (it sets ``model._resume``), else ``initial_epoch`` and 0. The data
+    ``on_train_begin`` (it sets ``run.resume``), else ``initial_epoch`` and 0. The data
     sources continue from the positions the backup recorded."""
-    resume = model.__dict__.pop("_resume", None)
+    resume = run.take_resume()
     if resume is None:
         return initial_epoch, 0
     positions = resume.get("data")
-    for name, src in (("train", source), ("validation", val_source)):
+    for name in ("train", "validation"):
+        src = run.sources[name]
         if src is None or src.position() is None:
             continue  # a generator: its position is its own
         if positions is None:  # a backup written before positions were recorded
             if isinstance(src, data_mod.ArraySource) and src.repeat \
-                    and src.steps_limit < src.batches_per_pass:
+                    and src.steps_limit is not None and src.steps_limit < src.batches_per_pass:
                 raise ValueError(
                     "BackupAndRestore: the backup was written by an older kompile that did "
                     f"not record where the {name} data stood; with "
@@ -337,6 +409,9 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     try:
         logs = _run_eval(model, source, cbs)
         model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
+    except BaseException:
+        model._backend.settle()  # a step that failed at run time: back to valid state
+        raise
     finally:
         model._backend.release()
     if logs is None:
@@ -355,26 +430,32 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     spec = _first_forward(model, source)
     backend.prepare_predict(model._config)
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
+    if not isinstance(source, data_mod.ArraySource):  # each batch against the first
+        source.check = BatchChecker((source.peek_x(), [], []), [], output_probe(model, False),
+                                    source.argument)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     model.stop_predicting = False
     cbs.call("on_predict_begin", {})
-    spe = model._config.steps_per_execution if model._config is not None else 1
-    spe = spe if isinstance(spe, int) else 1
+    per_call = model._execution_plan(source, "predict", True).per_call
     wants_outputs = cbs.wants("on_predict_batch_end")
     chunks: list[list[Any]] = []
     try:
-        for call in source.calls(backend, spe, shuffle=False):
+        for call in source.calls(backend, per_call, shuffle=False):
             cbs.call("on_predict_batch_begin", call.first_step, {})
             mine = [backend.predict(part.feed, part.index, part.start, part.n)
                     for part in call.parts]
             chunks.extend(mine)
             if wants_outputs:  # host sync only if a callback reads logs["outputs"]
                 cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
-                    lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
+                    lambda mine=mine: {  # type: ignore[misc]
+                        "outputs": _join(spec, backend.to_host(mine))}))
             if model.stop_predicting:
                 break
         host = backend.to_host(chunks)  # host sync: the predictions
         backend.write_back_rng()  # the module's RNG streams advanced by the predictions
+    except BaseException:
+        backend.settle()  # a step that failed at run time: back to valid state
+        raise
     finally:
         backend.release()
     outputs = _join(spec, host)

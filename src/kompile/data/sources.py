@@ -122,7 +122,7 @@ class ArraySource:
     def _new_pass(self, backend: Any, shuffle: bool, limit: int) -> list[_Segment]:
         self._pass_rng = np.random.get_state() if shuffle else None
         order = np.random.permutation(self.n) if shuffle else None  # seeded by set_random_seed
-        if order is not None and hasattr(backend, "agree"):
+        if order is not None:
             order = backend.agree(order)  # several processes: process 0's order for all
         rows, tail = batch_rows(self.n, self.batch_size, order)
         if limit <= len(rows):
@@ -226,8 +226,11 @@ class IterableSource:
         self._first: Any = None
         self._pass_rng: Any = None  # torch's RNG state as this pass began (None: no torch)
         self._restored: dict[str, Any] | None = None
-        self._fn: Prepare | None = None
+        self._fn: Prepare = None  # type: ignore[assignment]  # set by prepare()
         self._arange: dict[tuple[int, int], Any] = {}
+        # ``check(batch, index)``: each prepared host batch against the first
+        # (batch_checks.BatchChecker, set by the loop once the model's outputs are known)
+        self.check: Callable[[Any, int], None] | None = None
 
     def _next(self) -> Any:
         if self._first is not None:
@@ -339,6 +342,8 @@ class IterableSource:
                     if self.one_shot:
                         self._iter = iter(())
                     break
+                if self.check is not None:
+                    self.check(batches[-1], step + len(batches) - 1)
             if not batches:
                 if limit is not None and step < limit:
                     warnings.warn(f"The data ran out after {step} of steps={limit} batches.",

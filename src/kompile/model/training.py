@@ -7,21 +7,59 @@ methods spell out Keras's parameters and documentation and delegate to the one l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import data as data_mod
-from .. import loop
+from .. import execution, loop
+from ..backends.base import Backend
 from ..callbacks.base import History
+from ..fit_run import FitRun
 from ..registry import keywords_checked
+from .exclusive import one_at_a_time
 
 
 class TrainingCalls:
     """fit / evaluate / predict and the single-batch calls (mixed into ``kp.Model``)."""
 
-    _backend: Any
+    _backend: Backend
+
+    if TYPE_CHECKING:  # Model's (core.py)
+        def _require_compiled(self, what: str) -> None: ...
+        def _bind_targets(self, x: Any, y: Any) -> Any: ...
+        def _format_results(self, logs: dict[str, Any], return_dict: bool) -> Any: ...
     _objective: Any
+    _config: Any
+    _fit_run: FitRun | None = None  # set only by _running (below)
+    _pacers: execution.Pacers | None = None  # measured batches per call, until a recompile
+
+    def _execution_plan(self, source: Any, phase: str, watched: bool) -> execution.ExecutionPlan:
+        """The batches per call of ``phase`` for ``source`` (execution.py)."""
+        if self._pacers is None:
+            self._pacers = execution.Pacers()
+        return execution.plan(self._config, self._backend, source, phase, watched,
+                              self._pacers)
+
+    @property
+    def fit_run(self) -> FitRun | None:
+        """The running ``fit`` call's shared state (``kompile.fit_run.FitRun``: data
+        positions, the validation flag, a resume request, the backend interface), or
+        ``None`` outside ``fit``. Callbacks read it as ``self.model.fit_run``."""
+        return self._fit_run
+
+    @contextlib.contextmanager
+    def _running(self, run: FitRun) -> Iterator[FitRun]:
+        """``fit_run`` is ``run`` inside the block; the run drops its data at the end."""
+        self._fit_run = run
+        try:
+            yield run
+        finally:
+            self._fit_run = None
+            run.release()  # it holds the sources and their device data
+
     # ------------------------------------------------------------------ training calls
+    @one_at_a_time
     @keywords_checked
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: int | str = "auto", callbacks: Any = None, validation_split: float = 0.0,
@@ -103,6 +141,7 @@ class TrainingCalls:
             ValueError: ``compile`` was not called, it had no loss, or the data does not
                 fit the model (the message names the argument).
             TypeError: An argument of the wrong type or an unknown keyword argument.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
 
         Example:
             >>> import numpy as np
@@ -124,6 +163,7 @@ class TrainingCalls:
                         validation_batch_size=validation_batch_size,
                         validation_freq=validation_freq)
 
+    @one_at_a_time
     @keywords_checked
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto", sample_weight: Any = None,
@@ -153,6 +193,7 @@ class TrainingCalls:
 
         Raises:
             ValueError: ``compile`` was not called, or the data does not fit the model.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
 
         Example:
             >>> import numpy as np
@@ -168,6 +209,7 @@ class TrainingCalls:
                              sample_weight=sample_weight, steps=steps, callbacks=callbacks,
                              return_dict=return_dict)
 
+    @one_at_a_time
     @keywords_checked
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto",
                 steps: int | None = None, callbacks: Any = None) -> Any:
@@ -200,6 +242,7 @@ class TrainingCalls:
         return loop.predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps,
                             callbacks=callbacks)
 
+    @one_at_a_time
     @keywords_checked
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: dict[Any, Any] | None = None,
@@ -220,6 +263,7 @@ class TrainingCalls:
 
         Raises:
             ValueError: ``compile`` was not called, or it had no loss.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
         """
         self._require_compiled("train_on_batch")
         y = self._bind_targets(x, y)
@@ -231,18 +275,23 @@ class TrainingCalls:
             raise ValueError("The model was compiled without a loss, so train_on_batch() has "
                              "nothing to minimise. Pass `loss=` to compile().")
         self._backend.reset_metrics("train")
+        self._backend.keep_last_good("the start of a train_on_batch call", often=True)
         try:
             for call in source.calls(self._backend, 1, shuffle=False):
                 for part in call.parts:
                     self._backend.train(part.feed, part.index, part.start, part.n)
+            logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
+        except BaseException:
+            self._backend.settle()  # a step that failed at run time: the last good state
+            raise
         finally:
             try:
                 self._backend.sync_to_module()
             finally:
                 self._backend.release()
-        logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
         return self._format_results(logs, return_dict)
 
+    @one_at_a_time
     @keywords_checked
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                       return_dict: bool = False) -> Any:
@@ -262,6 +311,7 @@ class TrainingCalls:
         return self.evaluate(x, y, batch_size=n, sample_weight=sample_weight, verbose=0,
                              return_dict=return_dict)
 
+    @one_at_a_time
     def predict_on_batch(self, x: Any) -> Any:
         """The module's outputs for one batch, as NumPy arrays (works without compile).
 
