@@ -182,6 +182,8 @@ def test_targets_and_sample_weights_per_output(make_model):
                                   "z_mae": 2.5, "a_mae": 2.0})
 
 
+@pytest.mark.filterwarnings(  # a passthrough module (no variables) on purpose
+    "ignore:The module has no trainable variables:kompile.KompileWarning")
 def test_class_weight_dict_of_dicts_times_sample_weight(make_model):
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]],
                  np.float32)
@@ -285,6 +287,8 @@ def test_return_values_and_batch_calls(make_model):
     assert list(logs) == ["a_loss", "a_mae", "loss", "z_loss"]
 
 
+@pytest.mark.filterwarnings(  # a passthrough module (no variables) on purpose
+    "ignore:The module has no trainable variables:kompile.KompileWarning")
 def test_fit_val_logs_for_several_outputs(make_model):
     model = passthrough(make_model, loss="mse", metrics={"z": "mae"})
     hist = model.fit(X, Y, validation_data=(X, Y, SW), batch_size=2, shuffle=False,
