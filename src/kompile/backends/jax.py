@@ -168,9 +168,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
 
     def _split_module(self) -> tuple[Any, Any]:
         self.module.train()
-        self.gd_train, params, rest = nnx.split(self.module, nnx.Param, ...)
+        self.gd_train, params, rest = nnx.split(self.module, self.wrt, ...)
         self.module.eval()
-        self.gd_eval = nnx.split(self.module, nnx.Param, ...)[0]
+        self.gd_eval = nnx.split(self.module, self.wrt, ...)[0]
         is_var = lambda v: isinstance(v, nnx.Variable)  # noqa: E731
         flags = jax.tree.leaves(jax.tree.map(lambda v: isinstance(v, nnx.RngState), rest,
                                              is_leaf=is_var))
@@ -246,7 +246,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
             key, step_key = jax.random.split(key)
             rngs = nnx.Rngs(step_key)
         out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
-        new_rest = jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2])
+        new_rest = jax.tree.leaves(nnx.split(module, self.wrt, ...)[2])
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]

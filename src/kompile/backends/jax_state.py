@@ -102,7 +102,7 @@ def _is_var(node: Any) -> bool:
 
 
 class ModuleView:
-    """The module's variables in ``nnx.split(module, nnx.Param, ...)`` leaf order, read and
+    """The module's variables in ``nnx.split(module, wrt, ...)`` leaf order, read and
     written through jax's C++ pytree flatten (about 20 us for a small model, where
     ``nnx.split`` or ``nnx.update`` take 100-170 us: several per fit call).
 
@@ -172,6 +172,29 @@ class ModuleState:
     module: Any
     state: Any
     _view: ModuleView | None = None
+    wrt: Any = nnx.Param  # the trained variables: the step state's "params" (set_trainable)
+
+    def set_trainable(self, trainable: Any) -> None:
+        """Train the ``nnx.Param`` variables that match the nnx filter ``trainable`` (a
+        Variable type such as ``nnx.LoRAParam``, a path string, a callable ``(path, value)
+        -> bool``, ``nnx.Any``/``nnx.All``/``nnx.Not`` ...); the others are held as the
+        module's other variables (never differentiated nor updated). Before the first
+        build."""
+        if trainable is None:
+            self.wrt = nnx.Param
+            return
+        try:
+            wrt = nnx.All(nnx.Param, trainable)
+            selected = jax.tree.leaves(nnx.state(self.module, wrt))
+        except Exception as err:  # noqa: BLE001  (a value nnx cannot read as a filter)
+            raise TypeError("`trainable` must be an nnx filter (a Variable type such as "
+                            "nnx.LoRAParam, a path string, a callable (path, value) -> bool, "
+                            f"nnx.Any/All/Not of those); received {trainable!r} ({err}).") from err
+        if not selected:
+            raise ValueError(f"`trainable`={trainable!r} selects none of the module's nnx.Param "
+                             "variables, so nothing would train. Pass a filter that matches "
+                             "some (e.g. nnx.LoRAParam for the adapters of nnx.LoRA layers).")
+        self.wrt = wrt
 
     def _split_leaves(self) -> tuple[list[Any], Any, Any]:
         """The module's leaves (params first), through the view when it is current; the
@@ -180,7 +203,7 @@ class ModuleState:
             leaves = self._view.read(self.module)
             if leaves is not None:
                 return leaves, None, None
-        _, params, rest = nnx.split(self.module, nnx.Param, ...)
+        _, params, rest = nnx.split(self.module, self.wrt, ...)
         p_leaves = jax.tree.leaves(params)
         leaves = p_leaves + jax.tree.leaves(rest)
         self._view = ModuleView(self.module, leaves, len(p_leaves))
@@ -226,7 +249,7 @@ class ModuleState:
         if synced is None or not len(leaves) == len(synced) == len(mine) or \
                 n != len(self.state["params"]):  # a new structure: take it whole
             if params is None:
-                _, params, rest = nnx.split(self.module, nnx.Param, ...)
+                _, params, rest = nnx.split(self.module, self.wrt, ...)
             self.state["params"], self.state["rest"] = self._leaves(params, rest)
             self._shared = True
         else:
@@ -240,22 +263,29 @@ class ModuleState:
         self._exposed = False
 
     def get_weights(self) -> list[np.ndarray]:
+        if self.wrt is not nnx.Param:  # frozen parameters are in "rest": read the module
+            self.sync_to_module()
+            return [np.array(a) for a in jax.tree.leaves(nnx.state(self.module, nnx.Param))]
         self.refresh_from_module()
         leaves = (jax.tree.leaves(nnx.state(self.module, nnx.Param)) if self.state is None
                   else self.state["params"])
         return [np.array(a) for a in leaves]  # copies the caller owns
 
     def set_weights(self, weights: list[Any]) -> None:
-        self.refresh_from_module()
+        if self.wrt is not nnx.Param:  # through the module; the state takes what changed
+            self.sync_to_module()
+        else:
+            self.refresh_from_module()
         params = nnx.state(self.module, nnx.Param)
         leaves, treedef = jax.tree.flatten(params)
-        if self.state is not None:
+        if self.state is not None and self.wrt is nnx.Param:
             leaves = self.state["params"]
         check_weights(weights, leaves)
         # copies: the state is donated by the next step, the caller's arrays must survive it
         new = [_like(jnp.array(w, dtype=a.dtype, copy=True), a) for w, a in zip(weights, leaves)]
-        if self.state is None:
+        if self.state is None or self.wrt is not nnx.Param:
             nnx.update(self.module, jax.tree.unflatten(treedef, new))
+            self.refresh_from_module()
         else:
             self.state["params"] = new  # the module gets them at the next write
 
@@ -292,7 +322,7 @@ class ModuleState:
     def _module_trees(self) -> tuple[Any, Any]:
         self.refresh_from_module()
         if self.state is None:
-            return nnx.split(self.module, nnx.Param, ...)[1:]
+            return nnx.split(self.module, self.wrt, ...)[1:]
         return self.params_tree(), self.rest_tree()
 
     def weights_dict(self) -> dict[str, np.ndarray]:

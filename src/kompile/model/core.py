@@ -45,6 +45,16 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
     )
 
 
+def _set_trainable(backend: Any, trainable: Any) -> None:
+    if backend.name == "torch":
+        raise TypeError(
+            "kp.Model(trainable=...) selects the trained variables of a Flax NNX module; a "
+            "torch module says it itself: set requires_grad=False on the parameters to freeze "
+            "(e.g. module.embeddings.requires_grad_(False)) and kompile trains only the others. "
+            f"Received trainable={trainable!r}.")
+    backend.set_trainable(trainable)
+
+
 def _resolve_seed(seed: Any, signature: Any) -> int | None:
     """The seed of the kompile-owned ``nnx.Rngs`` (None when the module takes no ``rngs``)."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
@@ -105,12 +115,25 @@ class Model(TrainingCalls, ModelState):
             ``kp.distribution.set_distribution``, none by default) or a
             ``kp.distribution.DataParallel``: one replica per device, each batch split on
             its first axis. Keyword-only.
+        trainable: Which variables train (Flax NNX only). ``None`` (default): every
+            ``nnx.Param``. Otherwise an nnx filter, applied within the ``nnx.Param``
+            variables: a Variable type (``nnx.LoRAParam``: only the adapters of
+            ``nnx.LoRA``/``nnx.LoRALinear`` layers), a path string or substring filter
+            (``nnx.PathContains("head")``), a callable ``(path, value) -> bool``, or
+            ``nnx.Any``/``nnx.All``/``nnx.Not`` of those. The other parameters are never
+            differentiated nor changed by the optimizer, weight decay or weight averaging;
+            they are saved and restored with the module, and ``summary()`` counts them as
+            non-trainable. torch modules refuse it: set ``requires_grad=False`` on the
+            parameters to freeze (``module.embed.requires_grad_(False)``), which kompile
+            honours. Keyword-only.
 
     Raises:
         TypeError: ``module`` is neither a Flax NNX module nor a torch module, or
             ``output_names`` is not a list of strings, or ``distribution`` is not a
-            ``DataParallel``.
-        ValueError: ``dtype_policy`` is an unknown policy name.
+            ``DataParallel``, or ``trainable`` is given for a torch module or is not an
+            nnx filter.
+        ValueError: ``dtype_policy`` is an unknown policy name, or ``trainable`` selects
+            no parameter.
 
     Example:
         >>> import numpy as np
@@ -127,7 +150,8 @@ class Model(TrainingCalls, ModelState):
     def __init__(self, module: Any, output_names: Sequence[str] | None = None,
                  dtype_policy: str | precision.Policy | None = None, *,
                  seed: int | None = None,
-                 distribution: distribution_mod.DataParallel | None = None) -> None:
+                 distribution: distribution_mod.DataParallel | None = None,
+                 trainable: Any = None) -> None:
         if output_names is not None and (isinstance(output_names, str) or not all(
                 isinstance(n, str) for n in output_names)):
             raise type_error("output_names", "a list of strings", output_names)
@@ -138,6 +162,8 @@ class Model(TrainingCalls, ModelState):
             raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
         self._backend = _backend_for(module, self.dtype_policy, output_names, self.distribution)
         self._backend.seed = _resolve_seed(seed, self._backend.signature)
+        if trainable is not None:
+            _set_trainable(self._backend, trainable)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
         self._objective = None

@@ -217,7 +217,8 @@ class ModelState:
 
         from ..backends.jax_state import named
 
-        params = nnx.state(module, nnx.Param)
-        others = nnx.state(module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+        wrt = self._backend.wrt  # the trained variables (kp.Model(trainable=...))
+        params = nnx.state(module, wrt)
+        others = nnx.state(module, nnx.Not(nnx.Any(wrt, nnx.RngState)))
         return [(n, a, True) for n, a in named(params)] + [(n, a, False)
                                                             for n, a in named(others)]
