@@ -63,6 +63,18 @@ def _get_loss(identifier: Any) -> Any:
     return losses_mod.get(identifier)
 
 
+def _array_weights(value: Any) -> Any:
+    """``loss_weights`` given as arrays (NumPy, JAX, torch; Keras accepts them): a 0-d array
+    is a number, a 1-d array a list of numbers per output."""
+    if isinstance(value, Mapping):
+        return {k: _array_weights(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_array_weights(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "tolist") and len(value.shape) <= 1:
+        return value.tolist()
+    return value
+
+
 def _check_weight(value: Any) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise type_error("loss_weights", "a number (or a list/dict of numbers per output)", value)
@@ -87,6 +99,9 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
         kwargs.setdefault("steps_per_execution", kwargs.pop("experimental_steps_per_execution"))
     check_kwargs("compile", kwargs, COMPILE_ARGS[3:])
     raw = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
+    if optimizer is None:
+        raise type_error("optimizer", "an optimizer name ('rmsprop', 'adam', ...), a "
+                         "kp.optimizers object or a native optax/torch optimizer", optimizer)
     cfg = CompileConfig(optimizer=optimizers_mod.get(optimizer), raw=raw)
     cfg.loss = _map_leaves(loss, _get_loss)
     cfg.metrics = _map_leaves(metrics, metrics_mod.get)
@@ -95,7 +110,7 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
         value = raw.get(key)
         if value is not None and not isinstance(value, list | tuple | Mapping):
             raise type_error(key, "a list of metrics or a dict keyed by output name", value)
-    cfg.loss_weights = _map_leaves(kwargs.get("loss_weights"), _check_weight)
+    cfg.loss_weights = _map_leaves(_array_weights(kwargs.get("loss_weights")), _check_weight)
     spe = kwargs.get("steps_per_execution", 1)
     if spe != "auto" and (not isinstance(spe, int) or isinstance(spe, bool) or spe < 1):
         raise ValueError(f"`steps_per_execution` must be an integer >= 1 or 'auto'; received "

@@ -214,12 +214,14 @@ def get(identifier: Any) -> Any:
         identifier: Anything ``compile(optimizer=...)`` accepts.
 
     Returns:
-        A ``kp.optimizers`` object.
+        A ``kp.optimizers`` object; ``None`` for ``None`` (as Keras's ``get``).
 
     Raises:
         ValueError: An unknown name (the message lists the valid ones).
         TypeError: Something that is not an optimizer.
     """
+    if identifier is None:
+        return None
     if isinstance(identifier, Optimizer | LossScaleOptimizer):
         return identifier
     if isinstance(identifier, str):

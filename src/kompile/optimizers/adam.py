@@ -245,8 +245,9 @@ class Adafactor(Optimizer):
     """Adafactor as Keras writes it (the last two axes factored for rank >= 2; step size
     ``min(lr, 1/sqrt(t))`` whatever ``relative_step``). torch.optim.Adafactor has the same
     rule but floors the second moment at float32 eps^2 = 1.4e-14 instead of adding
-    epsilon_1 = 1e-30 to g^2 (different only where |g| < 1.2e-7), and refuses
-    clip_threshold < 1.
+    epsilon_1 = 1e-30 to g^2 (different only where |g| < 1.2e-7); its constructor refuses
+    clip_threshold < 1, which Keras allows, so the threshold is put in its param groups
+    after construction (the step itself takes any value).
 
     Args:
         learning_rate: The step size: a float, or a schedule (a ``kp.schedules`` object,
@@ -277,7 +278,14 @@ class Adafactor(Optimizer):
 
     name = "adafactor"
     _torch = ("Adafactor", {"beta2_decay": "beta_2_decay", "eps": (None, "epsilon_2"),
-                            "d": "clip_threshold"})
+                            "d": "_torch_d"})
+    _torch_d = property(lambda self: max(1.0, self.clip_threshold))  # what torch's init takes
+
+    def build_torch(self, params: Any) -> Any:
+        opt = super().build_torch(params)
+        for group in opt.param_groups:
+            group["d"] = float(self.clip_threshold)
+        return opt
 
     def __init__(self, learning_rate: Any = 0.001, beta_2_decay: float = -0.8,
                  epsilon_1: float = 1e-30, epsilon_2: float = 1e-3, clip_threshold: float = 1.0,

@@ -41,7 +41,9 @@ class SGD(Optimizer):
     """
 
     name, _torch_momentum = "sgd", True
-    _torch = ("SGD", {"momentum": "momentum", "nesterov": "nesterov"})
+    _torch = ("SGD", {"momentum": "momentum", "nesterov": "_torch_nesterov"})
+    # Keras accepts nesterov=True with momentum 0 (plain SGD); torch refuses it
+    _torch_nesterov = property(lambda self: bool(self.nesterov and self.momentum))
 
     def __init__(self, learning_rate: Any = 0.01, momentum: float = 0.0,
                  nesterov: bool = False, *,
