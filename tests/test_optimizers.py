@@ -311,7 +311,8 @@ def test_keras_defaults():
     assert optimizers.get("rmsprop").get_config() == {
         "name": "rmsprop", "learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
         "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None,
-        "global_clipnorm": None, "weight_decay": None}
+        "global_clipnorm": None, "weight_decay": None, "use_ema": False, "ema_momentum": 0.99,
+        "ema_overwrite_frequency": None, "gradient_accumulation_steps": None}
     assert optimizers.get("sgd").learning_rate == 0.01
     assert optimizers.get("adamw").weight_decay == 0.004
     assert optimizers.get("lion").beta_2 == 0.99

@@ -281,6 +281,8 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             skip = 0
             if model.stop_training:
                 break
+        if getattr(backend, "has_average", None) and backend.has_average():
+            backend.finalize_average()  # use_ema: the weights end as their average (Keras)
         cbs.call("on_train_end", logs)
     except BaseException as error:
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files

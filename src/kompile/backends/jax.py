@@ -20,6 +20,7 @@ from flax import nnx
 from .. import calling, precision, structures
 from . import jax_state
 from .interrupts import SignalGuard
+from .jax_average import Averaging
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
 
 precision.register_pytree()
@@ -30,7 +31,7 @@ def _all_finite(tree: Any) -> Any:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class JaxBackend(jax_state.ModuleState, CompiledCalls):
+class JaxBackend(jax_state.ModuleState, CompiledCalls, Averaging):
     name = "jax"
 
     def __init__(self, module: nnx.Module, policy: precision.Policy,

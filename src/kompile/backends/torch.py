@@ -26,7 +26,7 @@ import torch
 
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
-from . import torch_fast, torch_state
+from . import torch_accumulate, torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
 
@@ -76,6 +76,8 @@ class TorchBackend:
         self.opt: Any = None
         self.opt_spec: Any = None
         self.scaler: Any = None
+        self.average: Any = None  # the weights' moving average (use_ema), torch_accumulate
+        self._accum, self._micro = 1, 0  # gradient accumulation: N, batches taken
         self.metrics: dict[str, Any] = {"train": None, "eval": None}
         self._steps = 0  # training steps run (the iteration count when there is no optimizer)
         self._lr: float | None = None  # the learning rate when there is no optimizer
@@ -152,6 +154,7 @@ class TorchBackend:
         self.opt = self.opt_spec.build_torch(self.params) if self.params else None
         self._clip = any((getattr(self.opt_spec, k, None) or 0) > 0
                          for k in ("clipnorm", "global_clipnorm", "clipvalue"))
+        torch_accumulate.setup(self)  # gradient accumulation and the weights' average
         self.scaler = None
         if loss_scale is not None and self.opt is not None:
             if self._variable_dtype == torch.float16:
@@ -239,6 +242,8 @@ class TorchBackend:
             states = self._fn("train_forward")(feed, row, states)[1]
             self._steps += 1
             return states
+        if self._accum > 1:
+            return torch_accumulate.train_step(self, feed, row, states, compiling)
         opt.zero_grad(set_to_none=True)
         total, states = self._fn("train_forward")(feed, row, states)
         if scaler is None:
@@ -257,6 +262,8 @@ class TorchBackend:
             scaler.step(opt)
             scaler.update()
         self._steps += 1
+        if self.average is not None:
+            torch_accumulate.after_plain_step(self)
         return states
 
     def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
@@ -394,6 +401,19 @@ class TorchBackend:
 
     def load_weights_dict(self, weights: dict[str, Any]) -> None:
         torch_state.load_module(self.module, weights)
+
+    # ------------------------------------------------------------------ weights' average
+    def has_average(self) -> bool:
+        return self.average is not None
+
+    def swap_average(self) -> None:
+        """Exchange the trained weights and their moving average (``use_ema``)."""
+        self.average.swap()
+
+    def finalize_average(self) -> None:
+        """The weights set to their average (no-op without ``use_ema``)."""
+        if self.average is not None:
+            self.average.finalize()
 
     # ------------------------------------------------------------------ optimizer
     @property

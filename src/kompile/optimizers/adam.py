@@ -41,6 +41,16 @@ class Adam(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -54,7 +64,10 @@ class Adam(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
     def _optax_rule(self, lr: Any) -> Any:
@@ -94,6 +107,16 @@ class AdamW(Adam):
             ``None``.
         global_clipnorm: Clip all gradients together so that their global L2 norm is at
             most this. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -106,12 +129,17 @@ class AdamW(Adam):
     def __init__(self, learning_rate: Any = 0.001, weight_decay: float = 0.004,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                  amsgrad: bool = False, *, clipnorm: float | None = None,
-                 clipvalue: float | None = None, global_clipnorm: float | None = None) -> None:
+                 clipvalue: float | None = None, global_clipnorm: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         if weight_decay is None:
             raise ValueError("AdamW: `weight_decay` must be a float; received None.")
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm,
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, use_ema=use_ema, ema_momentum=ema_momentum,
+                         ema_overwrite_frequency=ema_overwrite_frequency,
+                         gradient_accumulation_steps=gradient_accumulation_steps)
 
 
 class Adamax(Optimizer):
@@ -136,6 +164,16 @@ class Adamax(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -150,7 +188,10 @@ class Adamax(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
 
@@ -175,6 +216,16 @@ class Nadam(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -188,7 +239,10 @@ class Nadam(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
     def _optax_rule(self, lr: Any) -> Any:
@@ -221,6 +275,16 @@ class Lion(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -234,7 +298,10 @@ class Lion(Optimizer):
 
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.99, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         if not 0 < beta_1 <= 1:
             raise ValueError("Lion: `beta_1` must be in (0, 1], else Lion degenerates to "
                              f"SignSGD; received beta_1={beta_1!r}.")
@@ -269,6 +336,16 @@ class Adafactor(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -291,7 +368,10 @@ class Adafactor(Optimizer):
                  epsilon_1: float = 1e-30, epsilon_2: float = 1e-3, clip_threshold: float = 1.0,
                  relative_step: bool = True, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
     def _optax_rule(self, lr: Any) -> Any:

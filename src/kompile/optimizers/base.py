@@ -15,8 +15,14 @@ from typing import Any, NamedTuple
 
 from .. import schedules
 from ..registry import custom_name, get_custom, keywords_checked, type_error
+from . import averaging
 
-COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
+COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema", "ema_momentum",
+          "ema_overwrite_frequency", "gradient_accumulation_steps")
+# Keras's defaults of the common options (repr shows the others)
+COMMON_DEFAULTS = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None,
+                   "weight_decay": None, "use_ema": False, "ema_momentum": 0.99,
+                   "ema_overwrite_frequency": None, "gradient_accumulation_steps": None}
 
 
 class _Lazy:
@@ -48,6 +54,8 @@ class Optimizer:
 
     name = "optimizer"
     clipnorm = clipvalue = global_clipnorm = weight_decay = None
+    use_ema, ema_momentum, ema_overwrite_frequency = False, 0.99, None
+    gradient_accumulation_steps: int | None = None
     _learning_rate: Any = None  # as configured (a float or a schedule)
     _trainer: Any = None  # a weak reference to the backend of the model compiled with it
     _args: tuple[str, ...] = ()
@@ -69,6 +77,7 @@ class Optimizer:
             raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
                              "set; received " + ", ".join(f"{k}={common.get(k)}"
                                                           for k in COMMON[:3]) + ".")
+        _check_training_options(common)
         self._learning_rate, self._args = _check_lr(learning_rate), tuple(hyper)
         for key, value in {**hyper, **common}.items():
             setattr(self, key, value)
@@ -120,7 +129,8 @@ class Optimizer:
             cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
-        names = ("learning_rate", *self._args, *(k for k in COMMON if getattr(self, k) is not None))
+        names = ("learning_rate", *self._args,
+                 *(k for k in COMMON if getattr(self, k) != COMMON_DEFAULTS[k]))
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in names)})"
 
     def get_config(self) -> dict[str, Any]:
@@ -143,6 +153,13 @@ class Optimizer:
         lr = self._learning_rate
         return float(lr(step)) if callable(lr) else float(lr)
 
+    def _update_step(self, update: Any) -> Any:
+        """The step a schedule is evaluated at for the update numbered ``update`` (from
+        0): Keras evaluates it at its count of batches, so with gradient accumulation
+        over N batches update k uses the schedule at ``k * N + N - 1``."""
+        n = self.gradient_accumulation_steps
+        return update * n + n - 1 if n else update
+
     def _check_settable(self) -> None:
         if callable(self._learning_rate):
             raise TypeError(
@@ -152,9 +169,16 @@ class Optimizer:
 
     # ------------------------------------------------------------------ optax
     def build_optax(self) -> Any:
-        """The whole chain (clipping, weight decay, update rule), lr kept in the state."""
+        """The whole chain (clipping, weight decay, update rule), lr kept in the state;
+        in ``optax.MultiSteps`` for gradient accumulation, then the weights' moving
+        average (``use_ema``)."""
         inject = optax.inject_hyperparams(self._optax_chain, hyperparam_dtype=jnp.float32)
-        return inject(learning_rate=self._learning_rate)
+        lr = self._learning_rate
+        if callable(lr) and self.gradient_accumulation_steps:
+            schedule = lr
+            lr = lambda k: schedule(self._update_step(k))  # noqa: E731
+        tx = inject(learning_rate=lr)
+        return averaging.wrap_optax(tx, self)
 
     def _optax_chain(self, learning_rate: Any) -> Any:
         clip = None
@@ -176,7 +200,7 @@ class Optimizer:
     def optax_learning_rate(self, opt_state: Any) -> Any:
         """The learning rate of the next step (Keras's ``optimizer.learning_rate``)."""
         if callable(self._learning_rate):
-            return self._learning_rate(self.optax_iterations(opt_state))
+            return self._learning_rate(self._update_step(self.optax_iterations(opt_state)))
         return _lr_node(opt_state).hyperparams["learning_rate"]
 
     def optax_set_learning_rate(self, opt_state: Any, value: Any) -> Any:
@@ -225,7 +249,7 @@ class Optimizer:
         for group in opt.param_groups:
             step = group.get("iterations", 0)  # steps taken, as Keras counts
             if scheduled:
-                group["lr"] = self._lr_at(step)
+                group["lr"] = self._lr_at(self._update_step(step))
             lr = group["lr"]
             previous = group.get("keras_lr", lr)
             if self._torch_momentum and lr and previous != lr:  # keep lr inside momentum
@@ -263,7 +287,7 @@ class Optimizer:
     def torch_learning_rate(self, torch_opt: Any) -> float:
         group = torch_opt.param_groups[0]
         if callable(self._learning_rate):
-            return self._lr_at(group.get("iterations", 0))
+            return self._lr_at(self._update_step(group.get("iterations", 0)))
         return float(group["lr"])
 
     def torch_set_learning_rate(self, torch_opt: Any, value: float) -> None:
@@ -276,7 +300,7 @@ class Optimizer:
         pre-step hook does the same from its own count of steps taken."""
         if callable(self._learning_rate):
             for group in torch_opt.param_groups:
-                group["lr"] = self._lr_at(step)
+                group["lr"] = self._lr_at(self._update_step(step))
 
 
 # ---------------------------------------------------------------------- optax helpers
@@ -364,6 +388,28 @@ def _replace(state: Any, node: Any, new: Any) -> Any:
         return state
     items = [_replace(child, node, new) for child in state]
     return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
+
+
+def _check_training_options(common: dict[str, Any]) -> None:
+    """Keras's checks of ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency`` and
+    ``gradient_accumulation_steps``."""
+    steps = common.get("gradient_accumulation_steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or steps < 2):
+        raise ValueError("`gradient_accumulation_steps` must be None or an integer >= 2; "
+                         f"received gradient_accumulation_steps={steps!r}.")
+    use_ema = common.get("use_ema", False)
+    if not isinstance(use_ema, bool):
+        raise type_error("use_ema", "True or False", use_ema)
+    momentum = common.get("ema_momentum", 0.99)
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) \
+            or not 0 <= momentum <= 1:
+        raise ValueError("`ema_momentum` must be a float in [0, 1]; received "
+                         f"ema_momentum={momentum!r}.")
+    freq = common.get("ema_overwrite_frequency")
+    if freq is not None and (isinstance(freq, bool) or not isinstance(freq, int) or freq < 1):
+        raise ValueError("`ema_overwrite_frequency` must be None or an integer >= 1; "
+                         f"received ema_overwrite_frequency={freq!r}.")
 
 
 def _check_lr(lr: Any) -> Any:
