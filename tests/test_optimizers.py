@@ -31,7 +31,9 @@ PIECEWISE = schedules.PiecewiseConstantDecay([0, 1], [0.1, 0.01, 0.05])
 COSINE = schedules.CosineDecay(0.01, decay_steps=4, warmup_target=0.1, warmup_steps=1)
 
 # (registry name, keyword arguments): every name with its defaults, then the variants.
-CASES = [(name, {}) for name in optimizers.OPTIMIZERS.names()] + [
+# Muon is optax's and torch's, not Keras's (pinned in test_training_options.py)
+CASES = [(name, {}) for name in optimizers.OPTIMIZERS.names() if name != "muon"] + [
+    ("lamb", {"learning_rate": 0.1, "weight_decay": 0.1}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.5, "weight_decay": 0.1}),
@@ -65,7 +67,7 @@ def torch_cases():
     """The cases torch runs: not Ftrl (no torch counterpart); RMSprop is a known
     difference."""
     for case in CASES:
-        if case[0] == "ftrl":
+        if case[0] in ("ftrl", "lamb"):  # no torch.optim counterpart
             continue
         marks = [pytest.mark.xfail(reason=RMSPROP_EPS, strict=True)] if case[0] == "rmsprop" else []
         yield pytest.param(case, marks=marks, id=case_id(case))
@@ -117,7 +119,8 @@ def run_keras(name, kwargs, weights, grads):
     if isinstance(lr, schedules.LearningRateSchedule):
         kwargs["learning_rate"] = getattr(keras.optimizers.schedules, type(lr).__name__)(
             **lr.get_config())
-    opt = type(keras.optimizers.get(name))(**kwargs)
+    cls = getattr(keras.optimizers, optimizers.OPTIMIZERS.get(name).__name__, None)
+    opt = (cls or type(keras.optimizers.get(name)))(**kwargs)  # (Lamb: not by name)
     variables = [keras.Variable(w) for w in weights]
     for g in grads:
         opt.apply_gradients(zip([keras.ops.convert_to_tensor(x) for x in g], variables))
@@ -193,6 +196,9 @@ SCHEDULES = [
     schedules.PolynomialDecay(0.1, 4, power=0.5, cycle=True),
     schedules.CosineDecay(0.1, 6, alpha=0.1),
     schedules.CosineDecay(0.0, 6, warmup_target=0.2, warmup_steps=3),
+    schedules.CosineDecayRestarts(0.1, 3),
+    schedules.CosineDecayRestarts(0.1, 2, t_mul=1.0, m_mul=0.5, alpha=0.1),
+    schedules.CosineDecayRestarts(0.2, 2, t_mul=1.5, m_mul=0.8, alpha=0.05),
 ]
 
 

@@ -127,9 +127,11 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, Averaging):
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
         self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
-        self.tx = self.opt_spec.build_optax()
         self._keep_key()
         params, rest = self._split_module()
+        self.opt_spec._set_variable_names(  # exclude_from_weight_decay matches these
+            [n for n, _ in jax_state.named(self.params_tree(params))])
+        self.tx = self.opt_spec.build_optax()
         params = jax.tree.map(lambda a: a.astype(self.policy.variable_dtype)
                               if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
         # assembled aside and stored at the end, so an interrupted build leaves no half state

@@ -150,7 +150,9 @@ class TorchBackend:
         self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
         if self._variable_dtype is not None:
             self.module.to(self._variable_dtype)  # only floating parameters and buffers change
-        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self.opt_spec._set_variable_names([n for n, _ in named], [id(p) for p in self.params])
         self.opt = self.opt_spec.build_torch(self.params) if self.params else None
         self._clip = any((getattr(self.opt_spec, k, None) or 0) > 0
                          for k in ("clipnorm", "global_clipnorm", "clipvalue"))

@@ -27,6 +27,7 @@ from ..registry import Registry, custom_name, get_custom, keywords_checked, type
 from .adam import Adafactor, Adam, Adamax, AdamW, Lion, Nadam
 from .base import Optimizer
 from .classic import SGD, Adadelta, Adagrad, Ftrl, RMSprop
+from .recent import Lamb, Muon
 
 # ---------------------------------------------------------------------- native and wrapped
 _NATIVE = ("Cannot serialise a native {}: a compile config holds only kompile optimizers. "
@@ -193,7 +194,8 @@ class LossScaleOptimizer:
 # ---------------------------------------------------------------------- lookup
 OPTIMIZERS = Registry("optimizer", case_insensitive=True)
 CLASSES: dict[str, Any] = {c.__name__: c for c in (RMSprop, SGD, Adam, AdamW, Adagrad, Adadelta,
-                                                   Adamax, Nadam, Lion, Ftrl, Adafactor)}
+                                                   Adamax, Nadam, Lion, Ftrl, Adafactor,
+                                                   Lamb, Muon)}
 for _cls in CLASSES.values():
     OPTIMIZERS.add(_cls.name, _cls)
 CLASSES["LossScaleOptimizer"] = LossScaleOptimizer
@@ -276,5 +278,5 @@ def deserialize(config: dict[str, Any]) -> Any:
 
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax",
-           "Nadam", "Lion", "Ftrl", "Adafactor", "NativeOptax", "NativeTorch",
+           "Nadam", "Lion", "Ftrl", "Adafactor", "Lamb", "Muon", "NativeOptax", "NativeTorch",
            "LossScaleOptimizer", "get", "serialize", "deserialize", "schedules"]

@@ -9,7 +9,9 @@ is in optimizers/__init__.py. Importing this module imports neither JAX, optax n
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
+import re
 import weakref
 from typing import Any, NamedTuple
 
@@ -62,6 +64,7 @@ class Optimizer:
     _optax: tuple[str, ...] = ()
     _torch: Any = None
     _torch_momentum = False  # torch keeps lr outside its momentum buffer, Keras inside
+    _torch_no_decay: frozenset = frozenset()  # ids of parameters excluded from weight decay
 
     def __init__(self, learning_rate: Any, hyper: dict[str, Any]) -> None:
         """Store ``learning_rate`` and a subclass's arguments ``hyper`` (its ``locals()``).
@@ -108,6 +111,56 @@ class Optimizer:
         """Optimizer steps taken by the model compiled with this optimizer (0 before)."""
         backend = self._live()
         return 0 if backend is None else int(backend.iterations)
+
+    def exclude_from_weight_decay(self, var_list: Any = None,
+                                  var_names: list[str] | None = None) -> None:
+        """Keep some variables out of ``weight_decay`` (Keras's method). Call it before the
+        first training batch of the model compiled with this optimizer.
+
+        Args:
+            var_list: torch parameters to exclude (the objects themselves). Flax NNX
+                variables are named instead, with ``var_names``. Default ``None``.
+            var_names: Strings (regular expressions, as Keras's): a variable whose path
+                name contains a match is excluded, e.g. ``["bias", "norm"]``. Paths are
+                the module's: ``"layers/0/bias"`` (Flax NNX), ``"layers.0.bias"`` (torch).
+                Default ``None``.
+
+        Raises:
+            ValueError: The model compiled with this optimizer already has optimizer
+                state.
+            TypeError: ``var_list`` holds something other than torch parameters.
+
+        Example:
+            >>> import kompile as kp
+            >>> opt = kp.optimizers.AdamW(weight_decay=0.01)
+            >>> opt.exclude_from_weight_decay(var_names=["bias", "scale"])
+        """
+        if self._live() is not None:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before "
+                             "the optimizer state exists (before the first training batch).")
+        ids = set()
+        for v in var_list or ():
+            if type(v).__name__ != "Parameter":
+                raise TypeError("`var_list` takes torch parameters; name Flax NNX variables "
+                                f"with `var_names`. Received {type(v).__name__}.")
+            ids.add(id(v))
+        self._exclude_ids = frozenset(ids)
+        names = list(var_names or ())
+        if any(not isinstance(n, str) for n in names):
+            raise type_error("var_names", "a list of strings", var_names)
+        self._exclude_pattern = re.compile("|".join(set(names))) if names else None
+
+    _exclude_ids: frozenset = frozenset()
+    _exclude_pattern: Any = None
+    _decay_mask: Any = None  # per trained variable: True where weight decay applies
+
+    def _set_variable_names(self, names: list[str], ids: list[int] | None = None) -> None:
+        """The backend's trained variables (path names, and torch parameter ids), in the
+        order the optimizer sees them: which ones weight decay applies to."""
+        pattern, ids = self._exclude_pattern, ids or [None] * len(names)
+        mask = [not ((pattern is not None and pattern.search(n) is not None)
+                     or i in self._exclude_ids) for n, i in zip(names, ids)]
+        self._decay_mask = None if all(mask) else mask
 
     def _bind(self, backend: Any) -> None:
         """Make ``learning_rate`` and ``iterations`` read the state of ``backend`` (the last
@@ -191,7 +244,9 @@ class Optimizer:
         elif (self.clipvalue or 0) > 0:
             clip = optax.clip(self.clipvalue)
         tx = _chain(clip, self._optax_rule(learning_rate))
-        return _decay_first(tx, self.weight_decay, learning_rate) if self.weight_decay else tx
+        if not self.weight_decay:
+            return tx
+        return _decay_first(tx, self.weight_decay, learning_rate, self._decay_mask)
 
     def _optax_rule(self, lr: Any) -> Any:
         scale_by, *args = self._optax
@@ -232,6 +287,9 @@ class Optimizer:
         torch = importlib.import_module("torch")
         cls = getattr(torch.optim, cls) if isinstance(cls, str) else cls()
         opt = cls(params, lr=self._lr_at(0), **{k: self._attrs(v) for k, v in keywords.items()})
+        mask = self._decay_mask
+        self._torch_no_decay = frozenset(
+            id(p) for p, on in zip(params, mask) if not on) if mask is not None else frozenset()
         opt.register_step_pre_hook(self._torch_pre_step)
         return opt
 
@@ -260,9 +318,10 @@ class Optimizer:
                             buffer.mul_(previous / lr)
             group["keras_lr"] = lr
             if self.weight_decay:
+                skip = self._torch_no_decay
                 with importlib.import_module("torch").no_grad():
                     for p in group["params"]:
-                        if p.grad is not None:
+                        if p.grad is not None and id(p) not in skip:
                             p.mul_(1 - lr * self.weight_decay)
             self._torch_adjust(group, step + 1)
             group["iterations"] = step + 1
@@ -315,11 +374,18 @@ def _scale(lr: Any) -> Any:
     return optax.stateless(lambda updates, params: jax.tree.map(step, updates))
 
 
-def _decay_first(tx: Any, weight_decay: float, lr: Any) -> Any:
-    """Keras's decoupled weight decay: ``w -= w * wd * lr``, then the update sees that w."""
+def _decay_first(tx: Any, weight_decay: float, lr: Any, mask: Any = None) -> Any:
+    """Keras's decoupled weight decay: ``w -= w * wd * lr``, then the update sees that w.
+    ``mask``: per leaf of a flat list of params, whether the decay applies (None: all)."""
+
+    def decay(p: Any, on: bool = True) -> Any:
+        return (p - p * weight_decay * lr).astype(p.dtype) if on else p
 
     def update(grads: Any, state: Any, params: Any = None) -> Any:
-        decayed = jax.tree.map(lambda p: (p - p * weight_decay * lr).astype(p.dtype), params)
+        if mask is None:
+            decayed = jax.tree.map(decay, params)
+        else:
+            decayed = [decay(p, on) for p, on in zip(params, mask)]
         updates, state = tx.update(grads, state, decayed)
         return jax.tree.map(lambda u, d, p: u + (d - p), updates, decayed, params), state
 
@@ -412,10 +478,38 @@ def _check_training_options(common: dict[str, Any]) -> None:
                          f"received ema_overwrite_frequency={freq!r}.")
 
 
+class NoArgumentRate:
+    """A learning rate given as a function of no argument (Keras's convention,
+    ``SGD(learning_rate=lambda: 0.1)``), called as a schedule: ``rate(step) == fn()``. torch
+    calls it before every step; JAX calls it when the step is compiled (the value is then a
+    constant of that compiled step)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __call__(self, step: Any = None) -> Any:
+        return self.fn()
+
+    def __repr__(self) -> str:
+        return repr(self.fn)
+
+
+def _takes_no_argument(fn: Any) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: a step -> lr function
+        return False
+    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                   for p in params)
+
+
 def _check_lr(lr: Any) -> Any:
     if isinstance(lr, dict) and set(lr) == {"class_name", "config"}:
         return schedules.deserialize(lr)
     if callable(lr) and not isinstance(lr, type):
+        if not isinstance(lr, schedules.LearningRateSchedule | NoArgumentRate) and \
+                _takes_no_argument(lr):
+            return NoArgumentRate(lr)
         return lr
     if isinstance(lr, bool) or not hasattr(lr, "__float__"):
         raise type_error("learning_rate", "a float, a kp.optimizers.schedules schedule or a "
@@ -428,6 +522,8 @@ def _check_lr(lr: Any) -> Any:
 def _lr_config(lr: Any) -> Any:
     if isinstance(lr, schedules.LearningRateSchedule):
         return schedules.serialize(lr)
+    if isinstance(lr, NoArgumentRate):
+        lr = lr.fn
     if callable(lr) and custom_name(lr) is None:
         raise ValueError(f"Cannot serialise the learning-rate function {lr!r}: register it "
                          "with kp.register(fn), or use a kp.optimizers.schedules class.")
