@@ -34,6 +34,7 @@ COSINE = schedules.CosineDecay(0.01, decay_steps=4, warmup_target=0.1, warmup_st
 # Muon is optax's and torch's, not Keras's (pinned in test_training_options.py)
 CASES = [(name, {}) for name in optimizers.OPTIMIZERS.names() if name != "muon"] + [
     ("lamb", {"learning_rate": 0.1, "weight_decay": 0.1}),
+    ("schedule_free_adamw", {"learning_rate": 0.05, "beta_1": 0.5}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.5, "weight_decay": 0.1}),
@@ -67,7 +68,7 @@ def torch_cases():
     """The cases torch runs: not Ftrl (no torch counterpart); RMSprop is a known
     difference."""
     for case in CASES:
-        if case[0] in ("ftrl", "lamb"):  # no torch.optim counterpart
+        if case[0] in ("ftrl", "lamb", "schedule_free_adamw"):  # no torch.optim counterpart
             continue
         marks = [pytest.mark.xfail(reason=RMSPROP_EPS, strict=True)] if case[0] == "rmsprop" else []
         yield pytest.param(case, marks=marks, id=case_id(case))

@@ -27,7 +27,7 @@ from ..registry import Registry, custom_name, get_custom, keywords_checked, type
 from .adam import Adafactor, Adam, Adamax, AdamW, Lion, Nadam
 from .base import Optimizer
 from .classic import SGD, Adadelta, Adagrad, Ftrl, RMSprop
-from .recent import Lamb, Muon
+from .recent import Lamb, Muon, ScheduleFreeAdamW
 
 # ---------------------------------------------------------------------- native and wrapped
 _NATIVE = ("Cannot serialise a native {}: a compile config holds only kompile optimizers. "
@@ -195,7 +195,7 @@ class LossScaleOptimizer:
 OPTIMIZERS = Registry("optimizer", case_insensitive=True)
 CLASSES: dict[str, Any] = {c.__name__: c for c in (RMSprop, SGD, Adam, AdamW, Adagrad, Adadelta,
                                                    Adamax, Nadam, Lion, Ftrl, Adafactor,
-                                                   Lamb, Muon)}
+                                                   Lamb, Muon, ScheduleFreeAdamW)}
 for _cls in CLASSES.values():
     OPTIMIZERS.add(_cls.name, _cls)
 CLASSES["LossScaleOptimizer"] = LossScaleOptimizer
@@ -278,5 +278,6 @@ def deserialize(config: dict[str, Any]) -> Any:
 
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax",
-           "Nadam", "Lion", "Ftrl", "Adafactor", "Lamb", "Muon", "NativeOptax", "NativeTorch",
+           "Nadam", "Lion", "Ftrl", "Adafactor", "Lamb", "Muon",
+           "ScheduleFreeAdamW", "NativeOptax", "NativeTorch",
            "LossScaleOptimizer", "get", "serialize", "deserialize", "schedules"]
