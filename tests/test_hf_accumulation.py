@@ -37,7 +37,7 @@ def _reference(module):
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=LR, momentum=0.9)
     module.train()
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(0, len(IDS), BATCH):
             out = module(input_ids=torch.from_numpy(IDS[i:i + BATCH]),
                          labels=torch.from_numpy(LABELS[i:i + BATCH]))
