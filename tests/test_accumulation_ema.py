@@ -60,6 +60,7 @@ def keras_fit(name, kwargs, batch_size, epochs):
     return model.get_weights(), int(opt.iterations), float(opt.learning_rate)
 
 
+KERAS_CACHE: dict = {}
 CASES = [
     ("sgd", {"learning_rate": 0.05, "momentum": 0.9, "gradient_accumulation_steps": 3}),
     ("adam", {"learning_rate": 0.05, "gradient_accumulation_steps": 2, "weight_decay": 0.1,
@@ -77,7 +78,10 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c[0] + "-" + "-".join(c[1]))
 def test_fit_matches_keras(backend, case):
     name, kwargs = case
-    want, iterations, lr = keras_fit(name, kwargs, batch_size=4, epochs=2)
+    key = repr(case)
+    if key not in KERAS_CACHE:  # one Keras run serves both backends
+        KERAS_CACHE[key] = keras_fit(name, kwargs, batch_size=4, epochs=2)
+    want, iterations, lr = KERAS_CACHE[key]
     spec = optimizers.OPTIMIZERS.get(name)(**kwargs)
     model = kp.Model(linear(backend)).compile(spec, "mse")
     model.fit(X, Y, batch_size=4, epochs=2, shuffle=False, verbose=0)
