@@ -181,6 +181,16 @@ class Backend(Protocol):
     def restore_global_rng(self, arrays: dict[str, Any]) -> None:
         """Restore what ``global_rng`` returned (names it does not know are ignored)."""
 
+    # ------------------------------------------------------------------ weights' average
+    def has_average(self) -> bool:
+        """Whether the optimizer keeps a moving average of the weights (``use_ema``)."""
+
+    def swap_average(self) -> None:
+        """Exchange the trained weights and their average (SwapEMAWeights)."""
+
+    def finalize_average(self) -> None:
+        """Set the weights to their average (the end of ``fit``; no-op without one)."""
+
     # ------------------------------------------------------------------ optimizer
     @property
     def has_optimizer_state(self) -> bool:

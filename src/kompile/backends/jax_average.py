@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,10 @@ class Averaging:
     """Mixed into JaxBackend (uses its ``state``, ``refresh_from_module``, ``sync_to_module``)."""
 
     state: Any
+
+    if TYPE_CHECKING:  # the backend's other parts (jax_state.py)
+        def refresh_from_module(self) -> None: ...
+        def sync_to_module(self) -> None: ...
 
     def has_average(self) -> bool:
         return (self.state is not None and "opt" in self.state

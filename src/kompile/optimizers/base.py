@@ -163,7 +163,8 @@ class Optimizer:
     def _set_variable_names(self, names: list[str], ids: list[int] | None = None) -> None:
         """The backend's trained variables (path names, and torch parameter ids), in the
         order the optimizer sees them: which ones weight decay applies to."""
-        pattern, ids = self._exclude_pattern, ids or [None] * len(names)
+        pattern = self._exclude_pattern
+        ids = ids if ids is not None else [-1] * len(names)  # (-1: no object id)
         mask = [not ((pattern is not None and pattern.search(n) is not None)
                      or i in self._exclude_ids) for n, i in zip(names, ids)]
         self._decay_mask = None if all(mask) else mask
