@@ -210,6 +210,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         return jax.tree.unflatten(self._r_def, self.state["rest"] if leaves is None else leaves)
 
     def resolve_jit(self, config: Any) -> bool:
+        if isinstance(config.jit_compile, str) and config.jit_compile != "auto":
+            raise ValueError(f"jit_compile={config.jit_compile!r} is a torch.compile mode (torch "
+                             "only); the JAX backend takes True, False or 'auto'.")
         return not (config.run_eagerly or config.jit_compile is False)
 
     def unbuild(self) -> None:
