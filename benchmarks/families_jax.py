@@ -75,8 +75,8 @@ def families():
 
     xm = r.normal(size=(8192, 64)).astype(np.float32)
     ym = np.abs(xm[:, :10]).argmax(1).astype(np.int32)
-    xc = r.normal(size=(1024, 16, 16, 3)).astype(np.float32)
-    yc = r.integers(0, 10, 1024).astype(np.int32)
+    xc = r.normal(size=(512, 16, 16, 3)).astype(np.float32)
+    yc = r.integers(0, 10, 512).astype(np.int32)
     xt = r.integers(0, 64, (2048, 16)).astype(np.int32)
     yt = (xt[:, 0] % 10).astype(np.int32)
     return {
@@ -137,12 +137,13 @@ def hand_scan(make, x, y, bs, draws):
     return run
 
 
-def kompile_fit(make, x, y, bs, draws):
+def kompile_fit(make, x, y, bs, draws, spe=None):
     import kompile as kp
 
+    extra = {} if spe is None else {"steps_per_execution": spe}
     model = kp.Model(make(), seed=0 if draws else None).compile(
         kp.optimizers.Adam(1e-3), kp.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"])
+        metrics=["accuracy"], **extra)
     steps = len(x) // bs
     model.fit(x, y, batch_size=bs, epochs=1, verbose=0)  # compile, calibrate
 
@@ -160,6 +161,9 @@ TARGETS = [  # (numerator, denominator, target)
     ("MLP (nnx.Sequential): kompile", "MLP (class): kompile", 0.97),
     ("CNN: kompile", "CNN: hand", 0.85),
     ("transformer block, dropout: kompile", "transformer block, dropout: hand", 0.9),
+    # XLA:CPU runs convolution gradients inside a loop (scan, fori_loop) far slower than in a
+    # one-step call: docs/performance.md
+    ("CNN: kompile steps_per_execution=1", "CNN: kompile", None),
 ]
 
 
@@ -180,7 +184,9 @@ def report(rates: dict[str, list[float]], targets: list) -> None:
     print("\nratios of the best epochs (target):")
     for a, b, target in targets:
         ratio = max(rates[a]) / max(rates[b])
-        print(f"  {a} / {b}: {ratio:.2f}x (>= {target}) {'ok' if ratio >= target else 'MISSED'}")
+        verdict = "" if target is None else (
+            f" (>= {target}) {'ok' if ratio >= target else 'MISSED'}")
+        print(f"  {a} / {b}: {ratio:.2f}x{verdict}")
 
 
 def main() -> None:
@@ -197,6 +203,8 @@ def main() -> None:
     for name, (make, x, y, bs, draws) in families().items():
         loops[f"{name}: kompile"] = kompile_fit(make, x, y, bs, draws)
         loops[f"{name}: hand"] = hand_scan(make, x, y, bs, draws)
+        if name == "CNN":
+            loops["CNN: kompile steps_per_execution=1"] = kompile_fit(make, x, y, bs, draws, 1)
     report(interleave(loops, args.rounds), TARGETS)
 
 
