@@ -9,8 +9,9 @@ The families of families_jax.py: the MLP 64-128-128-10 as a class and as
 against a hand-written loop: the batch gathered from the device copy of the data, zero_grad,
 forward, cross-entropy, backward, fused Adam, loss and accuracy sums kept on the device), and
 the MLP also compiled (``jit_compile=True`` against the same hand-written step under
-``torch.compile``; ``--no-compile`` skips it: compiling takes tens of seconds on CPU). Same
-process, round by round; a rate is a loop's best epoch.
+``torch.compile``, backward traced into the graph as kompile does; ``--no-compile`` skips
+it: compiling takes tens of seconds on CPU). Same process, round by round; a rate is a
+loop's best epoch.
 """
 
 from __future__ import annotations
@@ -88,7 +89,16 @@ def hand_loop(make, x, y, bs, device, compiled=False):
             correct = (logits.argmax(-1) == yb).sum()
             return sums + torch.stack([loss.detach() * len(yb), correct.float()])
 
-    step_fn = torch.compile(step) if compiled else step
+    step_fn = step
+    if compiled:  # backward traced into the graph where this torch can (as kompile does)
+        inner = torch.compile(step)
+        config = torch._dynamo.config
+        patch = ({"trace_autograd_ops": True} if hasattr(config, "trace_autograd_ops")
+                 else {})
+
+        def step_fn(xb, yb, sums):
+            with config.patch(**patch):
+                return inner(xb, yb, sums)
 
     def run():
         model.train()
@@ -131,8 +141,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--only", default="", help="families whose name contains this")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"torch {torch.__version__} on {args.device}, {torch.get_num_threads()} threads; "
           f"{args.rounds} interleaved rounds", flush=True)
