@@ -38,6 +38,9 @@ class Backend(Protocol):
     def output_spec(self, x: Any) -> Any:
         """Outputs of one forward pass on the host batch ``x`` (shapes only where possible)."""
 
+    def use_inputs(self, x: Any) -> Any:
+        """A later call's first host batch ``x``: its calling rule (kompile.calling)."""
+
     def build(self, objective: Any, config: Any) -> None:
         """Create parameters, optimizer and metric state for a compiled configuration."""
 

@@ -37,7 +37,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
                  output_names: Any = None, distribution: Any = None):
         self.module = module
         self.dist = distribution
-        self._x_keys: list[Any] | None = None
+        self._x_keys: dict[frozenset, list[Any]] = {}  # each dict x's key order, by key set
         self.policy = policy
         self.output_names = output_names
         self.jit_compile: Any = None
@@ -59,7 +59,6 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         # the calling rule (kompile.calling) and the kompile-owned key behind `rngs`
         self.signature = calling.ModuleSignature(module, "__call__", rngs_allowed=True)
         self.seed: int | None = None  # set by Model when the module takes `rngs`
-        self._rule: calling.CallRule | None = None
         self._key: Any = None  # the key between builds (the step state holds it otherwise)
         self._rng_idx: list[int] = []  # the module's own RNG leaves in `rest`
         self._rng_advanced = False  # by evaluate/predict, not yet written to the module
@@ -67,14 +66,20 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     # ------------------------------------------------------------------ shapes
     def _user_order(self, x: Any) -> Any:
         """A dict input with the user's key order (JAX pytrees sort dict keys)."""
-        keys = self._x_keys
-        if keys is None or not isinstance(x, dict) or set(keys) != set(x):
-            return x  # (another call's keys: the order of this dict)
-        return {k: x[k] for k in keys}
+        if not isinstance(x, dict):
+            return x
+        keys = self._x_keys.get(frozenset(x))
+        return x if keys is None else {k: x[k] for k in keys}
+
+    def use_inputs(self, x: Any) -> calling.CallRule:
+        """This call's ``x`` (one batch): its calling rule (an error naming what the module
+        cannot take, before any step) and a dict's key order (kept per set of keys)."""
+        if isinstance(x, dict):
+            self._x_keys[frozenset(x)] = list(x)
+        return self.signature.rule_for(x)
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
-        self._x_keys = list(x) if isinstance(x, dict) else None
-        self._rule = rule = self.signature.rule(x)
+        rule = self.use_inputs(x)
         self.module.eval()
         graphdef, state = nnx.split(self.module)
         seen: list[Any] = []
@@ -245,7 +250,8 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         if key is not None:  # a fresh nnx.Rngs per step, split from the carried key
             key, step_key = jax.random.split(key)
             rngs = nnx.Rngs(step_key)
-        out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
+        x = self._user_order(x)
+        out = self.signature.rule_for(x).call(module, self._cast(x), training, rngs)
         new_rest = jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2])
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)

@@ -86,7 +86,6 @@ class TorchBackend:
         # the calling rule (kompile.calling); torch modules draw from torch's global RNG
         self.signature = calling.ModuleSignature(module, "forward", rngs_allowed=False)
         self.seed: int | None = None
-        self._rule: calling.CallRule | None = None
         self._guard = SignalGuard()  # Ctrl-C inside a training step waits for its end
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
@@ -114,8 +113,13 @@ class TorchBackend:
         return map_arrays(lambda a: a.to(dtype) if a.is_floating_point() else a, x)
 
     # ------------------------------------------------------------------ shapes
+    def use_inputs(self, x: Any) -> calling.CallRule:
+        """This call's ``x`` (one batch): its calling rule, or an error naming what the
+        module cannot take, before any step."""
+        return self.signature.rule_for(x)
+
     def output_spec(self, x: Any) -> structures.OutputSpec:
-        self._rule = self.signature.rule(x)
+        self.use_inputs(x)
         try:
             out = self._eval_forward(x)
         except Exception as err:  # noqa: BLE001  (re-raised with what x held, chained)
@@ -127,7 +131,8 @@ class TorchBackend:
         self.module.eval()
         try:
             with torch.no_grad(), self._amp():
-                return self._rule.call(self.module, self._cast(self.put(x)), False)
+                return self.signature.rule_for(x).call(self.module, self._cast(self.put(x)),
+                                                       False)
         finally:
             self.module.train(was_training)
 
@@ -213,7 +218,7 @@ class TorchBackend:
     # ------------------------------------------------------------------ steps
     def _forward(self, x: Any, module: Any = None, training: bool = False) -> list[Any]:
         module = self.module if module is None else module
-        call = self._rule.call
+        call = self.signature.rule_for(x).call
         if self._compute_dtype is None:
             return self.spec.flatten(call(module, x, training))
         with self._amp():

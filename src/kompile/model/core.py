@@ -410,6 +410,8 @@ class Model(TrainingCalls, ModelState):
         if self._spec is None:
             self._spec = self._backend.output_spec(x_batch)
             self._backend.spec = self._spec
+        else:  # this call's x may come in another form than the first call's
+            self._backend.use_inputs(x_batch)
         return self._spec
 
     def _ensure_objective(self, ys: list[Any]) -> Any:
