@@ -539,5 +539,5 @@ def test_each_call_uses_its_own_form_of_x(backend):
         assert model.test_on_batch(x, y) == pytest.approx(mse, rel=1e-5)
         assert model.train_on_batch(x, y) == pytest.approx(mse, rel=1e-5)
     fresh = kp.Model(_two_input_module(backend, wa, wb))  # dict first, then a list
-    np.testing.assert_allclose(fresh.predict({"a": a, "b": b}, verbose=0), out, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(fresh.predict([a, b], verbose=0), out, rtol=1e-5, atol=1e-6)
+    for x in ({"a": a, "b": b}, [a, b]):
+        np.testing.assert_allclose(fresh.predict(x, verbose=0), out, rtol=1e-5, atol=1e-6)
