@@ -250,9 +250,10 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         if key is not None:  # a fresh nnx.Rngs per step, split from the carried key
             key, step_key = jax.random.split(key)
             rngs = nnx.Rngs(step_key)
+        nnx.pop(module, nnx.Intermediate)  # values sown before: each call sows its own
         x = self._user_order(x)
         out = self.signature.rule_for(x).call(module, self._cast(x), training, rngs)
-        new_rest = jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2])
+        new_rest, _ = jax_state.after_call(module, rest, self._p_def, self._r_def)
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]
