@@ -17,6 +17,22 @@ from .. import data as data_mod
 from ..registry import type_error
 
 
+def _class_dicts(nnx: Any, module: Any) -> dict[type, dict[str, Any]]:
+    """The attributes of the classes of every node of ``module``'s graph."""
+    types = {type(node) for _, node in nnx.iter_graph(module)}
+    return {t: dict(vars(t)) for t in types if isinstance(t, type)}
+
+
+def _restore_class_dicts(saved: dict[type, dict[str, Any]]) -> None:
+    for cls, attrs in saved.items():
+        for key in [k for k in vars(cls) if k not in attrs]:
+            delattr(cls, key)
+        for key, value in attrs.items():
+            if vars(cls).get(key, object()) is not value and key not in ("__dict__",
+                                                                        "__weakref__"):
+                setattr(cls, key, value)
+
+
 class ModelState:
     """Weights, files, summary and learning rate (mixed into ``kp.Model``)."""
 
@@ -144,8 +160,10 @@ class ModelState:
         """Print the module's layers and parameter counts.
 
         Flax NNX with an example batch ``x``: ``flax.nnx.tabulate`` (layers, input and output
-        shapes, parameter counts). Otherwise: torch's module repr (torch), then a table of
-        named variables with shapes and the trainable / non-trainable totals.
+        shapes, parameter counts), run on a copy of the module, so that the module is never
+        changed (even when tabulate fails, e.g. on ``nnx.RNN``: the variables table is printed
+        instead). Otherwise: torch's module repr (torch), then a table of named variables
+        with shapes and the trainable / non-trainable totals.
 
         Args:
             x: An example batch (Flax only), to show each layer's input and output
@@ -168,6 +186,9 @@ class ModelState:
         if x is not None and self.backend == "jax":
             from flax import nnx
 
+            # tabulate replaces the methods of the module's classes while it runs and
+            # does not put them back when it fails: they are restored here in any case
+            saved = _class_dicts(nnx, module)
             try:
                 print_fn(nnx.tabulate(module, data_mod.to_numpy(x, "x"),
                                       console_kwargs={"force_terminal": False,
@@ -175,6 +196,8 @@ class ModelState:
                 return
             except Exception as err:  # noqa: BLE001  (fall back to the plain table)
                 print_fn(f"(nnx.tabulate failed: {type(err).__name__}: {err})")
+            finally:
+                _restore_class_dicts(saved)
         lines = [title]
         if self.backend == "torch":
             lines.append(repr(module))
