@@ -19,12 +19,16 @@ import numpy as np
 from .. import losses, ops
 from ..ops import namespace
 from ..registry import check_kwargs, custom_name, keywords_checked
+from .keras_style import KerasStyle, adapt_if_keras_style
 
 State = dict[str, Any]
 
 
-class Metric:
+class Metric(KerasStyle):
     """Base class of metrics: pure functions over an explicit state.
+
+    A subclass may instead be written as in Keras (``add_variable`` in ``__init__``,
+    ``update_state``, ``result()``, ``reset_state``): see ``kompile.metrics.keras_style``.
 
     Subclasses define ``init() -> state`` (a dict of arrays), ``update(state, y_true,
     y_pred, sample_weight) -> state`` and ``result(state)``; states are sums, so ``merge``
@@ -115,6 +119,8 @@ class Metric:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:  # unknown keywords: the valid names, the closest one
             cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
+        if adapt_if_keras_style(cls, Metric):
+            return
         pure = cls.__dict__.get("result")
         if pure is None:
             return
