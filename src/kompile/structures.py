@@ -196,11 +196,10 @@ def output_spec(outputs: Any, output_names: Sequence[str] | None = None) -> Outp
     if kind in ("dict", "namedtuple"):
         keys = [str(k) for k in (outputs if kind == "dict" else outputs._fields)]
         if output_names is not None and list(output_names) != keys:
-            raise ValueError(
-                f"`output_names` {list(output_names)} does not match the keys of the "
-                f"{'dict' if kind == 'dict' else 'namedtuple'} the module returns {keys}; drop "
-                "`output_names` for dict and namedtuple outputs."
-            )
+            warnings.warn(  # as Keras: the keys name the outputs
+                f"`output_names` {list(output_names)} is ignored: the module returns a "
+                f"{'dict' if kind == 'dict' else 'namedtuple'}, whose keys {keys} name the "
+                "outputs. Drop `output_names` for dict and namedtuple outputs.", stacklevel=2)
         root = _build(outputs, "", (), 0, None)
     elif kind in ("list", "tuple"):
         if output_names and len(output_names) != len(outputs):

@@ -87,7 +87,8 @@ class Model(TrainingCalls, ModelState):
         output_names: Names for the outputs of a module that returns a tuple or list, in
             order (default ``output_1``, ``output_2``, ...). Dict outputs are named by their
             keys and a single output has no name, so this argument is for tuple/list
-            outputs only. Names are what ``loss={...}``, ``metrics={...}``,
+            outputs only (for dict outputs it is ignored with a warning, as in Keras: the
+            keys win). Names are what ``loss={...}``, ``metrics={...}``,
             ``loss_weights={...}`` and dict targets refer to, and they prefix the logs
             (``<name>_loss``, ``<name>_<metric>``).
         dtype_policy: ``None`` (the global policy, ``"float32"`` unless changed with
