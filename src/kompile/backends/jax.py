@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 
 from .. import calling, precision, structures
-from . import jax_state
+from . import extra_losses, jax_state
 from .interrupts import SignalGuard
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
 
@@ -253,11 +253,18 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         nnx.pop(module, nnx.Intermediate)  # values sown before: each call sows its own
         x = self._user_order(x)
         out = self.signature.rule_for(x).call(module, self._cast(x), training, rngs)
-        new_rest, _ = jax_state.after_call(module, rest, self._p_def, self._r_def)
+        new_rest, sown = jax_state.after_call(module, rest, self._p_def, self._r_def)
+        # kp.add_loss values: read by the step that traces this forward (_added_loss)
+        self._added = extra_losses.jax_total(sown)
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]
         return self.spec.flatten(out), new_rest, key
+
+    def _added_loss(self, total: Any) -> Any:
+        """``total`` plus the ``kp.add_loss`` values of the forward just traced (same trace)."""
+        added, self._added = getattr(self, "_added", None), None
+        return total if added is None else total + added
 
     def _rng_of(self, rest: Any) -> list[Any]:
         return [rest[i] for i in self._rng_idx]
@@ -276,6 +283,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
             preds, rest, key = self._forward(self.gd_train, params, state["rest"], x,
                                              state.get("rng"), True)
             total, per_output = self.objective.compute_loss(ys, preds, sws)
+            total = self._added_loss(total)
             scaled = ls.scale_loss(total) if ls is not None else total
             return scaled, (total, per_output, preds, rest, key)
 
@@ -307,6 +315,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         preds, new_rest, key = self._forward(self.gd_eval, params, self._with_rng(rest, rng), x,
                                              key)
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        total = self._added_loss(total)
         batch = jax.tree.leaves(x)[0].shape[0]
         metrics = self.objective.update(state["metrics"], ys, preds, sws, total, per_output,
                                         batch)

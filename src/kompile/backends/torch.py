@@ -26,7 +26,7 @@ import torch
 
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
-from . import torch_fast, torch_state
+from . import extra_losses, torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
 
@@ -135,6 +135,7 @@ class TorchBackend:
                                                        False)
         finally:
             self.module.train(was_training)
+            extra_losses.torch_total(self.module)  # kp.add_loss values of this call: dropped
 
     def sample_outputs(self, x: Any) -> list[Any]:
         """Flat host predictions for the first few samples of ``x`` (eval mode)."""
@@ -228,10 +229,14 @@ class TorchBackend:
         """Forward, loss and metric update of one training step (what torch.compile sees)."""
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x, self.train_module, training=True)
-        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        added = extra_losses.torch_total(self.module)  # kp.add_loss values of this forward
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
+            and added is None else None
         if fast is not None:
             return fast
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        if added is not None:
+            total = total + added
         with torch.no_grad():
             states = self.objective.update(states, ys, _detach(preds), sws, total.detach(),
                                            _detach(per_output), row.shape[0])
@@ -267,14 +272,20 @@ class TorchBackend:
     def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x)
-        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        added = extra_losses.torch_total(self.module)
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
+            and added is None else None
         if fast is not None:
             return fast[1]
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        if added is not None:
+            total = total + added
         return self.objective.update(states, ys, preds, sws, total, per_output, row.shape[0])
 
     def _predict_step(self, x: Any, row: torch.Tensor) -> list[Any]:
-        return self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
+        out = self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
+        extra_losses.torch_total(self.module)  # kp.add_loss values: not used by predict
+        return out
 
     def _fn(self, kind: str) -> Any:
         fn = self._fns.get(kind)

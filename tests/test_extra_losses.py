@@ -1,0 +1,88 @@
+"""kp.add_loss (issue 23): Keras's add_loss and regularisers in kompile's form, on both
+backends. References: NumPy values and gradients computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kompile as kp
+
+
+def _module(backend, w, b, scale):
+    """h = x @ w + b; adds 0.5 * mean(h^2) (activity) and scale * sum(w^2) (a weight
+    regulariser, recorded by the inner layer on torch)."""
+    if backend == "jax":
+        import jax.numpy as jnp
+        from flax import nnx
+
+        class Regularised(nnx.Module):
+            def __init__(self):
+                self.w, self.b = nnx.Param(jnp.asarray(w)), nnx.Param(jnp.asarray(b))
+
+            def __call__(self, x):
+                h = x @ self.w + self.b
+                kp.add_loss(self, 0.5 * jnp.mean(h ** 2))
+                kp.add_loss(self, scale * jnp.sum(self.w[...] ** 2), name="kernel_reg")
+                return h
+
+        return Regularised()
+    import torch
+
+    class Inner(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(w))
+
+        def forward(self, x):
+            kp.add_loss(self, scale * (self.w ** 2).sum())
+            return x @ self.w
+
+    class TRegularised(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.b = Inner(), torch.nn.Parameter(torch.tensor(b))
+
+        def forward(self, x):
+            h = self.inner(x) + self.b
+            kp.add_loss(self, 0.5 * (h ** 2).mean())
+            return h
+
+    return TRegularised()
+
+
+def test_added_losses_join_the_loss_and_its_gradient(backend):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    y = rng.normal(size=(8, 2)).astype(np.float32)
+    w = rng.normal(size=(3, 2)).astype(np.float32)
+    b = rng.normal(size=(2,)).astype(np.float32)
+    h = x @ w + b
+    want = np.mean((h - y) ** 2) + 0.5 * np.mean(h ** 2) + 0.1 * np.sum(w ** 2)
+    model = kp.Model(_module(backend, w, b, 0.1)).compile(kp.optimizers.SGD(0.1), "mse")
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(float(want), rel=1e-5)
+    np.testing.assert_allclose(model.predict(x, verbose=0), h, rtol=1e-5, atol=1e-6)
+    hist = model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # one SGD step
+    assert hist.history["loss"][0] == pytest.approx(float(want), rel=1e-5)
+    dh = 2 * (h - y) / h.size + h / h.size  # d/dh of both means
+    gw, gb = x.T @ dh + 0.2 * w, dh.sum(0)
+    got = [np.asarray(a.detach() if hasattr(a, "detach") else a) for a in model.get_weights()]
+    got_w, got_b = (next(a for a in got if a.ndim == n) for n in (2, 1))
+    np.testing.assert_allclose(got_w, w - 0.1 * gw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_b, b - 0.1 * gb, rtol=1e-5, atol=1e-6)
+
+
+def test_add_loss_refuses_a_non_scalar_and_a_non_module(backend):
+    with pytest.raises(TypeError, match="kp.add_loss: `module` must be"):
+        kp.add_loss(object(), 1.0)
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3, 2)).astype(np.float32)
+    module = _module(backend, w, np.zeros(2, np.float32), 0.1)
+    if backend == "jax":
+        type(module).__call__ = lambda self, x: (kp.add_loss(self, x @ self.w), x @ self.w)[1]
+    else:
+        inner = module.inner
+        type(inner).forward = lambda self, x: (kp.add_loss(self, x @ self.w), x @ self.w)[1]
+    model = kp.Model(module).compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"an added loss is a scalar"):
+        model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), verbose=0)
