@@ -127,10 +127,15 @@ class TorchBackend:
         return structures.output_spec(out, self.output_names)
 
     def _eval_forward(self, x: Any) -> Any:
+        """One eval-mode forward kompile runs for itself (the output structure, a sample of
+        predictions): torch's RNG state is put back after it, so the training run draws
+        the numbers it would draw without this call (its add_loss values are dropped)."""
         was_training = self.module.training
         self.module.eval()
+        device = self.device
+        devices = [device] if device.type == "cuda" else []
         try:
-            with torch.no_grad(), self._amp():
+            with torch.random.fork_rng(devices=devices), torch.no_grad(), self._amp():
                 return self.signature.rule_for(x).call(self.module, self._cast(self.put(x)),
                                                        False)
         finally:
