@@ -86,3 +86,38 @@ def test_add_loss_refuses_a_non_scalar_and_a_non_module(backend):
     model = kp.Model(module).compile("sgd", "mse")
     with pytest.raises(ValueError, match=r"an added loss is a scalar"):
         model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), verbose=0)
+
+
+def test_a_loss_named_for_a_0d_output_gets_a_specific_message(backend):
+    if backend == "jax":
+        import jax.numpy as jnp
+        from flax import nnx
+
+        class WithScalar(nnx.Module):
+            def __init__(self):
+                self.d = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+
+            def __call__(self, x):
+                h = self.d(x)
+                return {"out": h, "kl": jnp.mean(h ** 2)}
+
+        module = WithScalar()
+    else:
+        import torch
+
+        class TWithScalar(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.d = torch.nn.Linear(3, 2)
+
+            def forward(self, x):
+                h = self.d(x)
+                return {"out": h, "kl": (h ** 2).mean()}
+
+        module = TWithScalar()
+    model = kp.Model(module).compile("sgd", loss={"out": "mse", "kl": "mae"})
+    with pytest.warns(UserWarning, match="'kl' \\(0-d .*float32\\) are not arrays with a batch"):
+        with pytest.raises(ValueError, match="`loss` names the output 'kl', which the module "
+                                             "returns without a batch axis.*kp.add_loss"):
+            model.fit(np.ones((8, 3), np.float32), {"out": np.zeros((8, 2), np.float32)},
+                      verbose=0)
