@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from array_api_compat import array_namespace
 
 import kompile as kp
 
@@ -121,3 +122,57 @@ def test_a_loss_named_for_a_0d_output_gets_a_specific_message(backend):
                                              "returns without a batch axis.*kp.add_loss"):
             model.fit(np.ones((8, 3), np.float32), {"out": np.zeros((8, 2), np.float32)},
                       verbose=0)
+
+
+def _stats_module(backend, w):
+    """{"recon": x @ w[:, :2] @ w[:2].T ... }: a VAE-shaped output, recon and (mu, logvar)."""
+    if backend == "jax":
+        import jax.numpy as jnp
+        from flax import nnx
+
+        class Stats(nnx.Module):
+            def __init__(self):
+                self.w = nnx.Param(jnp.asarray(w))
+
+            def __call__(self, x):
+                h = x @ self.w
+                return {"recon": h, "stats": (h[:, :2], h[:, 2:])}
+
+        return Stats()
+    import torch
+
+    class TStats(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(w))
+
+        def forward(self, x):
+            h = x @ self.w
+            return {"recon": h, "stats": (h[:, :2], h[:, 2:])}
+
+    return TStats()
+
+
+def test_a_loss_at_an_inner_node_needs_no_targets(backend):
+    """A function of yours at an inner node (a VAE's KL over (mu, logvar)) receives None for
+    the leaves without targets: no zero placeholder targets are needed."""
+    seen = []
+
+    def kl(y_true, y_pred):
+        seen.append(y_true)
+        mu, logvar = y_pred
+        xp = array_namespace(logvar)  # one function for JAX and torch arrays
+        return -0.5 * xp.sum(1 + logvar - mu ** 2 - xp.exp(logvar), axis=-1)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4)).astype(np.float32)
+    w = rng.normal(size=(4, 4)).astype(np.float32) * 0.3
+    model = kp.Model(_stats_module(backend, w)).compile(
+        kp.optimizers.SGD(0.0), loss={"recon": "mse", "stats": kl})
+    logs = model.evaluate(x, {"recon": x}, return_dict=True, verbose=0)
+    h = x @ w
+    mu, logvar = h[:, :2], h[:, 2:]
+    want_kl = np.mean(-0.5 * (1 + logvar - mu ** 2 - np.exp(logvar)).sum(-1))
+    assert logs["stats_loss"] == pytest.approx(float(want_kl), rel=1e-5)
+    assert logs["loss"] == pytest.approx(float(np.mean((h - x) ** 2) + want_kl), rel=1e-5)
+    assert all(y == (None, None) for y in seen)
