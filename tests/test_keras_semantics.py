@@ -155,3 +155,29 @@ def test_no_unexpected_warning_on_plain_fit(backend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _model(backend).fit(x, y, epochs=1, verbose=0)
+
+
+def test_torch_module_sees_one_call_per_batch():
+    """Keras calls the model once per batch; kompile's own forward (the output structure)
+    leaves no count behind: a Python counter and a buffer counter (BackupAndRestore's
+    canary in Keras's tests) count the batches only."""
+    torch = pytest.importorskip("torch")
+
+    class Canary(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = torch.nn.Linear(4, 1)
+            self.calls = 0
+            self.register_buffer("counter", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls += 1
+            self.counter += 1
+            return self.dense(x)
+
+    module = Canary()
+    model = kp.Model(module).compile("sgd", "mse")
+    x, y = _data()
+    model.fit(x, y, batch_size=10, epochs=2, verbose=0)  # 8 batches
+    model.evaluate(x, y, batch_size=20, verbose=0)  # 2 more
+    assert module.calls == 10 and float(module.counter) == 10.0
