@@ -176,3 +176,28 @@ def test_a_loss_at_an_inner_node_needs_no_targets(backend):
     assert logs["stats_loss"] == pytest.approx(float(want_kl), rel=1e-5)
     assert logs["loss"] == pytest.approx(float(np.mean((h - x) ** 2) + want_kl), rel=1e-5)
     assert all(y == (None, None) for y in seen)
+
+
+def test_a_structure_loss_receives_all_outputs_and_targets(backend):
+    """kp.losses.StructureLoss at the top: one call with the whole output structure and
+    the targets, None where an output has none (a VAE's reconstruction + KL in one fn)."""
+    seen = []
+
+    def vae_loss(y_true, y_pred):
+        seen.append(y_true)
+        recon, (mu, logvar) = y_pred["recon"], y_pred["stats"]
+        xp = array_namespace(recon)
+        bce = xp.sum((recon - y_true["recon"]) ** 2, axis=-1)
+        return bce - 0.5 * xp.sum(1 + logvar - mu ** 2 - xp.exp(logvar), axis=-1)
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 4)).astype(np.float32)
+    w = rng.normal(size=(4, 4)).astype(np.float32) * 0.3
+    model = kp.Model(_stats_module(backend, w)).compile(
+        kp.optimizers.SGD(0.0), kp.losses.StructureLoss(vae_loss))
+    logs = model.evaluate(x, {"recon": x}, return_dict=True, verbose=0)
+    h = x @ w
+    mu, logvar = h[:, :2], h[:, 2:]
+    want = np.mean(((h - x) ** 2).sum(-1) - 0.5 * (1 + logvar - mu ** 2 - np.exp(logvar)).sum(-1))
+    assert logs["loss"] == pytest.approx(float(want), rel=1e-5)
+    assert all(set(y) == {"recon", "stats"} and y["stats"] == (None, None) for y in seen)
