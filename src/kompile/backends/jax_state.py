@@ -24,7 +24,7 @@ dtype and sharding.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -55,8 +55,20 @@ def named(tree: Any) -> list[tuple[str, Any]]:
     return [(name(p), a) for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
+def gather_global(a: Any) -> Any:
+    """A global array split across processes, whole on this host (a collective: every
+    process must call it); other values as they are."""
+    if getattr(a, "is_fully_addressable", True) or a.is_fully_replicated:
+        return a
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(a, tiled=True)
+
+
 def to_host(pairs: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
     values = [jax.random.key_data(a) if is_key(a) else a for _, a in pairs]
+    if jax.process_count() > 1:  # arrays sharded across processes: gathered one by one
+        values = [gather_global(a) for a in values]
     host = jax.device_get(values)  # host sync: one transfer for the whole state
     return {n: np.asarray(v) for (n, _), v in zip(pairs, host)}
 
@@ -77,6 +89,10 @@ def replace(tree: Any, arrays: dict[str, Any]) -> Any:
         else:
             value = np.asarray(arrays[key], dtype=np.dtype(old.dtype))
             sharding = getattr(old, "sharding", None)
+            if sharding is not None and not sharding.is_fully_addressable:  # several processes
+                leaves.append(jax.make_array_from_callback(value.shape, sharding,
+                                                           lambda idx, v=value: v[idx]))  # type: ignore[misc]
+                continue
             leaves.append(jax.device_put(value, sharding) if sharding is not None
                           else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, leaves)
@@ -100,6 +116,11 @@ def _like(new: Any, old: Any) -> Any:
     return new
 
 
+def split_params(module: Any) -> Any:
+    """``nnx.split(module, nnx.Param, ...)``: ``(graphdef, params, rest)``."""
+    return nnx.split(module, nnx.Param, ...)
+
+
 def after_call(module: Any, rest: list[Any], p_def: Any, r_def: Any) -> tuple[list[Any], Any]:
     """The module's other variables after a call, lined up with the carried ``rest`` (leaves
     of ``r_def``) by path, never by position; and the sown intermediates, popped.
@@ -111,7 +132,7 @@ def after_call(module: Any, rest: list[Any], p_def: Any, r_def: Any) -> tuple[li
     of variables; a carried variable the call deleted keeps its value.
     """
     sown = nnx.pop(module, nnx.Intermediate)
-    _, params, new = nnx.split(module, nnx.Param, ...)
+    _, params, new = split_params(module)
     leaves, treedef = jax.tree.flatten(new)
     if treedef == r_def and jax.tree.structure(params) == p_def:
         return leaves, sown  # the usual case: the same variables as before the call
@@ -128,6 +149,23 @@ def after_call(module: Any, rest: list[Any], p_def: Any, r_def: Any) -> tuple[li
             "with `self.sow(nnx.Intermediate, name, value)` (dropped after each call).")
     by_name = dict(named(new))
     return [by_name.get(n, a) for n, a in zip(old, rest)], sown
+
+
+def class_dicts(module: Any) -> dict[type, dict[str, Any]]:
+    """The attributes of the classes of every node of ``module``'s graph."""
+    types = {type(node) for _, node in nnx.iter_graph(module)}
+    return {t: dict(vars(t)) for t in types if isinstance(t, type)}
+
+
+def restore_class_dicts(saved: dict[type, dict[str, Any]]) -> None:
+    """Put back what ``class_dicts`` saw (methods nnx.tabulate replaced and left)."""
+    for cls, attrs in saved.items():
+        for key in [k for k in vars(cls) if k not in attrs]:
+            delattr(cls, key)
+        for key, value in attrs.items():
+            if vars(cls).get(key, object()) is not value and key not in ("__dict__",
+                                                                        "__weakref__"):
+                setattr(cls, key, value)
 
 
 def _is_var(node: Any) -> bool:
@@ -154,6 +192,7 @@ class ModuleView:
             self.ok = False
 
     def _build(self, module: Any, split_leaves: list[Any]) -> None:
+        self.treedef: Any
         self.vars, self.treedef = jax.tree.flatten(module, is_leaf=_is_var)
         by_id: dict[int, Any] = {}
         for v in self.vars:
@@ -163,7 +202,7 @@ class ModuleView:
             if nnx.variablelib.is_array_ref(raw) or id(raw) in by_id:
                 return  # array refs, or one array in two variables: the slow path
             by_id[id(raw)] = v
-        ordered = [by_id.get(id(a)) for a in split_leaves]
+        ordered: list[Any] = [by_id.get(id(a)) for a in split_leaves]
         if any(v is None for v in ordered) or len({id(v) for v in ordered}) != len(ordered):
             return
         self.ordered = ordered
@@ -205,6 +244,16 @@ class ModuleState:
     module: Any
     state: Any
     _view: ModuleView | None = None
+    # declared here, set by JaxBackend (jax.py)
+    _synced: list[Any] | None
+    _shared: bool
+    _exposed: bool
+    _syncing: bool
+
+    if TYPE_CHECKING:  # the backend's other parts (jax.py)
+        def _leaves(self, params: Any, rest: Any) -> tuple[list[Any], list[Any]]: ...
+        def params_tree(self, leaves: Any = None) -> Any: ...
+        def rest_tree(self, leaves: Any = None) -> Any: ...
 
     def _split_leaves(self) -> tuple[list[Any], Any, Any]:
         """The module's leaves (params first), through the view when it is current; the
@@ -213,7 +262,7 @@ class ModuleState:
             leaves = self._view.read(self.module)
             if leaves is not None:
                 return leaves, None, None
-        _, params, rest = nnx.split(self.module, nnx.Param, ...)
+        _, params, rest = split_params(self.module)
         p_leaves = jax.tree.leaves(params)
         leaves = p_leaves + jax.tree.leaves(rest)
         self._view = ModuleView(self.module, leaves, len(p_leaves))
@@ -259,7 +308,7 @@ class ModuleState:
         if synced is None or not len(leaves) == len(synced) == len(mine) or \
                 n != len(self.state["params"]):  # a new structure: take it whole
             if params is None:
-                _, params, rest = nnx.split(self.module, nnx.Param, ...)
+                _, params, rest = split_params(self.module)
             self.state["params"], self.state["rest"] = self._leaves(params, rest)
             self._shared = True
         else:
@@ -325,7 +374,7 @@ class ModuleState:
     def _module_trees(self) -> tuple[Any, Any]:
         self.refresh_from_module()
         if self.state is None:
-            return nnx.split(self.module, nnx.Param, ...)[1:]
+            return split_params(self.module)[1:]
         return self.params_tree(), self.rest_tree()
 
     def weights_dict(self) -> dict[str, np.ndarray]:

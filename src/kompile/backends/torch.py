@@ -55,7 +55,7 @@ def _detach(values: list[Any]) -> list[Any]:
 def _to_numpy(a: Any) -> Any:
     if not isinstance(a, torch.Tensor):
         return a
-    a = a.detach()
+    a = torch_state.full(a.detach())  # (FSDP: a sharded DTensor gathered whole)
     if a.dtype == torch.bfloat16:  # NumPy has no bfloat16
         a = a.float()
     return a.cpu().numpy()
@@ -93,7 +93,7 @@ class TorchBackend:
         self.dist = distribution
         self.policy = policy
         self.output_names = output_names
-        self.spec: structures.OutputSpec | None = None  # set by Model
+        self._spec: structures.OutputSpec | None = None  # set by Model (set_spec)
         self.jit_compile: Any = None
         self.objective: Any = None
         self.opt: Any = None
@@ -140,6 +140,14 @@ class TorchBackend:
         """This call's ``x`` (one batch): its calling rule, or an error naming what the
         module cannot take, before any step."""
         return self.signature.rule_for(x)
+
+    @property
+    def spec(self) -> structures.OutputSpec:
+        assert self._spec is not None, "the Model sets the spec before any step"
+        return self._spec
+
+    def set_spec(self, spec: structures.OutputSpec) -> None:
+        self._spec = spec
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
         self.use_inputs(x)
@@ -404,6 +412,35 @@ class TorchBackend:
             return nbytes <= torch.cuda.mem_get_info(device)[0] // 4
         return device.type == "cpu" or nbytes <= 4 << 30  # CPU tensors share NumPy's memory
 
+    @property
+    def process_index(self) -> int:
+        return 0  # one process (torch_ddp.py: one per rank)
+
+    def agree(self, value: Any) -> Any:
+        return value
+
+    def check_agreement(self, describe: Any) -> None:
+        return None  # one process (torch_ddp.py gathers and compares)
+
+    @property
+    def split_across_processes(self) -> bool:
+        return False
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Any batch size serves one process."""
+
+    # ------------------------------------------------------------------ calls
+    @property
+    def fuses_calls(self) -> bool:
+        return False  # eager steps: one call per batch costs the same as a loop of them
+
+    def set_paced(self, phase: str, paced: bool) -> None:
+        """Torch runs a call's batches one by one: any count needs nothing of it."""
+
+    def wait(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def to_host(self, tree: Any) -> Any:
         return map_arrays(_to_numpy, tree)  # host sync
 
@@ -425,7 +462,7 @@ class TorchBackend:
         check_weights(weights, params)
         with torch.no_grad():
             for p, w in zip(params, weights):
-                p.copy_(torch.as_tensor(np.asarray(w)))
+                p.copy_(torch_state.onto(p, torch.as_tensor(np.asarray(w))))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Module, optimizer, loss-scale and train-metric state and the iteration count as
@@ -441,6 +478,22 @@ class TorchBackend:
 
     def load_weights_dict(self, weights: dict[str, Any]) -> None:
         torch_state.load_module(self.module, weights)
+
+    def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        return None, None  # torch has no table of its own: summary() prints kompile's
+
+    def describe_module(self) -> list[str]:
+        return [repr(self.module)]
+
+    def variables(self) -> list[tuple[str, Any, bool]]:
+        own = [(n, p, p.requires_grad) for n, p in self.module.named_parameters()]
+        return own + [(n, b, False) for n, b in self.module.named_buffers()]
+
+    def global_rng(self) -> dict[str, np.ndarray]:
+        return torch_state.global_rng()
+
+    def restore_global_rng(self, arrays: dict[str, Any]) -> None:
+        torch_state.restore_global_rng(arrays)
 
     # ------------------------------------------------------------------ optimizer
     @property

@@ -66,7 +66,7 @@ class EarlyStopping(MonitorCallback):
         self.best_weights = None
 
     def _snapshot(self) -> dict[str, Any]:
-        return self.model._backend.weights_dict()  # host sync: a copy of the weights
+        return self.model.fit_run.backend.weights_dict()  # host sync: a copy of the weights
 
     def on_epoch_end(self, epoch, logs=None):
         # as Keras: an unknown direction (mode="auto" with a name kompile cannot read) is a
@@ -99,4 +99,4 @@ class EarlyStopping(MonitorCallback):
             if self.verbose > 0:
                 print("Restoring model weights from the end of the best epoch: "
                       f"{self.best_epoch + 1}.")
-            self.model._backend.load_weights_dict(self.best_weights)
+            self.model.fit_run.backend.load_weights_dict(self.best_weights)
