@@ -286,6 +286,19 @@ def _outputs_of(spec: OutputSpec, node: Node) -> list[str]:
     return [spec.names[i] for i in node.outputs]
 
 
+def _check_batched(node: Node, spec: OutputSpec, argument: str, received: str) -> None:
+    """An entry named for an output the module returns without a batch axis: an error
+    pointing to kp.add_loss (it was dropped with the generic warning)."""
+    if node.kind == "leaf" and node.status == "skipped" and node is not spec.root:
+        raise ValueError(
+            f"`{argument}` names the output '{node.name}', which the module returns "
+            "without a batch axis (a 0-d value, None or another object), so it has no "
+            "per-sample values to compare with targets. To add a scalar the module "
+            "computes (a KL term, a penalty) to the loss, record it with "
+            "kp.add_loss(self, value), or return it under the top-level key 'loss' "
+            f"(the model's own loss). Received {received}.")
+
+
 def place(value: Any, spec: OutputSpec, argument: str, *,
           is_leaf: Callable[[Any], bool] | None = None, shown: Any = None,
           list_at: Callable[[Any, Node], bool] | None = None,
@@ -323,14 +336,7 @@ def place(value: Any, spec: OutputSpec, argument: str, *,
             return
         if leaf(v) or (node.kind == "leaf" and not (
                 node is spec.root and isinstance(v, Mapping))):
-            if node.kind == "leaf" and node.status == "skipped" and node is not spec.root:
-                raise ValueError(
-                    f"`{argument}` names the output '{node.name}', which the module returns "
-                    "without a batch axis (a 0-d value, None or another object), so it has no "
-                    "per-sample values to compare with targets. To add a scalar the module "
-                    "computes (a KL term, a penalty) to the loss, record it with "
-                    "kp.add_loss(self, value), or return it under the top-level key 'loss' "
-                    f"(the model's own loss). Received {received}.")
+            _check_batched(node, spec, argument, received)
             items.append((node, v))
             return
         if isinstance(v, Mapping):

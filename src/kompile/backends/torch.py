@@ -61,29 +61,6 @@ def _to_numpy(a: Any) -> Any:
     return a.cpu().numpy()
 
 
-def _side_state(module: torch.nn.Module) -> list[Any]:
-    """What a forward pass may change besides its outputs, to be put back: each buffer's
-    value and each submodule's plain Python attributes (numbers, strings, None)."""
-    plain = (bool, int, float, str, type(None))
-    with torch.no_grad():
-        buffers = [(b, b.detach().clone()) for b in module.buffers()]
-    attrs = [(m, {k: v for k, v in vars(m).items() if isinstance(v, plain)})
-             for m in module.modules()]
-    return [buffers, attrs]
-
-
-def _restore_side_state(kept: list[Any]) -> None:
-    buffers, attrs = kept
-    with torch.no_grad():
-        for b, value in buffers:
-            if not torch.equal(b, value):
-                b.copy_(value)
-    for m, values in attrs:
-        for k, v in values.items():
-            if vars(m).get(k, v) is not v:
-                setattr(m, k, v)
-
-
 class TorchBackend:
     name = "torch"
 
@@ -166,7 +143,7 @@ class TorchBackend:
         self.module.eval()
         device = self.device
         devices = [device] if device.type == "cuda" else []
-        kept = _side_state(self.module)
+        kept = torch_state.side_state(self.module)
         try:
             with torch.random.fork_rng(devices=devices), torch.no_grad(), self._amp():
                 return self.signature.rule_for(x).call(self.module, self._cast(self.put(x)),
@@ -174,7 +151,7 @@ class TorchBackend:
         finally:
             self.module.train(was_training)
             extra_losses.torch_total(self.module)  # kp.add_loss values of this call: dropped
-            _restore_side_state(kept)
+            torch_state.restore_side_state(kept)
 
     def sample_outputs(self, x: Any) -> list[Any]:
         """Flat host predictions for the first few samples of ``x`` (eval mode)."""
