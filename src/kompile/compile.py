@@ -24,6 +24,9 @@ from .ops import namespace
 from .registry import check_kwargs, type_error
 from .structures import Node, OutputSpec, describe, per_output, place
 
+# torch.compile modes `jit_compile` also takes (torch only: backends/torch_compiled.py)
+_TORCH_MODES = ("reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 COMPILE_ARGS = ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics",
                 "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss",
                 "sample_weight_mode", "target_tensors")
@@ -105,8 +108,9 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
                          f"{spe!r}.")
     f["steps_per_execution"] = spe
     jc = kwargs.get("jit_compile", "auto")
-    if jc not in ("auto", True, False):
-        raise ValueError(f"`jit_compile` must be 'auto', True or False; received {jc!r}.")
+    if jc not in ("auto", True, False, *_TORCH_MODES):
+        raise ValueError(f"`jit_compile` must be 'auto', True, False or a torch.compile mode "
+                         f"{_TORCH_MODES} (torch only); received {jc!r}.")
     f["jit_compile"] = jc
     for key in ("run_eagerly", "auto_scale_loss"):
         value = kwargs.get(key, key == "auto_scale_loss")

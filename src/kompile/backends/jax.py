@@ -19,9 +19,10 @@ from flax import nnx
 
 from .. import calling, precision, structures
 from .. import data as data_mod
-from . import extra_losses, jax_sharding, jax_state
+from . import extra_losses, jax_rng, jax_sharding, jax_state
 from .interrupts import SignalGuard
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
+from .jax_recovery import LastGood
 
 precision.register_pytree()
 
@@ -31,7 +32,7 @@ def _all_finite(tree: Any) -> Any:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class JaxBackend(jax_state.ModuleState, CompiledCalls):
+class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
     name = "jax"
 
     def __init__(self, module: nnx.Module, policy: precision.Policy,
@@ -178,6 +179,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         self.gd_train, params, rest = jax_state.split_params(self.module)
         self.module.eval()
         self.gd_eval = jax_state.split_params(self.module)[0]
+        self._draw_cache: dict[Any, bool] = {}  # jax_rng: per graphdef and mode
         is_var = lambda v: isinstance(v, nnx.Variable)  # noqa: E731
         flags = jax.tree.leaves(jax.tree.map(lambda v: isinstance(v, nnx.RngState), rest,
                                              is_leaf=is_var))
@@ -216,6 +218,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         return jax.tree.unflatten(self._r_def, self.state["rest"] if leaves is None else leaves)
 
     def resolve_jit(self, config: Any) -> bool:
+        if isinstance(config.jit_compile, str) and config.jit_compile != "auto":
+            raise ValueError(f"jit_compile={config.jit_compile!r} is a torch.compile mode (torch "
+                             "only); the JAX backend takes True, False or 'auto'.")
         return not (config.run_eagerly or config.jit_compile is False)
 
     def unbuild(self) -> None:
@@ -245,13 +250,23 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     # ------------------------------------------------------------------ steps (pure)
     def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any = None,
                  training: bool = False):
-        """Flat outputs, the module's new other variables and the next kompile-owned key."""
+        """Flat outputs, the module's new other variables and the next kompile-owned key.
+        The key is split (a fresh ``nnx.Rngs`` per step) only when the forward draws from it
+        (jax_rng.py); otherwise it passes through unchanged."""
+        rngs = None
+        if key is not None:
+            if self._draws(graphdef, params, rest, x, key, training):
+                key, step_key = jax.random.split(key)
+                rngs = nnx.Rngs(step_key)
+            else:  # nothing reads it: the same numbers without the split
+                rngs = nnx.Rngs(key)
+        out, new_rest = self._apply(graphdef, params, rest, x, rngs, training)
+        return out, new_rest, key
+
+    def _apply(self, graphdef: Any, params: Any, rest: Any, x: Any, rngs: Any,
+               training: bool) -> tuple[list[Any], list[Any]]:
         module = nnx.merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest),
                            copy=True)
-        rngs = None
-        if key is not None:  # a fresh nnx.Rngs per step, split from the carried key
-            key, step_key = jax.random.split(key)
-            rngs = nnx.Rngs(step_key)
         nnx.pop(module, nnx.Intermediate)  # values sown before: each call sows its own
         x = self._user_order(x)
         out = self.signature.rule_for(x).call(module, self._cast(x), training, rngs)
@@ -261,7 +276,18 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]
-        return self.spec.flatten(out), new_rest, key
+        return self.spec.flatten(out), new_rest
+
+    def _draws(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any,
+               training: bool) -> bool:
+        """Whether the forward in this mode draws from the kompile-owned key (traced once
+        per build and mode, on shapes only)."""
+        cache = self.__dict__.setdefault("_draw_cache", {})
+        if (id(graphdef), training) not in cache:
+            fwd = lambda p, r, x, k: self._apply(graphdef, p, r, x, nnx.Rngs(k),  # noqa: E731
+                                                 training)
+            cache[(id(graphdef), training)] = jax_rng.forward_draws(fwd, (params, rest, x), key)
+        return cache[(id(graphdef), training)]
 
     def _added_loss(self, total: Any) -> Any:
         """``total`` plus the ``kp.add_loss`` values of the forward just traced (same trace)."""

@@ -288,6 +288,7 @@ class ModuleState:
             self._synced = self._module_leaves()
         self._shared = self._exposed = True
         self._syncing = False
+        self._writes = getattr(self, "_writes", 0) + 1  # (jax_recovery prefers newer writes)
 
     def _unshare(self) -> None:
         self.state["params"], self.state["rest"] = _copy((self.state["params"],

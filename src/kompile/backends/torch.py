@@ -8,10 +8,9 @@ on the module's device). A step is straight-line PyTorch: ``zero_grad``, forward
 ``step``; metric updates on detached predictions; eval and predict under
 ``torch.inference_mode``. Nothing in a step reads a value back to the host.
 
-``jit_compile=True`` compiles the forward, loss and metric update of one step with
-``torch.compile`` (backward runs through its compiled graph; the optimizer step stays
-eager so that learning-rate changes never recompile) and reuses it for the N steps of a
-``steps_per_execution`` call. Checkpoint state (``state_dict``) lives in torch_state.py.
+``jit_compile=True`` (or a ``torch.compile`` mode such as ``"reduce-overhead"``) compiles
+the whole training step with ``torch.compile`` (torch_compiled.py) and reuses it for the N
+steps of a ``steps_per_execution`` call. Checkpoint state (``state_dict``) lives in torch_state.py.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import torch
 
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
-from . import extra_losses, torch_fast, torch_state
+from . import extra_losses, torch_compiled, torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
 
@@ -80,6 +79,8 @@ class TorchBackend:
         self._steps = 0  # training steps run (the iteration count when there is no optimizer)
         self._lr: float | None = None  # the learning rate when there is no optimizer
         self._jit = False
+        self._mode: str | None = None  # torch.compile's mode (torch_compiled.py)
+        self._compiling_now = False
         self._fns: dict[str, Any] = {}
         self._fast: Any = None  # torch_fast.FastObjective, set by build
         self.train_module: Any = None  # what the training forward calls, if not `module` (DDP)
@@ -160,7 +161,8 @@ class TorchBackend:
 
     # ------------------------------------------------------------------ build
     def resolve_jit(self, config: Any) -> bool:
-        return config.jit_compile is True and not config.run_eagerly
+        wanted = config.jit_compile is True or torch_compiled.compile_mode(config.jit_compile)
+        return bool(wanted) and not config.run_eagerly
 
     def build(self, objective: Any, config: Any) -> None:
         self.objective = objective
@@ -193,10 +195,11 @@ class TorchBackend:
             scaler, initial = self.scaler, float(loss_scale.initial_scale)
             # host sync on read
             loss_scale._reader = lambda: float(scaler.get_scale()) if scaler else initial
-        if config.run_eagerly and config.jit_compile is True:
-            warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
-                          stacklevel=3)
+        if config.run_eagerly and config.jit_compile not in ("auto", False):
+            warnings.warn(f"run_eagerly=True overrides jit_compile={config.jit_compile!r}: the "
+                          "steps run eagerly.", stacklevel=3)
         self._jit = self.jit_compile = self.resolve_jit(config)
+        self._mode = torch_compiled.compile_mode(config.jit_compile)
         self._fns = {}
         self._steps, self._lr = 0, None
         self._slots = None  # optimizer slot names and shapes before the first step (torch_state)
@@ -226,6 +229,15 @@ class TorchBackend:
             if jit != self._jit:
                 self._jit, self._fns = jit, {}
             self.jit_compile = jit
+
+    def keep_last_good(self, where: str, often: bool = False) -> None:
+        """Nothing to copy: a torch step runs in order on the host's stream of work, and a
+        failure inside it (out of memory in forward or backward) raises before
+        ``optimizer.step()`` changes a parameter."""
+
+    def settle(self) -> bool:
+        """After an exception: the parameters are those of the last completed step."""
+        return False
 
     def release(self) -> None:
         """End of a call: put back the SIGINT handler (batches are gathered per step, so
@@ -266,6 +278,11 @@ class TorchBackend:
             self._steps += 1
             return states
         opt.zero_grad(set_to_none=True)
+        if self._jit:  # forward to optimizer step in one compiled function
+            self._compiling_now = compiling
+            states = self._fn("whole_step")(feed, row, states)
+            self._steps += 1
+            return states
         total, states = self._fn("train_forward")(feed, row, states)
         if scaler is None:
             total.backward()
@@ -306,9 +323,12 @@ class TorchBackend:
     def _fn(self, kind: str) -> Any:
         fn = self._fns.get(kind)
         if fn is None:
-            fn = getattr(self, "_" + kind)
-            if self._jit:
-                fn = _quiet(torch.compile(fn))
+            if kind == "whole_step":
+                fn = _quiet(torch_compiled.whole_step(self, self._mode))
+            else:
+                fn = getattr(self, "_" + kind)
+                if self._jit:
+                    fn = _quiet(torch.compile(fn, mode=self._mode))
             self._fns[kind] = fn
         return fn
 

@@ -295,7 +295,11 @@ class Model(TrainingCalls, ModelState):
             jit_compile: ``"auto"`` (default): JAX compiles steps with ``jax.jit`` and
                 falls back to eager execution with a warning naming the cause if the
                 step cannot be traced; torch runs eagerly. ``True``: ``jax.jit`` (raising
-                if it cannot trace) or ``torch.compile``. ``False``: eager on both.
+                if it cannot trace) or ``torch.compile`` of the whole training step
+                (forward, loss, backward, optimizer step). ``False``: eager on both.
+                torch only: a ``torch.compile`` mode, ``"reduce-overhead"`` (CUDA graphs on
+                a GPU), ``"max-autotune"`` or ``"max-autotune-no-cudagraphs"``, compiles
+                as ``True`` does with that mode (docs: Performance).
                 ``model.jit_compile`` reports the resolved value.
             auto_scale_loss: With the ``"mixed_float16"`` dtype policy, wrap the
                 optimizer in ``kp.optimizers.LossScaleOptimizer`` (dynamic loss scaling

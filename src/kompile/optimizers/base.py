@@ -98,7 +98,7 @@ class Optimizer:
             return
         if isinstance(value, bool) or not hasattr(value, "__float__"):
             raise type_error("learning_rate", "a float", value)
-        backend.learning_rate = float(value)
+        backend.learning_rate = _check_lr(float(value))
 
     @property
     def iterations(self) -> int:
@@ -373,6 +373,9 @@ def _check_lr(lr: Any) -> Any:
                          "callable step -> learning rate", lr)
     if not math.isfinite(float(lr)):  # checks at the door: NaN would train on silently
         raise ValueError(f"Argument `learning_rate` must be a finite number; received {lr!r}.")
+    if float(lr) < 0:  # optax would train uphill; torch.optim refuses it (both backends alike)
+        raise ValueError(f"Argument `learning_rate` must be >= 0; received {lr!r} (a negative "
+                         "rate moves the weights up the gradient, increasing the loss).")
     return float(lr)
 
 
