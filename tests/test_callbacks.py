@@ -74,9 +74,8 @@ def test_monitor_direction_from_names():
     cb.set_model(types.SimpleNamespace(stop_training=False))
     with pytest.raises(ValueError, match="monitor='something' with mode='auto'.*mode='max'"):
         cb.on_epoch_end(0, {"something": 1.0})
-    with pytest.raises(ValueError, match="`mode` must be one of 'auto', 'min', 'max'; "
-                                         "received 'minimum'"):
-        kp.callbacks.ReduceLROnPlateau(mode="minimum")
+    with pytest.warns(UserWarning, match="ReduceLROnPlateau mode 'minimum' is unknown"):
+        assert kp.callbacks.ReduceLROnPlateau(mode="minimum").mode == "auto"  # as Keras
 
 
 def test_missing_monitor_warns_with_available_logs():

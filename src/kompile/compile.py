@@ -228,7 +228,8 @@ def _loss_terms(cfg: CompileConfig, spec: OutputSpec) -> list[tuple[Node, Any]]:
     terms: list[Any] = []
     for node, value in placement.items:
         for loss in _losses_at(node, value, raw, spec):
-            if node.kind == "leaf" or node is spec.root or _is_builtin(loss):
+            whole = getattr(loss, "whole_structure", False)  # kp.losses.StructureLoss
+            if node.kind == "leaf" or (node is spec.root and not whole) or _is_builtin(loss):
                 terms.extend((spec.leaves[i], loss) for i in node.outputs)
             else:
                 terms.append((node, loss))
@@ -301,7 +302,7 @@ def resolve(cfg: CompileConfig, spec: OutputSpec, y_shapes: list[Any]) -> Object
                 f"'{node.name}', which share one loss, different weights; give one weight for "
                 f"'{node.name}'. Received loss_weights={describe(raw.get('loss_weights'))}."
             )
-        terms.append(LossTerm(node.name, loss, ws.pop(), list(node.outputs),
+        terms.append(LossTerm(node.name or loss.name, loss, ws.pop(), list(node.outputs),
                               None if node.kind == "leaf" else node))
     logged = len(terms) > 1
     for t in terms:

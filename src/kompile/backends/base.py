@@ -55,6 +55,9 @@ class Backend(Protocol):
     def output_spec(self, x: Any) -> OutputSpec:
         """Outputs of one forward pass on the host batch ``x`` (shapes only where possible)."""
 
+    def use_inputs(self, x: Any) -> Any:
+        """A later call's first host batch ``x``: its calling rule (kompile.calling)."""
+
     def sample_outputs(self, x: Any) -> list[Any]:
         """Flat host predictions for the first few samples of ``x`` (eval mode)."""
 

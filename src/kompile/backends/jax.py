@@ -19,7 +19,7 @@ from flax import nnx
 
 from .. import calling, precision, structures
 from .. import data as data_mod
-from . import jax_rng, jax_sharding, jax_state
+from . import extra_losses, jax_rng, jax_sharding, jax_state
 from .interrupts import SignalGuard
 from .jax_average import Averaging
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
@@ -41,7 +41,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
         self.module = module
         self.dist = distribution
         self._layouts: Any = None  # the sharded state's layouts the steps keep (jax_sharding)
-        self._x_keys: list[Any] | None = None
+        self._x_keys: dict[frozenset, list[Any]] = {}  # each dict x's key order, by key set
         self.policy = policy
         self.output_names = output_names
         self.jit_compile: Any = None
@@ -63,7 +63,6 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
         # the calling rule (kompile.calling) and the kompile-owned key behind `rngs`
         self.signature = calling.ModuleSignature(module, "__call__", rngs_allowed=True)
         self.seed: int | None = None  # set by Model when the module takes `rngs`
-        self._rule: Any = None  # the calling.CallRule, set by output_spec
         self._key: Any = None  # the key between builds (the step state holds it otherwise)
         self._rng_idx: list[int] = []  # the module's own RNG leaves in `rest`
         self._rng_advanced = False  # by evaluate/predict, not yet written to the module
@@ -71,14 +70,20 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
     # ------------------------------------------------------------------ shapes
     def _user_order(self, x: Any) -> Any:
         """A dict input with the user's key order (JAX pytrees sort dict keys)."""
-        keys = self._x_keys
-        if keys is None or not isinstance(x, dict) or set(keys) != set(x):
-            return x  # (another call's keys: the order of this dict)
-        return {k: x[k] for k in keys}
+        if not isinstance(x, dict):
+            return x
+        keys = self._x_keys.get(frozenset(x))
+        return x if keys is None else {k: x[k] for k in keys}
+
+    def use_inputs(self, x: Any) -> calling.CallRule:
+        """This call's ``x`` (one batch): its calling rule (an error naming what the module
+        cannot take, before any step) and a dict's key order (kept per set of keys)."""
+        if isinstance(x, dict):
+            self._x_keys[frozenset(x)] = list(x)
+        return self.signature.rule_for(x)
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
-        self._x_keys = list(x) if isinstance(x, dict) else None
-        self._rule = rule = self.signature.rule(x)
+        rule = self.use_inputs(x)
         self.module.eval()
         graphdef, state = nnx.split(self.module)
         seen: list[Any] = []
@@ -265,8 +270,13 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
                training: bool) -> tuple[list[Any], list[Any]]:
         module = nnx.merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest),
                            copy=True)
-        out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
-        new_rest = jax.tree.leaves(jax_state.split_params(module, self.wrt)[2])
+        nnx.pop(module, nnx.Intermediate)  # values sown before: each call sows its own
+        x = self._user_order(x)
+        out = self.signature.rule_for(x).call(module, self._cast(x), training, rngs)
+        new_rest, sown = jax_state.after_call(module, rest, self._p_def, self._r_def,
+                                             self.wrt)
+        # kp.add_loss values: read by the step that traces this forward (_added_loss)
+        self._added = extra_losses.jax_total(sown)
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]
@@ -282,6 +292,11 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
                                                  training)
             cache[(id(graphdef), training)] = jax_rng.forward_draws(fwd, (params, rest, x), key)
         return cache[(id(graphdef), training)]
+
+    def _added_loss(self, total: Any) -> Any:
+        """``total`` plus the ``kp.add_loss`` values of the forward just traced (same trace)."""
+        added, self._added = getattr(self, "_added", None), None
+        return total if added is None else total + added
 
     def _rng_of(self, rest: Any) -> list[Any]:
         return [rest[i] for i in self._rng_idx]
@@ -300,6 +315,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
             preds, rest, key = self._forward(self.gd_train, params, state["rest"], x,
                                              state.get("rng"), True)
             total, per_output = self.objective.compute_loss(ys, preds, sws)
+            total = self._added_loss(total)
             scaled = ls.scale_loss(total) if ls is not None else total
             return scaled, (total, per_output, preds, rest, key)
 
@@ -331,6 +347,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
         preds, new_rest, key = self._forward(self.gd_eval, params, self._with_rng(rest, rng), x,
                                              key)
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        total = self._added_loss(total)
         batch = jax.tree.leaves(x)[0].shape[0]
         metrics = self.objective.update(state["metrics"], ys, preds, sws, total, per_output,
                                         batch)
@@ -431,12 +448,17 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
         self.paced[phase] = paced
 
     def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        # tabulate replaces the methods of the module's classes while it runs and does not
+        # put them back when it fails (nnx.RNN): they are restored here in any case
+        saved = jax_state.class_dicts(self.module)
         try:
             return nnx.tabulate(self.module, data_mod.to_numpy(x, "x"),
                                 console_kwargs={"force_terminal": False, "no_color": True,
                                                 "width": 120}), None
         except Exception as err:  # noqa: BLE001  (summary() falls back to the plain table)
             return None, f"(nnx.tabulate failed: {type(err).__name__}: {err})"
+        finally:
+            jax_state.restore_class_dicts(saved)
 
     def describe_module(self) -> list[str]:
         return []

@@ -9,6 +9,9 @@ replaces on the module (a callback between batches, code between calls) is found
 identity against the leaves kompile last wrote or read, and taken into the state leaf by
 leaf before the next step or write; the optimizer state is kept.
 
+**Variables a call creates** are lined up by path (``after_call``): sown intermediates are
+popped and never carried; any other new variable is an error naming it.
+
 **Checkpoint state** as flat ``{name: np.ndarray}`` dicts.
 
 Names are pytree paths joined with ``/`` (``params/l1/kernel``, ``rest/drop/rngs/key``,
@@ -117,6 +120,55 @@ def split_params(module: Any, wrt: Any = nnx.Param) -> Any:
     """``nnx.split(module, wrt, ...)``: ``(graphdef, params, rest)``; ``wrt`` the filter of
     the trained variables (``kp.Model(trainable=...)``, default ``nnx.Param``)."""
     return nnx.split(module, wrt, ...)
+
+
+def after_call(module: Any, rest: list[Any], p_def: Any, r_def: Any,
+               wrt: Any = nnx.Param) -> tuple[list[Any], Any]:
+    """The module's other variables after a call, lined up with the carried ``rest`` (leaves
+    of ``r_def``) by path, never by position; and the sown intermediates, popped.
+
+    Values sown during the call (``self.sow(nnx.Intermediate, ...)`` and its subclasses)
+    are taken out of the module and returned (an ``nnx.State``): they never join the step
+    state. A variable the call created that is not an intermediate (a Param, a BatchStat,
+    a custom Variable) is an error naming it, since the compiled step carries a fixed set
+    of variables; a carried variable the call deleted keeps its value. ``wrt``: the filter
+    of the trained variables, as for ``split_params``.
+    """
+    sown = nnx.pop(module, nnx.Intermediate)
+    _, params, new = split_params(module, wrt)
+    leaves, treedef = jax.tree.flatten(new)
+    if treedef == r_def and jax.tree.structure(params) == p_def:
+        return leaves, sown  # the usual case: the same variables as before the call
+    old = [n for n, _ in named(jax.tree.unflatten(r_def, rest))]
+    p_old = {n for n, _ in named(jax.tree.unflatten(p_def, [0] * p_def.num_leaves))}
+    created = sorted({n for n, _ in named(new)} - set(old))
+    created += sorted({n for n, _ in named(params)} - p_old)
+    if created:
+        raise ValueError(
+            f"The module created the variable(s) {created} while it was called (in "
+            f"{type(module).__name__}.__call__). kompile carries a fixed set of variables "
+            "through its compiled steps: create them in __init__ (e.g. "
+            "`self.count = nnx.BatchStat(jnp.zeros(()))`), or sow values you only read "
+            "with `self.sow(nnx.Intermediate, name, value)` (dropped after each call).")
+    by_name = dict(named(new))
+    return [by_name.get(n, a) for n, a in zip(old, rest)], sown
+
+
+def class_dicts(module: Any) -> dict[type, dict[str, Any]]:
+    """The attributes of the classes of every node of ``module``'s graph."""
+    types = {type(node) for _, node in nnx.iter_graph(module)}
+    return {t: dict(vars(t)) for t in types if isinstance(t, type)}
+
+
+def restore_class_dicts(saved: dict[type, dict[str, Any]]) -> None:
+    """Put back what ``class_dicts`` saw (methods nnx.tabulate replaced and left)."""
+    for cls, attrs in saved.items():
+        for key in [k for k in vars(cls) if k not in attrs]:
+            delattr(cls, key)
+        for key, value in attrs.items():
+            if vars(cls).get(key, object()) is not value and key not in ("__dict__",
+                                                                        "__weakref__"):
+                setattr(cls, key, value)
 
 
 def _is_var(node: Any) -> bool:

@@ -25,7 +25,7 @@ import torch
 
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
-from . import torch_accumulate, torch_compiled, torch_fast, torch_state
+from . import extra_losses, torch_accumulate, torch_compiled, torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
 
@@ -89,7 +89,6 @@ class TorchBackend:
         # the calling rule (kompile.calling); torch modules draw from torch's global RNG
         self.signature = calling.ModuleSignature(module, "forward", rngs_allowed=False)
         self.seed: int | None = None
-        self._rule: Any = None  # the calling.CallRule, set by output_spec
         self._guard = SignalGuard()  # Ctrl-C inside a training step waits for its end
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
@@ -117,6 +116,11 @@ class TorchBackend:
         return map_arrays(lambda a: a.to(dtype) if a.is_floating_point() else a, x)
 
     # ------------------------------------------------------------------ shapes
+    def use_inputs(self, x: Any) -> calling.CallRule:
+        """This call's ``x`` (one batch): its calling rule, or an error naming what the
+        module cannot take, before any step."""
+        return self.signature.rule_for(x)
+
     @property
     def spec(self) -> structures.OutputSpec:
         assert self._spec is not None, "the Model sets the spec before any step"
@@ -126,7 +130,7 @@ class TorchBackend:
         self._spec = spec
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
-        self._rule = self.signature.rule(x)
+        self.use_inputs(x)
         try:
             out = self._eval_forward(x)
         except Exception as err:  # noqa: BLE001  (re-raised with what x held, chained)
@@ -134,13 +138,23 @@ class TorchBackend:
         return structures.output_spec(out, self.output_names)
 
     def _eval_forward(self, x: Any) -> Any:
+        """One eval-mode forward kompile runs for itself (the output structure, a sample of
+        predictions), leaving no trace the user's code could count: torch's RNG state,
+        the module's buffers and the plain Python numbers/strings its submodules hold
+        (call counters, flags) are put back afterwards, and its add_loss values dropped."""
         was_training = self.module.training
         self.module.eval()
+        device = self.device
+        devices = [device] if device.type == "cuda" else []
+        kept = torch_state.side_state(self.module)
         try:
-            with torch.no_grad(), self._amp():
-                return self._rule.call(self.module, self._cast(self.put(x)), False)
+            with torch.random.fork_rng(devices=devices), torch.no_grad(), self._amp():
+                return self.signature.rule_for(x).call(self.module, self._cast(self.put(x)),
+                                                       False)
         finally:
             self.module.train(was_training)
+            extra_losses.torch_total(self.module)  # kp.add_loss values of this call: dropped
+            torch_state.restore_side_state(kept)
 
     def sample_outputs(self, x: Any) -> list[Any]:
         """Flat host predictions for the first few samples of ``x`` (eval mode)."""
@@ -238,7 +252,7 @@ class TorchBackend:
     # ------------------------------------------------------------------ steps
     def _forward(self, x: Any, module: Any = None, training: bool = False) -> list[Any]:
         module = self.module if module is None else module
-        call = self._rule.call
+        call = self.signature.rule_for(x).call
         if self._compute_dtype is None:
             return self.spec.flatten(call(module, x, training))
         with self._amp():
@@ -248,10 +262,14 @@ class TorchBackend:
         """Forward, loss and metric update of one training step (what torch.compile sees)."""
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x, self.train_module, training=True)
-        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        added = extra_losses.torch_total(self.module)  # kp.add_loss values of this forward
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
+            and added is None else None
         if fast is not None:
             return fast
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        if added is not None:
+            total = total + added
         with torch.no_grad():
             states = self.objective.update(states, ys, _detach(preds), sws, total.detach(),
                                            _detach(per_output), row.shape[0])
@@ -298,14 +316,20 @@ class TorchBackend:
     def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x)
-        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        added = extra_losses.torch_total(self.module)
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
+            and added is None else None
         if fast is not None:
             return fast[1]
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        if added is not None:
+            total = total + added
         return self.objective.update(states, ys, preds, sws, total, per_output, row.shape[0])
 
     def _predict_step(self, x: Any, row: torch.Tensor) -> list[Any]:
-        return self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
+        out = self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
+        extra_losses.torch_total(self.module)  # kp.add_loss values: not used by predict
+        return out
 
     def _fn(self, kind: str) -> Any:
         fn = self._fns.get(kind)

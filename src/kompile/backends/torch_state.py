@@ -198,3 +198,26 @@ def restore_global_rng(arrays: dict[str, Any]) -> None:
                       stacklevel=4)
         return
     torch.cuda.set_rng_state_all([torch.from_numpy(np.array(s, copy=True)) for s in cuda])
+
+
+def side_state(module: torch.nn.Module) -> list[Any]:
+    """What a forward pass may change besides its outputs, to be put back: each buffer's
+    value and each submodule's plain Python attributes (numbers, strings, None)."""
+    plain = (bool, int, float, str, type(None))
+    with torch.no_grad():
+        buffers = [(b, b.detach().clone()) for b in module.buffers()]
+    attrs = [(m, {k: v for k, v in vars(m).items() if isinstance(v, plain)})
+             for m in module.modules()]
+    return [buffers, attrs]
+
+
+def restore_side_state(kept: list[Any]) -> None:
+    buffers, attrs = kept
+    with torch.no_grad():
+        for b, value in buffers:
+            if not torch.equal(b, value):
+                b.copy_(value)
+    for m, values in attrs:
+        for k, v in values.items():
+            if vars(m).get(k, v) is not v:
+                setattr(m, k, v)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import losses
-from ..registry import Registry, custom_name, get_custom, type_error
+from ..registry import Registry, custom_name, from_keras, get_custom, type_error
 from . import accuracy_classes, mean_classes
 from .accuracy_classes import (
     BinaryAccuracy,
@@ -121,7 +121,8 @@ def get(identifier: Any) -> Metric:
 
     Raises:
         ValueError: An unknown name (the message lists the valid ones and the closest).
-        TypeError: Something that is not a metric.
+        TypeError: Something that is not a metric, or a Keras metric object kompile has
+            no class for (Keras metric objects are converted by class name and config).
     """
     if isinstance(identifier, Metric):
         return identifier
@@ -139,6 +140,9 @@ def get(identifier: Any) -> Metric:
         identifier = identifier()  # a loss class as a metric: its default instance
     if isinstance(identifier, losses.Loss):
         return MeanMetricWrapper(identifier.call, name=identifier.name)
+    keras = from_keras(identifier, "metric", METRIC_CLASSES)
+    if keras is not None:
+        return keras
     if callable(identifier):
         for cls in METRIC_CLASSES.values():
             if getattr(cls, "fn", None) is identifier:

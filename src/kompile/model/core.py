@@ -99,7 +99,8 @@ class Model(TrainingCalls, ModelState):
         output_names: Names for the outputs of a module that returns a tuple or list, in
             order (default ``output_1``, ``output_2``, ...). Dict outputs are named by their
             keys and a single output has no name, so this argument is for tuple/list
-            outputs only. Names are what ``loss={...}``, ``metrics={...}``,
+            outputs only (for dict outputs it is ignored with a warning, as in Keras: the
+            keys win). Names are what ``loss={...}``, ``metrics={...}``,
             ``loss_weights={...}`` and dict targets refer to, and they prefix the logs
             (``<name>_loss``, ``<name>_<metric>``).
         dtype_policy: ``None`` (the global policy, ``"float32"`` unless changed with
@@ -446,6 +447,8 @@ class Model(TrainingCalls, ModelState):
         if self._spec is None:
             self._spec = self._backend.output_spec(x_batch)
             self._backend.set_spec(self._spec)
+        else:  # this call's x may come in another form than the first call's
+            self._backend.use_inputs(x_batch)
         return self._spec
 
     def _ensure_objective(self, ys: list[Any]) -> Any:
