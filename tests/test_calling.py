@@ -513,3 +513,31 @@ def test_tuple_inputs_edges():
                                         r"them as positional arguments: it requires 2 \(a, b\) "
                                         r"and takes at most 2"):
         kp.Model(Two()).predict((a, b, b), verbose=0)
+
+
+def test_each_call_uses_its_own_form_of_x(backend):
+    """The calling rule follows each call's `x` (issue 23): a list then a dict in fit, a
+    dict then a list in predict, a tuple validation set beside dict training data, and the
+    *_on_batch methods; every result equals the hand-computed a @ wa + b @ wb."""
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 2)).astype(np.float32)
+    y = rng.normal(size=(8, 1)).astype(np.float32)
+    wa, wb = rng.normal(size=(3, 1)).astype(np.float32), rng.normal(size=(2, 1)).astype(np.float32)
+    out = a @ wa + b @ wb
+    mse = float(np.mean((out - y) ** 2))
+    forms = [[a, b], {"a": a, "b": b}, (a, b), {"b": b, "a": a}]
+    model = kp.Model(_two_input_module(backend, wa, wb)).compile(kp.optimizers.SGD(0.0), "mse")
+    for x in forms:
+        np.testing.assert_allclose(model.predict(x, verbose=0), out, rtol=1e-5, atol=1e-6)
+        assert model.evaluate(x, y, verbose=0) == pytest.approx(mse, rel=1e-5)
+    for x, val in zip(forms, forms[::-1]):
+        hist = model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(val, y))
+        assert hist.history["loss"][0] == pytest.approx(mse, rel=1e-5)
+        assert hist.history["val_loss"][0] == pytest.approx(mse, rel=1e-5)
+    for x in forms[::-1]:
+        np.testing.assert_allclose(model.predict_on_batch(x), out, rtol=1e-5, atol=1e-6)
+        assert model.test_on_batch(x, y) == pytest.approx(mse, rel=1e-5)
+        assert model.train_on_batch(x, y) == pytest.approx(mse, rel=1e-5)
+    fresh = kp.Model(_two_input_module(backend, wa, wb))  # dict first, then a list
+    for x in ({"a": a, "b": b}, [a, b]):
+        np.testing.assert_allclose(fresh.predict(x, verbose=0), out, rtol=1e-5, atol=1e-6)

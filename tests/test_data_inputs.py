@@ -140,8 +140,8 @@ def test_unsupported_combinations(backend):
         model.fit(_batches(x, y), y, verbose=0)
     with pytest.raises(ValueError, match="`sample_weight` must not be given when `x` is a gen"):
         model.fit(_batches(x, y), sample_weight=sw, verbose=0)
-    with pytest.raises(ValueError, match="`batch_size` must not be given when `x` is a gen"):
-        model.fit(_batches(x, y), batch_size=4, verbose=0)
+    with pytest.warns(UserWarning, match="`batch_size`=4 is ignored: `x` is a generator"):
+        model.fit(_batches(x, y), batch_size=4, verbose=0)  # as Keras: its batches are used
     with pytest.raises(TypeError, match="Argument `x` must be an array, .* received int"):
         model.fit(3, y, verbose=0)
     with pytest.raises(ValueError, match="`x` yielded no batch"):

@@ -186,10 +186,11 @@ def test_no_loss_and_output_names_errors(make_model):
                                          r"outputs: \(array\(4, 3\), array\(4, 1\)\)"):
         kp.Model(module, output_names=["p", "q", "r"]).predict(X, verbose=0)
     module = make_model("passthrough", names=("z", "a"), structure="dict")
-    with pytest.raises(ValueError, match=re.escape(
-            "`output_names` ['a', 'z'] does not match the keys of the dict the module returns "
-            "['z', 'a']")):
-        kp.Model(module, output_names=["a", "z"]).predict(X, verbose=0)
+    with pytest.warns(UserWarning, match=re.escape(  # as Keras: the dict's keys win
+            "`output_names` ['a', 'z'] is ignored: the module returns a dict, whose keys "
+            "['z', 'a'] name the outputs")):
+        out = kp.Model(module, output_names=["a", "z"]).predict(X, verbose=0)
+    assert list(out) == ["z", "a"]
 
 
 def test_metric_arguments_are_named_in_errors():

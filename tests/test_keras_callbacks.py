@@ -91,8 +91,8 @@ def test_early_stopping_modes(backend):
                          callbacks=[stop], epochs=2, verbose=0)
         assert stop.resolved_mode == expected_mode, monitor
         assert monitor in hist.history
-    # Keras raises for an unknown monitor; kompile warns and keeps training (by design)
-    with pytest.warns(UserWarning, match="`unknown`, which is not in the logs"):
+    # an unknown monitor in auto mode raises at the first epoch end, as in Keras
+    with pytest.raises(ValueError, match="monitor='unknown' with mode='auto'"):
         model.fit(x_train, y_train, batch_size=5, validation_data=(x_test, y_test),
                   callbacks=[kp.callbacks.EarlyStopping(monitor="unknown")], epochs=2,
                   verbose=0)
@@ -374,19 +374,20 @@ def test_model_checkpoint_options(backend, tmp_path, kwargs, saved):
 def test_model_checkpoint_unknown_monitor_and_auc_threshold(backend, tmp_path):
     path = tmp_path / "checkpoint.safetensors"
     model = _checkpoint_model(backend)
-    # case 5: an unknown monitor warns (and saves nothing: Keras's test finds case 4's file)
-    with pytest.warns(UserWarning):
+    # case 5: an unknown monitor warns and saves (Keras 3.15)
+    with pytest.warns(UserWarning, match="Can save best model only with unknown available"):
         _fit(model, kp.callbacks.ModelCheckpoint(path, monitor="unknown", save_best_only=True,
                                                  mode="min"), _checkpoint_data())
-    assert not path.exists()
+    assert path.exists()
+    path.unlink()
     # case 15: "auto" reads val_auc as "max"; nothing beats 1
     model.compile("sgd", "categorical_crossentropy", metrics=[kp.metrics.AUC()])
     _fit(model, kp.callbacks.ModelCheckpoint(path, monitor="val_auc", save_best_only=True,
                                              initial_value_threshold=1), _checkpoint_data())
     assert not path.exists()
-    # case 6: Keras warns for an unknown mode; kompile refuses it
-    with pytest.raises(ValueError, match="`mode` must be one of"):
-        kp.callbacks.ModelCheckpoint(path, mode="unknown")
+    # case 6: an unknown mode warns and falls back to auto
+    with pytest.warns(UserWarning, match="ModelCheckpoint mode 'unknown' is unknown"):
+        assert kp.callbacks.ModelCheckpoint(path, mode="unknown").mode == "auto"
 
 
 @pytest.mark.parametrize("weights_only", [False, True])

@@ -21,6 +21,7 @@ from . import (
     utils,
 )
 from . import precision as mixed_precision
+from .backends.extra_losses import add_loss
 from .callbacks import Callback, History
 from .metrics import custom_metric
 from .model import Model, load_model
@@ -30,7 +31,7 @@ from .warn import KompileWarning
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "History", "KompileWarning", "Model", "callbacks", "custom_metric",
+    "Callback", "History", "KompileWarning", "Model", "add_loss", "callbacks", "custom_metric",
     "distribution", "load_model", "losses", "metrics", "mixed_precision", "optimizers",
     "precision", "register", "saving", "schedules", "utils",
 ]

@@ -1,7 +1,8 @@
 """How kompile calls the user's module: one rule for both backends.
 
-The rule, read once from the signature of the module's call method (Flax NNX:
-``__call__``; torch: ``forward``):
+The rule, read from the signature of the module's call method (Flax NNX: ``__call__``;
+torch: ``forward``) and applied per call from that call's ``x`` (``fit([a, b])`` then
+``fit({"a": a, "b": b})`` call the module each in their own way):
 
 1. **Data.** ``x`` is the first argument, in the structure the user gave. When ``x`` is a
    tuple or list of ``n >= 2`` inputs and the call method requires more than one
@@ -74,6 +75,16 @@ class CallRule:
         return module(x, **kwargs)
 
 
+def _structure_key(x: Any) -> Any:
+    """What the calling rule depends on in ``x``: a dict's keys, a sequence's type and
+    length (the same inside a JAX trace, where dict keys come sorted)."""
+    if isinstance(x, dict):
+        return ("dict", frozenset(x))
+    if isinstance(x, tuple | list):
+        return ("seq", len(x))
+    return "one"
+
+
 class ModuleSignature:
     """What the call method of ``module`` accepts; ``rule(x)`` decides how to call it.
 
@@ -94,6 +105,17 @@ class ModuleSignature:
         self.var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
         self.var_pos = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
         self.takes_rngs = rngs_allowed and "rngs" in self.names
+        self._rules: dict[Any, CallRule] = {}
+
+    def rule_for(self, x: Any) -> CallRule:
+        """The rule for this call's ``x``, decided from its structure (a dict's keys, a
+        tuple or list's length) and kept for the next ``x`` of the same structure: a later
+        call may pass ``x`` in another form (a list, then a dict) and gets its own rule."""
+        key = _structure_key(x)
+        rule = self._rules.get(key)
+        if rule is None:
+            rule = self._rules[key] = self.rule(x)
+        return rule
 
     def describe(self) -> str:
         if self.params is None:

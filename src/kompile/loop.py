@@ -310,6 +310,8 @@ def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
             skip = 0
             if model.stop_training:
                 break
+        if backend.has_average():
+            backend.finalize_average()  # use_ema: the weights end as their average (Keras)
         cbs.call("on_train_end", logs)
     except BaseException as error:
         backend.settle()  # a step that failed at run time: back to the last good state

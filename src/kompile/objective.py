@@ -81,9 +81,9 @@ class Objective:
         this call's per-sample output shapes (default: those seen at the first batch)."""
         shapes = [e.pred_shape for e in self.entries] if shapes is None else list(shapes)
         needs = [bool(e.metrics or e.weighted_metrics) for e in self.entries]
-        for t in self.terms:
+        for t in self.terms:  # a function of yours at an inner node gets None for no target
             for i in t.outputs:
-                needs[i] = True
+                needs[i] = needs[i] or t.subtree is None
         for i, (e, y, sw) in enumerate(zip(self.entries, ys, sws)):
             if y is not None and not hasattr(y, "shape"):
                 raise TypeError(f"`y` for output '{e.name}' must be an array; received "
@@ -120,7 +120,8 @@ class Objective:
                     p = e.pred_shape or (1,)
                     classes = p[losses.class_axis(loss, len(p))]
                     sparse = (classes, loss.options.get("ignore_class"), loss.name)
-            needs_y = bool(found or e.metrics or e.weighted_metrics)
+            needs_y = bool(any(f is not None for f in found) or e.metrics
+                           or e.weighted_metrics)
             rules.append((e.name, needs_y, bool(builtin), sparse))
         return rules
 

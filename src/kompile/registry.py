@@ -157,3 +157,37 @@ def keywords_checked(fn: _F) -> _F:
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def from_keras(identifier: Any, kind: str, classes: dict[str, Any]) -> Any:
+    """A Keras metric or loss object (``keras.metrics.AUC()``) as kompile's class of the same
+    name, built from its ``get_config()``; ``None`` when ``identifier`` is not a Keras object.
+
+    Keras's ``dtype`` is dropped (kompile's states are float32) and options left at ``None``
+    are dropped; any other option the kompile class does not take, and a Keras class
+    kompile has no equivalent for (a custom ``keras.metrics.Metric``), is a TypeError
+    saying what to use instead.
+    """
+    def from_keras_module(c: type) -> bool:
+        module = getattr(c, "__module__", "") or ""
+        return module == "keras" or module.startswith("keras.")
+
+    if isinstance(identifier, type) or not any(map(from_keras_module, type(identifier).__mro__)):
+        return None
+    cls_name, module = type(identifier).__name__, type(identifier).__module__
+    target = classes.get(cls_name) if from_keras_module(type(identifier)) else None
+    how = ("subclass kp.metrics.Metric instead: it takes Keras's protocol (add_variable, "
+           "update_state, result, reset_state) unchanged" if kind == "metric" else
+           "subclass kp.losses.Loss (its call(y_true, y_pred) as in Keras) instead")
+    if target is None:
+        raise TypeError(f"The Keras {kind} {cls_name} ({module}) has no kompile equivalent: "
+                        f"its state lives in Keras variables kompile's compiled steps cannot "
+                        f"carry. Pass a kp.{kind}s name or object, or {how}.")
+    config = {k: v for k, v in identifier.get_config().items() if k != "dtype"}
+    accepted = inspect.signature(target.__init__).parameters
+    extra = [k for k, v in config.items() if k not in accepted and v is not None]
+    if extra:
+        raise TypeError(f"The Keras {kind} {cls_name} has option(s) {extra} that "
+                        f"kp.{kind}s.{cls_name} does not take; pass kp.{kind}s.{cls_name}(...) "
+                        "with the options it documents.")
+    return target(**{k: v for k, v in config.items() if k in accepted})

@@ -369,7 +369,8 @@ def load_training_state(model: Any, path: str | os.PathLike,
 
     Args:
         model: A built ``kp.Model`` of the same architecture and configuration.
-        path: A file written by ``save_training_state``.
+        path: A file written by ``save_training_state`` or ``Model.save`` (whole-model
+            files from ``ModelCheckpoint`` included).
         check: Optional ``fn(info, extra)`` run before anything is restored; it returns
             None, or a reason (str) why the file cannot serve, raised as "not a valid
             kompile file", and may raise its own error.
@@ -378,7 +379,7 @@ def load_training_state(model: Any, path: str | os.PathLike,
         ``(info, extra)``: the stored JSON dict and the extra arrays.
     """
     arrays, meta = load_arrays(path)
-    if meta.get("format") != STATE_FORMAT:
+    if meta.get("format") not in (STATE_FORMAT, MODEL_FORMAT):  # a model file holds it too
         raise ValueError(f"{os.fspath(path)!r} holds weights only, not a training state; "
                          "use model.load_weights(path).")
     info = meta.get("info", {})

@@ -197,11 +197,11 @@ def output_spec(outputs: Any, output_names: Sequence[str] | None = None) -> Outp
     if kind in ("dict", "namedtuple"):
         keys = [str(k) for k in (outputs if kind == "dict" else outputs._fields)]
         if output_names is not None and list(output_names) != keys:
-            raise ValueError(
-                f"`output_names` {list(output_names)} does not match the keys of the "
-                f"{'dict' if kind == 'dict' else 'namedtuple'} the module returns {keys}; drop "
-                "`output_names` for dict and namedtuple outputs."
-            )
+            warnings.warn(  # as Keras: the keys name the outputs
+                f"`output_names` {list(output_names)} is ignored: the module returns a "
+                f"{'dict' if kind == 'dict' else 'namedtuple'}, whose keys {keys} name the "
+                "outputs. Drop `output_names` for dict and namedtuple outputs.",
+                KompileWarning, stacklevel=2)
         root = _build(outputs, "", (), 0, None)
     elif kind in ("list", "tuple"):
         if output_names and len(output_names) != len(outputs):
@@ -288,6 +288,19 @@ def _outputs_of(spec: OutputSpec, node: Node) -> list[str]:
     return [spec.names[i] for i in node.outputs]
 
 
+def _check_batched(node: Node, spec: OutputSpec, argument: str, received: str) -> None:
+    """An entry named for an output the module returns without a batch axis: an error
+    pointing to kp.add_loss (it was dropped with the generic warning)."""
+    if node.kind == "leaf" and node.status == "skipped" and node is not spec.root:
+        raise ValueError(
+            f"`{argument}` names the output '{node.name}', which the module returns "
+            "without a batch axis (a 0-d value, None or another object), so it has no "
+            "per-sample values to compare with targets. To add a scalar the module "
+            "computes (a KL term, a penalty) to the loss, record it with "
+            "kp.add_loss(self, value), or return it under the top-level key 'loss' "
+            f"(the model's own loss). Received {received}.")
+
+
 def place(value: Any, spec: OutputSpec, argument: str, *,
           is_leaf: Callable[[Any], bool] | None = None, shown: Any = None,
           list_at: Callable[[Any, Node], bool] | None = None,
@@ -325,6 +338,7 @@ def place(value: Any, spec: OutputSpec, argument: str, *,
             return
         if leaf(v) or (node.kind == "leaf" and not (
                 node is spec.root and isinstance(v, Mapping))):
+            _check_batched(node, spec, argument, received)
             items.append((node, v))
             return
         if isinstance(v, Mapping):

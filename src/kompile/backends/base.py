@@ -55,6 +55,9 @@ class Backend(Protocol):
     def output_spec(self, x: Any) -> OutputSpec:
         """Outputs of one forward pass on the host batch ``x`` (shapes only where possible)."""
 
+    def use_inputs(self, x: Any) -> Any:
+        """A later call's first host batch ``x``: its calling rule (kompile.calling)."""
+
     def sample_outputs(self, x: Any) -> list[Any]:
         """Flat host predictions for the first few samples of ``x`` (eval mode)."""
 
@@ -189,6 +192,16 @@ class Backend(Protocol):
 
     def restore_global_rng(self, arrays: dict[str, Any]) -> None:
         """Restore what ``global_rng`` returned (names it does not know are ignored)."""
+
+    # ------------------------------------------------------------------ weights' average
+    def has_average(self) -> bool:
+        """Whether the optimizer keeps a moving average of the weights (``use_ema``)."""
+
+    def swap_average(self) -> None:
+        """Exchange the trained weights and their average (SwapEMAWeights)."""
+
+    def finalize_average(self) -> None:
+        """Set the weights to their average (the end of ``fit``; no-op without one)."""
 
     # ------------------------------------------------------------------ optimizer
     @property

@@ -21,8 +21,9 @@ from flax import nnx
 from .. import calling, precision, structures
 from .. import data as data_mod
 from ..warn import KompileWarning
-from . import jax_sharding, jax_state
+from . import extra_losses, jax_rng, jax_sharding, jax_state
 from .interrupts import SignalGuard
+from .jax_average import Averaging
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
 from .jax_recovery import LastGood
 
@@ -41,7 +42,7 @@ def _all_finite(tree: Any) -> Any:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
+class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
     name = "jax"
 
     def __init__(self, module: nnx.Module, policy: precision.Policy,
@@ -49,7 +50,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
         self.module = module
         self.dist = distribution
         self._layouts: Any = None  # the sharded state's layouts the steps keep (jax_sharding)
-        self._x_keys: list[Any] | None = None
+        self._x_keys: dict[frozenset, list[Any]] = {}  # each dict x's key order, by key set
         self.policy = policy
         self.output_names = output_names
         self.jit_compile: Any = None
@@ -71,7 +72,6 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
         # the calling rule (kompile.calling) and the kompile-owned key behind `rngs`
         self.signature = calling.ModuleSignature(module, "__call__", rngs_allowed=True)
         self.seed: int | None = None  # set by Model when the module takes `rngs`
-        self._rule: Any = None  # the calling.CallRule, set by output_spec
         self._key: Any = None  # the key between builds (the step state holds it otherwise)
         self._rng_idx: list[int] = []  # the module's own RNG leaves in `rest`
         self._rng_advanced = False  # by evaluate/predict, not yet written to the module
@@ -79,14 +79,20 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
     # ------------------------------------------------------------------ shapes
     def _user_order(self, x: Any) -> Any:
         """A dict input with the user's key order (JAX pytrees sort dict keys)."""
-        keys = self._x_keys
-        if keys is None or not isinstance(x, dict) or set(keys) != set(x):
-            return x  # (another call's keys: the order of this dict)
-        return {k: x[k] for k in keys}
+        if not isinstance(x, dict):
+            return x
+        keys = self._x_keys.get(frozenset(x))
+        return x if keys is None else {k: x[k] for k in keys}
+
+    def use_inputs(self, x: Any) -> calling.CallRule:
+        """This call's ``x`` (one batch): its calling rule (an error naming what the module
+        cannot take, before any step) and a dict's key order (kept per set of keys)."""
+        if isinstance(x, dict):
+            self._x_keys[frozenset(x)] = list(x)
+        return self.signature.rule_for(x)
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
-        self._x_keys = list(x) if isinstance(x, dict) else None
-        self._rule = rule = self.signature.rule(x)
+        rule = self.use_inputs(x)
         self.module.eval()
         graphdef, state = nnx.split(self.module)
         seen: list[Any] = []
@@ -138,9 +144,11 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
         self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
-        self.tx = self.opt_spec.build_optax()
         self._keep_key()
         params, rest = self._split_module()
+        self.opt_spec._set_variable_names(  # exclude_from_weight_decay matches these
+            [n for n, _ in jax_state.named(self.params_tree(params))])
+        self.tx = self.opt_spec.build_optax()
         params = jax.tree.map(lambda a: a.astype(self.policy.variable_dtype)
                               if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
         # assembled aside and stored at the end, so an interrupted build leaves no half state
@@ -180,9 +188,10 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
 
     def _split_module(self) -> tuple[Any, Any]:
         self.module.train()
-        self.gd_train, params, rest = jax_state.split_params(self.module)
+        self.gd_train, params, rest = jax_state.split_params(self.module, self.wrt)
         self.module.eval()
-        self.gd_eval = jax_state.split_params(self.module)[0]
+        self.gd_eval = jax_state.split_params(self.module, self.wrt)[0]
+        self._draw_cache: dict[Any, bool] = {}  # jax_rng: per graphdef and mode
         is_var = lambda v: isinstance(v, nnx.Variable)  # noqa: E731
         flags = jax.tree.leaves(jax.tree.map(lambda v: isinstance(v, nnx.RngState), rest,
                                              is_leaf=is_var))
@@ -221,6 +230,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
         return jax.tree.unflatten(self._r_def, self.state["rest"] if leaves is None else leaves)
 
     def resolve_jit(self, config: Any) -> bool:
+        if isinstance(config.jit_compile, str) and config.jit_compile != "auto":
+            raise ValueError(f"jit_compile={config.jit_compile!r} is a torch.compile mode (torch "
+                             "only); the JAX backend takes True, False or 'auto'.")
         return not (config.run_eagerly or config.jit_compile is False)
 
     def unbuild(self) -> None:
@@ -250,18 +262,49 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
     # ------------------------------------------------------------------ steps (pure)
     def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any = None,
                  training: bool = False):
-        """Flat outputs, the module's new other variables and the next kompile-owned key."""
-        module = _merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest))
+        """Flat outputs, the module's new other variables and the next kompile-owned key.
+        The key is split (a fresh ``nnx.Rngs`` per step) only when the forward draws from it
+        (jax_rng.py); otherwise it passes through unchanged."""
         rngs = None
-        if key is not None:  # a fresh nnx.Rngs per step, split from the carried key
-            key, step_key = jax.random.split(key)
-            rngs = nnx.Rngs(step_key)
-        out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
-        new_rest = jax.tree.leaves(jax_state.split_params(module)[2])
+        if key is not None:
+            if self._draws(graphdef, params, rest, x, key, training):
+                key, step_key = jax.random.split(key)
+                rngs = nnx.Rngs(step_key)
+            else:  # nothing reads it: the same numbers without the split
+                rngs = nnx.Rngs(key)
+        out, new_rest = self._apply(graphdef, params, rest, x, rngs, training)
+        return out, new_rest, key
+
+    def _apply(self, graphdef: Any, params: Any, rest: Any, x: Any, rngs: Any,
+               training: bool) -> tuple[list[Any], list[Any]]:
+        module = _merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest))
+        nnx.pop(module, nnx.Intermediate)  # values sown before: each call sows its own
+        x = self._user_order(x)
+        out = self.signature.rule_for(x).call(module, self._cast(x), training, rngs)
+        new_rest, sown = jax_state.after_call(module, rest, self._p_def, self._r_def,
+                                             self.wrt)
+        # kp.add_loss values: read by the step that traces this forward (_added_loss)
+        self._added = extra_losses.jax_total(sown)
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]
-        return self.spec.flatten(out), new_rest, key
+        return self.spec.flatten(out), new_rest
+
+    def _draws(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any,
+               training: bool) -> bool:
+        """Whether the forward in this mode draws from the kompile-owned key (traced once
+        per build and mode, on shapes only)."""
+        cache = self.__dict__.setdefault("_draw_cache", {})
+        if (id(graphdef), training) not in cache:
+            fwd = lambda p, r, x, k: self._apply(graphdef, p, r, x, nnx.Rngs(k),  # noqa: E731
+                                                 training)
+            cache[(id(graphdef), training)] = jax_rng.forward_draws(fwd, (params, rest, x), key)
+        return cache[(id(graphdef), training)]
+
+    def _added_loss(self, total: Any) -> Any:
+        """``total`` plus the ``kp.add_loss`` values of the forward just traced (same trace)."""
+        added, self._added = getattr(self, "_added", None), None
+        return total if added is None else total + added
 
     def _rng_of(self, rest: Any) -> list[Any]:
         return [rest[i] for i in self._rng_idx]
@@ -280,6 +323,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
             preds, rest, key = self._forward(self.gd_train, params, state["rest"], x,
                                              state.get("rng"), True)
             total, per_output = self.objective.compute_loss(ys, preds, sws)
+            total = self._added_loss(total)
             scaled = ls.scale_loss(total) if ls is not None else total
             return scaled, (total, per_output, preds, rest, key)
 
@@ -311,6 +355,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
         preds, new_rest, key = self._forward(self.gd_eval, params, self._with_rng(rest, rng), x,
                                              key)
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        total = self._added_loss(total)
         batch = jax.tree.leaves(x)[0].shape[0]
         metrics = self.objective.update(state["metrics"], ys, preds, sws, total, per_output,
                                         batch)
@@ -411,19 +456,25 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood):
         self.paced[phase] = paced
 
     def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        # tabulate replaces the methods of the module's classes while it runs and does not
+        # put them back when it fails (nnx.RNN): they are restored here in any case
+        saved = jax_state.class_dicts(self.module)
         try:
             return nnx.tabulate(self.module, data_mod.to_numpy(x, "x"),
                                 console_kwargs={"force_terminal": False, "no_color": True,
                                                 "width": 120}), None
         except Exception as err:  # noqa: BLE001  (summary() falls back to the plain table)
             return None, f"(nnx.tabulate failed: {type(err).__name__}: {err})"
+        finally:
+            jax_state.restore_class_dicts(saved)
 
     def describe_module(self) -> list[str]:
         return []
 
     def variables(self) -> list[tuple[str, Any, bool]]:
-        params = nnx.state(self.module, nnx.Param)
-        others = nnx.state(self.module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+        wrt = self.wrt  # the trained variables (kp.Model(trainable=...))
+        params = nnx.state(self.module, wrt)
+        others = nnx.state(self.module, nnx.Not(nnx.Any(wrt, nnx.RngState)))
         return [(n, a, True) for n, a in jax_state.named(params)] + \
             [(n, a, False) for n, a in jax_state.named(others)]
 

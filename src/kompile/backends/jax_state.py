@@ -9,6 +9,9 @@ replaces on the module (a callback between batches, code between calls) is found
 identity against the leaves kompile last wrote or read, and taken into the state leaf by
 leaf before the next step or write; the optimizer state is kept.
 
+**Variables a call creates** are lined up by path (``after_call``): sown intermediates are
+popped and never carried; any other new variable is an error naming it.
+
 **Checkpoint state** as flat ``{name: np.ndarray}`` dicts.
 
 Names are pytree paths joined with ``/`` (``params/l1/kernel``, ``rest/drop/rngs/key``,
@@ -113,9 +116,59 @@ def _like(new: Any, old: Any) -> Any:
     return new
 
 
-def split_params(module: Any) -> Any:
-    """``nnx.split(module, nnx.Param, ...)``: ``(graphdef, params, rest)``."""
-    return nnx.split(module, nnx.Param, ...)
+def split_params(module: Any, wrt: Any = nnx.Param) -> Any:
+    """``nnx.split(module, wrt, ...)``: ``(graphdef, params, rest)``; ``wrt`` the filter of
+    the trained variables (``kp.Model(trainable=...)``, default ``nnx.Param``)."""
+    return nnx.split(module, wrt, ...)
+
+
+def after_call(module: Any, rest: list[Any], p_def: Any, r_def: Any,
+               wrt: Any = nnx.Param) -> tuple[list[Any], Any]:
+    """The module's other variables after a call, lined up with the carried ``rest`` (leaves
+    of ``r_def``) by path, never by position; and the sown intermediates, popped.
+
+    Values sown during the call (``self.sow(nnx.Intermediate, ...)`` and its subclasses)
+    are taken out of the module and returned (an ``nnx.State``): they never join the step
+    state. A variable the call created that is not an intermediate (a Param, a BatchStat,
+    a custom Variable) is an error naming it, since the compiled step carries a fixed set
+    of variables; a carried variable the call deleted keeps its value. ``wrt``: the filter
+    of the trained variables, as for ``split_params``.
+    """
+    sown = nnx.pop(module, nnx.Intermediate)
+    _, params, new = split_params(module, wrt)
+    leaves, treedef = jax.tree.flatten(new)
+    if treedef == r_def and jax.tree.structure(params) == p_def:
+        return leaves, sown  # the usual case: the same variables as before the call
+    old = [n for n, _ in named(jax.tree.unflatten(r_def, rest))]
+    p_old = {n for n, _ in named(jax.tree.unflatten(p_def, [0] * p_def.num_leaves))}
+    created = sorted({n for n, _ in named(new)} - set(old))
+    created += sorted({n for n, _ in named(params)} - p_old)
+    if created:
+        raise ValueError(
+            f"The module created the variable(s) {created} while it was called (in "
+            f"{type(module).__name__}.__call__). kompile carries a fixed set of variables "
+            "through its compiled steps: create them in __init__ (e.g. "
+            "`self.count = nnx.BatchStat(jnp.zeros(()))`), or sow values you only read "
+            "with `self.sow(nnx.Intermediate, name, value)` (dropped after each call).")
+    by_name = dict(named(new))
+    return [by_name.get(n, a) for n, a in zip(old, rest)], sown
+
+
+def class_dicts(module: Any) -> dict[type, dict[str, Any]]:
+    """The attributes of the classes of every node of ``module``'s graph."""
+    types = {type(node) for _, node in nnx.iter_graph(module)}
+    return {t: dict(vars(t)) for t in types if isinstance(t, type)}
+
+
+def restore_class_dicts(saved: dict[type, dict[str, Any]]) -> None:
+    """Put back what ``class_dicts`` saw (methods nnx.tabulate replaced and left)."""
+    for cls, attrs in saved.items():
+        for key in [k for k in vars(cls) if k not in attrs]:
+            delattr(cls, key)
+        for key, value in attrs.items():
+            if vars(cls).get(key, object()) is not value and key not in ("__dict__",
+                                                                        "__weakref__"):
+                setattr(cls, key, value)
 
 
 def _is_var(node: Any) -> bool:
@@ -123,7 +176,7 @@ def _is_var(node: Any) -> bool:
 
 
 class ModuleView:
-    """The module's variables in ``nnx.split(module, nnx.Param, ...)`` leaf order, read and
+    """The module's variables in ``nnx.split(module, wrt, ...)`` leaf order, read and
     written through jax's C++ pytree flatten (about 20 us for a small model, where
     ``nnx.split`` or ``nnx.update`` take 100-170 us: several per fit call).
 
@@ -194,6 +247,30 @@ class ModuleState:
     module: Any
     state: Any
     _view: ModuleView | None = None
+    wrt: Any = nnx.Param  # the trained variables: the step state's "params" (set_trainable)
+
+    def set_trainable(self, trainable: Any) -> None:
+        """Train the ``nnx.Param`` variables that match the nnx filter ``trainable`` (a
+        Variable type such as ``nnx.LoRAParam``, a path string, a callable ``(path, value)
+        -> bool``, ``nnx.Any``/``nnx.All``/``nnx.Not`` ...); the others are held as the
+        module's other variables (never differentiated nor updated). Before the first
+        build."""
+        if trainable is None:
+            self.wrt = nnx.Param
+            return
+        try:
+            wrt = nnx.All(nnx.Param, trainable)
+            selected = jax.tree.leaves(nnx.state(self.module, wrt))
+        except Exception as err:  # noqa: BLE001  (a value nnx cannot read as a filter)
+            raise TypeError("`trainable` must be an nnx filter (a Variable type such as "
+                            "nnx.LoRAParam, a path string, a callable (path, value) -> bool, "
+                            f"nnx.Any/All/Not of those); received {trainable!r} ({err}).") from err
+        if not selected:
+            raise ValueError(f"`trainable`={trainable!r} selects none of the module's nnx.Param "
+                             "variables, so nothing would train. Pass a filter that matches "
+                             "some (e.g. nnx.LoRAParam for the adapters of nnx.LoRA layers).")
+        self.wrt = wrt
+
     # declared here, set by JaxBackend (jax.py)
     _synced: list[Any] | None
     _shared: bool
@@ -212,7 +289,7 @@ class ModuleState:
             leaves = self._view.read(self.module)
             if leaves is not None:
                 return leaves, None, None
-        _, params, rest = split_params(self.module)
+        _, params, rest = split_params(self.module, self.wrt)
         p_leaves = jax.tree.leaves(params)
         leaves = p_leaves + jax.tree.leaves(rest)
         self._view = ModuleView(self.module, leaves, len(p_leaves))
@@ -259,7 +336,7 @@ class ModuleState:
         if synced is None or not len(leaves) == len(synced) == len(mine) or \
                 n != len(self.state["params"]):  # a new structure: take it whole
             if params is None:
-                _, params, rest = split_params(self.module)
+                _, params, rest = split_params(self.module, self.wrt)
             self.state["params"], self.state["rest"] = self._leaves(params, rest)
             self._shared = True
         else:
@@ -273,22 +350,29 @@ class ModuleState:
         self._exposed = False
 
     def get_weights(self) -> list[np.ndarray]:
+        if self.wrt is not nnx.Param:  # frozen parameters are in "rest": read the module
+            self.sync_to_module()
+            return [np.array(a) for a in jax.tree.leaves(nnx.state(self.module, nnx.Param))]
         self.refresh_from_module()
         leaves = (jax.tree.leaves(nnx.state(self.module, nnx.Param)) if self.state is None
                   else self.state["params"])
         return [np.array(a) for a in leaves]  # copies the caller owns
 
     def set_weights(self, weights: list[Any]) -> None:
-        self.refresh_from_module()
+        if self.wrt is not nnx.Param:  # through the module; the state takes what changed
+            self.sync_to_module()
+        else:
+            self.refresh_from_module()
         params = nnx.state(self.module, nnx.Param)
         leaves, treedef = jax.tree.flatten(params)
-        if self.state is not None:
+        if self.state is not None and self.wrt is nnx.Param:
             leaves = self.state["params"]
         check_weights(weights, leaves)
         # copies: the state is donated by the next step, the caller's arrays must survive it
         new = [_like(jnp.array(w, dtype=a.dtype, copy=True), a) for w, a in zip(weights, leaves)]
-        if self.state is None:
+        if self.state is None or self.wrt is not nnx.Param:
             nnx.update(self.module, jax.tree.unflatten(treedef, new))
+            self.refresh_from_module()
         else:
             self.state["params"] = new  # the module gets them at the next write
 
@@ -325,7 +409,7 @@ class ModuleState:
     def _module_trees(self) -> tuple[Any, Any]:
         self.refresh_from_module()
         if self.state is None:
-            return split_params(self.module)[1:]
+            return split_params(self.module, self.wrt)[1:]
         return self.params_tree(), self.rest_tree()
 
     def weights_dict(self) -> dict[str, np.ndarray]:

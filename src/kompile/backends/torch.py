@@ -8,10 +8,9 @@ on the module's device). A step is straight-line PyTorch: ``zero_grad``, forward
 ``step``; metric updates on detached predictions; eval and predict under
 ``torch.inference_mode``. Nothing in a step reads a value back to the host.
 
-``jit_compile=True`` compiles the forward, loss and metric update of one step with
-``torch.compile`` (backward runs through its compiled graph; the optimizer step stays
-eager so that learning-rate changes never recompile) and reuses it for the N steps of a
-``steps_per_execution`` call. Checkpoint state (``state_dict``) lives in torch_state.py.
+``jit_compile=True`` (or a ``torch.compile`` mode such as ``"reduce-overhead"``) compiles
+the whole training step with ``torch.compile`` (torch_compiled.py) and reuses it for the N
+steps of a ``steps_per_execution`` call. Checkpoint state (``state_dict``) lives in torch_state.py.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import torch
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
 from ..warn import KompileWarning
-from . import torch_fast, torch_state
+from . import extra_losses, torch_accumulate, torch_compiled, torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
 
@@ -77,17 +76,20 @@ class TorchBackend:
         self.opt: Any = None
         self.opt_spec: Any = None
         self.scaler: Any = None
+        self.average: Any = None  # the weights' moving average (use_ema), torch_accumulate
+        self._accum, self._micro = 1, 0  # gradient accumulation: N, batches taken
         self.metrics: dict[str, Any] = {"train": None, "eval": None}
         self._steps = 0  # training steps run (the iteration count when there is no optimizer)
         self._lr: float | None = None  # the learning rate when there is no optimizer
         self._jit = False
+        self._mode: str | None = None  # torch.compile's mode (torch_compiled.py)
+        self._compiling_now = False
         self._fns: dict[str, Any] = {}
         self._fast: Any = None  # torch_fast.FastObjective, set by build
         self.train_module: Any = None  # what the training forward calls, if not `module` (DDP)
         # the calling rule (kompile.calling); torch modules draw from torch's global RNG
         self.signature = calling.ModuleSignature(module, "forward", rngs_allowed=False)
         self.seed: int | None = None
-        self._rule: Any = None  # the calling.CallRule, set by output_spec
         self._guard = SignalGuard()  # Ctrl-C inside a training step waits for its end
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
@@ -115,6 +117,11 @@ class TorchBackend:
         return map_arrays(lambda a: a.to(dtype) if a.is_floating_point() else a, x)
 
     # ------------------------------------------------------------------ shapes
+    def use_inputs(self, x: Any) -> calling.CallRule:
+        """This call's ``x`` (one batch): its calling rule, or an error naming what the
+        module cannot take, before any step."""
+        return self.signature.rule_for(x)
+
     @property
     def spec(self) -> structures.OutputSpec:
         assert self._spec is not None, "the Model sets the spec before any step"
@@ -124,7 +131,7 @@ class TorchBackend:
         self._spec = spec
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
-        self._rule = self.signature.rule(x)
+        self.use_inputs(x)
         try:
             out = self._eval_forward(x)
         except Exception as err:  # noqa: BLE001  (re-raised with what x held, chained)
@@ -132,13 +139,23 @@ class TorchBackend:
         return structures.output_spec(out, self.output_names)
 
     def _eval_forward(self, x: Any) -> Any:
+        """One eval-mode forward kompile runs for itself (the output structure, a sample of
+        predictions), leaving no trace the user's code could count: torch's RNG state,
+        the module's buffers and the plain Python numbers/strings its submodules hold
+        (call counters, flags) are put back afterwards, and its add_loss values dropped."""
         was_training = self.module.training
         self.module.eval()
+        device = self.device
+        devices = [device] if device.type == "cuda" else []
+        kept = torch_state.side_state(self.module)
         try:
-            with torch.no_grad(), self._amp():
-                return self._rule.call(self.module, self._cast(self.put(x)), False)
+            with torch.random.fork_rng(devices=devices), torch.no_grad(), self._amp():
+                return self.signature.rule_for(x).call(self.module, self._cast(self.put(x)),
+                                                       False)
         finally:
             self.module.train(was_training)
+            extra_losses.torch_total(self.module)  # kp.add_loss values of this call: dropped
+            torch_state.restore_side_state(kept)
 
     def sample_outputs(self, x: Any) -> list[Any]:
         """Flat host predictions for the first few samples of ``x`` (eval mode)."""
@@ -147,7 +164,8 @@ class TorchBackend:
 
     # ------------------------------------------------------------------ build
     def resolve_jit(self, config: Any) -> bool:
-        return config.jit_compile is True and not config.run_eagerly
+        wanted = config.jit_compile is True or torch_compiled.compile_mode(config.jit_compile)
+        return bool(wanted) and not config.run_eagerly
 
     def build(self, objective: Any, config: Any) -> None:
         self.objective = objective
@@ -157,10 +175,13 @@ class TorchBackend:
         self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
         if self._variable_dtype is not None:
             self.module.to(self._variable_dtype)  # only floating parameters and buffers change
-        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self.opt_spec._set_variable_names([n for n, _ in named], [id(p) for p in self.params])
         self.opt = self.opt_spec.build_torch(self.params) if self.params else None
         self._clip = any((getattr(self.opt_spec, k, None) or 0) > 0
                          for k in ("clipnorm", "global_clipnorm", "clipvalue"))
+        torch_accumulate.setup(self)  # gradient accumulation and the weights' average
         self.scaler = None
         if loss_scale is not None and self.opt is not None:
             if self._variable_dtype == torch.float16:
@@ -180,10 +201,11 @@ class TorchBackend:
             scaler, initial = self.scaler, float(loss_scale.initial_scale)
             # host sync on read
             loss_scale._reader = lambda: float(scaler.get_scale()) if scaler else initial
-        if config.run_eagerly and config.jit_compile is True:
-            warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
-            KompileWarning, stacklevel=3)
+        if config.run_eagerly and config.jit_compile not in ("auto", False):
+            warnings.warn(f"run_eagerly=True overrides jit_compile={config.jit_compile!r}: the "
+                          "steps run eagerly.", KompileWarning, stacklevel=3)
         self._jit = self.jit_compile = self.resolve_jit(config)
+        self._mode = torch_compiled.compile_mode(config.jit_compile)
         self._fns = {}
         self._steps, self._lr = 0, None
         self._slots = None  # optimizer slot names and shapes before the first step (torch_state)
@@ -231,7 +253,7 @@ class TorchBackend:
     # ------------------------------------------------------------------ steps
     def _forward(self, x: Any, module: Any = None, training: bool = False) -> list[Any]:
         module = self.module if module is None else module
-        call = self._rule.call
+        call = self.signature.rule_for(x).call
         if self._compute_dtype is None:
             return self.spec.flatten(call(module, x, training))
         with self._amp():
@@ -241,10 +263,14 @@ class TorchBackend:
         """Forward, loss and metric update of one training step (what torch.compile sees)."""
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x, self.train_module, training=True)
-        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        added = extra_losses.torch_total(self.module)  # kp.add_loss values of this forward
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
+            and added is None else None
         if fast is not None:
             return fast
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        if added is not None:
+            total = total + added
         with torch.no_grad():
             states = self.objective.update(states, ys, _detach(preds), sws, total.detach(),
                                            _detach(per_output), row.shape[0])
@@ -257,7 +283,16 @@ class TorchBackend:
             states = self._fn("train_forward")(feed, row, states)[1]
             self._steps += 1
             return states
+        if self._accum > 1:
+            return torch_accumulate.train_step(self, feed, row, states, compiling)
         opt.zero_grad(set_to_none=True)
+        if self._jit:  # forward to optimizer step in one compiled function
+            self._compiling_now = compiling
+            states = self._fn("whole_step")(feed, row, states)
+            self._steps += 1
+            if self.average is not None:
+                torch_accumulate.after_plain_step(self)
+            return states
         total, states = self._fn("train_forward")(feed, row, states)
         if scaler is None:
             total.backward()
@@ -275,26 +310,37 @@ class TorchBackend:
             scaler.step(opt)
             scaler.update()
         self._steps += 1
+        if self.average is not None:
+            torch_accumulate.after_plain_step(self)
         return states
 
     def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
         x, ys, sws = _gather(feed, row)
         preds = self._forward(x)
-        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None else None
+        added = extra_losses.torch_total(self.module)
+        fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
+            and added is None else None
         if fast is not None:
             return fast[1]
         total, per_output = self.objective.compute_loss(ys, preds, sws)
+        if added is not None:
+            total = total + added
         return self.objective.update(states, ys, preds, sws, total, per_output, row.shape[0])
 
     def _predict_step(self, x: Any, row: torch.Tensor) -> list[Any]:
-        return self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
+        out = self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
+        extra_losses.torch_total(self.module)  # kp.add_loss values: not used by predict
+        return out
 
     def _fn(self, kind: str) -> Any:
         fn = self._fns.get(kind)
         if fn is None:
-            fn = getattr(self, "_" + kind)
-            if self._jit:
-                fn = _quiet(torch.compile(fn))
+            if kind == "whole_step":
+                fn = _quiet(torch_compiled.whole_step(self, self._mode))
+            else:
+                fn = getattr(self, "_" + kind)
+                if self._jit:
+                    fn = _quiet(torch.compile(fn, mode=self._mode))
             self._fns[kind] = fn
         return fn
 
@@ -457,6 +503,19 @@ class TorchBackend:
 
     def restore_global_rng(self, arrays: dict[str, Any]) -> None:
         torch_state.restore_global_rng(arrays)
+
+    # ------------------------------------------------------------------ weights' average
+    def has_average(self) -> bool:
+        return self.average is not None
+
+    def swap_average(self) -> None:
+        """Exchange the trained weights and their moving average (``use_ema``)."""
+        self.average.swap()
+
+    def finalize_average(self) -> None:
+        """The weights set to their average (no-op without ``use_ema``)."""
+        if self.average is not None:
+            self.average.finalize()
 
     # ------------------------------------------------------------------ optimizer
     @property

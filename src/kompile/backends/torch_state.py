@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..warn import KompileWarning
+from . import torch_accumulate
 
 
 def _np(value: Any) -> np.ndarray:
@@ -110,6 +111,7 @@ def dump(backend: Any) -> dict[str, np.ndarray]:
         for key, value in values.items():
             out[f"metrics/{log}/{key}"] = _np(value)
     out["iterations"] = np.asarray(backend.iterations, np.int64)
+    out.update(torch_accumulate.extra_state(backend))
     return out
 
 
@@ -145,6 +147,7 @@ def load(backend: Any, state: dict[str, Any]) -> None:
         sd["scale"] = float(state["loss_scale/scale"])
         sd["_growth_tracker"] = int(state["loss_scale/growth_tracker"])
         backend.scaler.load_state_dict(sd)
+    torch_accumulate.load_extra_state(backend, state)
     device = backend.device
     backend.metrics["train"] = {
         log: {key: torch.as_tensor(np.asarray(state[f"metrics/{log}/{key}"]), device=device)
@@ -196,3 +199,26 @@ def restore_global_rng(arrays: dict[str, Any]) -> None:
                       KompileWarning, stacklevel=4)
         return
     torch.cuda.set_rng_state_all([torch.from_numpy(np.array(s, copy=True)) for s in cuda])
+
+
+def side_state(module: torch.nn.Module) -> list[Any]:
+    """What a forward pass may change besides its outputs, to be put back: each buffer's
+    value and each submodule's plain Python attributes (numbers, strings, None)."""
+    plain = (bool, int, float, str, type(None))
+    with torch.no_grad():
+        buffers = [(b, b.detach().clone()) for b in module.buffers()]
+    attrs = [(m, {k: v for k, v in vars(m).items() if isinstance(v, plain)})
+             for m in module.modules()]
+    return [buffers, attrs]
+
+
+def restore_side_state(kept: list[Any]) -> None:
+    buffers, attrs = kept
+    with torch.no_grad():
+        for b, value in buffers:
+            if not torch.equal(b, value):
+                b.copy_(value)
+    for m, values in attrs:
+        for k, v in values.items():
+            if vars(m).get(k, v) is not v:
+                setattr(m, k, v)

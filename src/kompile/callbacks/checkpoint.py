@@ -8,18 +8,22 @@ a number of batches. Files are safetensors written atomically (see kompile.savin
 name ending in ``.h5``, ``.keras``, ``.pt`` or ``.pth`` is refused, and the directory is
 created (or a path conflict reported) when training starts:
 ``save_weights_only=True`` writes the module's variables (``model.load_weights`` reads
-them); ``False`` writes the whole training state too (weights, optimizer and RNG state),
-restored with ``kp.saving.load_training_state(model, path)``; ``load_weights`` reads its
-weights as well.
+them); ``False`` writes a whole-model file as ``model.save`` does (weights, optimizer and
+RNG state, compile configuration, history): ``kp.load_model(path, module)`` rebuilds the
+model from it (Keras's ``make_or_restore_model``), ``kp.saving.load_training_state``
+restores its state into a built model, and ``load_weights`` reads its weights. With
+``save_best_only``, a ``monitor`` missing from the logs warns and saves, as in Keras.
 """
 
 from __future__ import annotations
 
 import os
 import string
+import warnings
 from typing import Any
 
 from .. import saving
+from ..warn import KompileWarning
 from .base import format_value
 from .monitor import MonitorCallback, batches_run
 
@@ -47,9 +51,8 @@ class ModelCheckpoint(MonitorCallback):
             (with a fixed ``filepath`` the file always holds the best model). Default
             ``False``.
         save_weights_only: ``True`` writes the module's variables (read them with
-            ``model.load_weights``); ``False`` (default) writes the whole training state
-            too (weights, optimizer and RNG state), restored with
-            ``kp.saving.load_training_state(model, path)``.
+            ``model.load_weights``); ``False`` (default) writes the whole model as
+            ``model.save`` does: ``kp.load_model(path, module)`` rebuilds it.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (default: ``"max"`` for accuracy-like
             names, ``"min"`` otherwise): the direction of an improvement.
         save_freq: ``"epoch"`` (default) or a number of training batches between saves.
@@ -136,9 +139,13 @@ class ModelCheckpoint(MonitorCallback):
         path = self.file_path(epoch, batch, logs)
         if self.save_best_only:
             # a vector of one value is that value; a longer one raises
-            current = self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
-            if current is None:  # nothing to compare: no save (as Keras)
-                return
+            current = (logs or {}).get(self.monitor)
+            if current is not None:  # a vector of one value is that value; longer raises
+                current = self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
+            if current is None:  # nothing to compare: saved anyway, with a warning (Keras)
+                warnings.warn(f"Can save best model only with {self.monitor} available; "
+                              f"saving anyway. Available logs: {', '.join(logs or {})}.",
+                              KompileWarning, stacklevel=3)
             elif self.is_improvement(current, self.best):
                 if self.verbose > 0:
                     print(f"\nEpoch {epoch + 1}: {self.monitor} improved from "
@@ -154,8 +161,5 @@ class ModelCheckpoint(MonitorCallback):
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
             saving.save_weights(self.model, path)
-        else:
-            saving.save_training_state(self.model, path, {"epoch": epoch + 1,
-                                                          "batch": None if batch is None
-                                                          else batch + 1},
-                                       include_weights=True)
+        else:  # a whole-model file: kp.load_model reads it
+            self.model.save(path)

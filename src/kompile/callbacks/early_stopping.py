@@ -24,7 +24,9 @@ class EarlyStopping(MonitorCallback):
         min_delta: The smallest change that counts as an improvement. Default 0.0.
         patience: Epochs without improvement after which training stops. Default 0.
         verbose: 1 prints a line when training stops. Default 0.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (default: from the monitored name).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (default: from the monitored name; an
+            unknown mode warns and means ``"auto"``; a name whose direction ``"auto"``
+            cannot tell raises ValueError at the first epoch end, as in Keras).
         baseline: A value the monitored quantity must beat; until it does, epochs count
             as without improvement. Default ``None``.
         restore_best_weights: When training ends, put back the weights of the best epoch.
@@ -67,6 +69,9 @@ class EarlyStopping(MonitorCallback):
         return self.model.fit_run.backend.weights_dict()  # host sync: a copy of the weights
 
     def on_epoch_end(self, epoch, logs=None):
+        # as Keras: an unknown direction (mode="auto" with a name kompile cannot read) is a
+        # ValueError at the first epoch end, whether or not the value is in the logs
+        self.resolved_mode  # noqa: B018
         current = self.monitor_value(logs, "Early stopping")
         if current is None or epoch < self.start_from_epoch:
             return

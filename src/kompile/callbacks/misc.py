@@ -8,8 +8,10 @@ LambdaCallback turns plain functions into a callback, with Keras's keyword names
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
+from typing import Any
 
 from .base import HOOKS, Callback
 
@@ -37,12 +39,31 @@ class TerminateOnNaN(Callback):
         self.model.stop_training = True
 
 
-class LambdaCallback(Callback):
+class _ExtraKeywordsAsAttributes(type):
+    """Keras's ``LambdaCallback(**kwargs)``: keywords the constructor does not name become
+    attributes of the instance (``LambdaCallback(custom_method=f)`` gives
+    ``callback.custom_method``), while ``__init__`` keeps an explicit signature."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        known = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+        # a misspelt hook ("on_epoch_finish") stays an error rather than a silent attribute
+        extra = {k: kwargs.pop(k) for k in list(kwargs)
+                 if k not in known and not k.startswith("on_")}
+        obj = super().__call__(*args, **kwargs)
+        for key, value in extra.items():
+            setattr(obj, key, value)
+        return obj
+
+
+class LambdaCallback(Callback, metaclass=_ExtraKeywordsAsAttributes):
     """A callback made of functions: ``on_epoch_end=lambda epoch, logs: ...`` and so on.
 
     Each function becomes the hook of that name on this instance (as in Keras), so only the
     hooks given run. Hooks taking an epoch or batch get ``(index, logs)``; the others get
-    ``(logs)``; ``on_train_abort`` gets the exception.
+    ``(logs)``; ``on_train_abort`` gets the exception. Any other keyword becomes an
+    attribute of the callback, as Keras's ``**kwargs`` do
+    (``LambdaCallback(custom_method=f).custom_method is f``), except a name starting with
+    ``on_`` that is no hook: a misspelt hook is a TypeError naming the closest hook.
 
     Args:
         on_epoch_begin: ``fn(epoch, logs)`` at the start of each epoch.

@@ -45,9 +45,12 @@ def batches_run(batch: int, last: int | None) -> int:
 
 
 def check_mode(mode: Any, owner: str) -> str:
+    """``mode``, or ``"auto"`` with a warning for an unknown one (as Keras 3 does)."""
     if mode not in MODES:
-        raise ValueError(f"{owner}: `mode` must be one of {', '.join(map(repr, MODES))}; "
-                         f"received {mode!r}.")
+        warnings.warn(f"{owner} mode {mode!r} is unknown (expected one of "
+                      f"{', '.join(map(repr, MODES))}), fallback to auto mode.",
+                      KompileWarning, stacklevel=4)
+        return "auto"
     return mode
 
 

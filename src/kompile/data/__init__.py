@@ -18,11 +18,13 @@ Argument and value checks (checks.py) run here and at the start of fit/evaluate/
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from ..warn import KompileWarning
 from . import arrays, checks
 from .arrays import leaves, num_samples, split_validation, take, targets_dtype, to_numpy
 from .sources import ArraySource, Call, IterableSource, Part
@@ -58,11 +60,13 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
         x: the inputs, any kind listed in the module docstring.
         y: targets for array inputs (None for iterables, which yield them).
         sample_weight: per-sample weights for array inputs.
-        batch_size: the batch size of array inputs (32 when None); refused for iterables.
+        batch_size: the batch size of array inputs (32 when None); ignored with a warning
+            for iterables (as in Keras).
         shuffle: whether array inputs are shuffled every pass.
         steps: batches per epoch (per call for evaluate/predict); None for all.
         argument: the argument's name in messages (``"validation_data"``).
-        repeat: continue through array data across epochs when ``steps`` is given (fit).
+        repeat: continue through the data across epochs when ``steps`` is given (fit):
+            arrays and re-iterables (a list of batches, a DataLoader) alike.
         allow_empty: accept 0 samples (predict), else an error.
     """
     if x is None:
@@ -73,7 +77,7 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
         if batch_size is not None:
             raise ValueError(f"`batch_size` must not be given when `{argument}` is a list of "
                              "batches: the list holds batches already.")
-        return IterableSource(x, steps, argument)
+        return IterableSource(x, steps, argument, repeat)
     if _is_array_like(x) or type(x).__module__.startswith("pandas"):
         return ArraySource(to_numpy(x, argument), targets_dtype(to_numpy(y, "y")),
                            to_numpy(sample_weight, "sample_weight"), batch_size or 32,
@@ -89,12 +93,12 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
                     f"`{name}` must not be given when `{argument}` is a {type(x).__name__} (a "
                     "data iterable): yield (x, y) or (x, y, sample_weight) from it instead."
                 )
-        if batch_size is not None:
-            raise ValueError(
-                f"`batch_size` must not be given when `{argument}` is a {type(x).__name__}: "
-                "the iterable yields batches already."
-            )
-        return IterableSource(x, steps, argument)
+        if batch_size is not None:  # as Keras: ignored, the iterable's batches are used
+            warnings.warn(
+                f"`batch_size`={batch_size} is ignored: `{argument}` is a "
+                f"{type(x).__name__}, which yields batches already (their own size is used).",
+                KompileWarning, stacklevel=4)
+        return IterableSource(x, steps, argument, repeat)
     raise TypeError(
         f"Argument `{argument}` must be an array, a list/tuple or dict of arrays, a pandas "
         f"object, or an iterable of batches; received {type(x).__name__}."

@@ -13,7 +13,10 @@ middle of an epoch, so every batch is trained on.
 Where an array source stands (``position``: the NumPy RNG state its current pass was drawn
 from, and the batches of that pass used) is part of a BackupAndRestore backup; ``restore``
 puts it back, so a resumed fit reads the batches the interrupted one would have read. A
-re-iterable (a list of batches, a ``DataLoader``) starts a pass every epoch; its position is
+re-iterable (a list of batches, a ``DataLoader``) starts a pass every epoch, except in fit
+under ``steps_per_epoch`` (``repeat=True``), where, as Keras does, its pass continues across
+epochs and a new one starts only when one is used up (its position then also counts the
+batches of the pass used: a resume reads the pass again up to there); its position is
 torch's RNG state as the pass began (a ``DataLoader`` draws its order and seeds from it), and
 a resumed epoch reads that pass again up to its step (``start``). A generator's position is
 its own: a resume reads it on from where it stands.
@@ -219,9 +222,14 @@ class IterableSource:
 
     kind = "iterable"
 
-    def __init__(self, data: Iterable[Any], steps: int | None, argument: str = "x"):
+    def __init__(self, data: Iterable[Any], steps: int | None, argument: str = "x",
+                 repeat: bool = False):
         self.data, self.steps_limit, self.argument = data, steps, argument
         self.one_shot = iter(data) is data  # a generator: one iterator across epochs
+        # a re-iterable under steps_per_epoch (fit): its pass continues across epochs and
+        # a new one starts only when it is used up, as Keras's iterator does
+        self.continuing = repeat and steps is not None and not self.one_shot
+        self._used = 0  # batches of the current pass read (a peeked one included)
         self._iter: Iterator[Any] | None = None
         self._first: Any = None
         self._pass_rng: Any = None  # torch's RNG state as this pass began (None: no torch)
@@ -238,7 +246,9 @@ class IterableSource:
             return first
         if self._iter is None:
             self._iter = self._open()
-        return next(self._iter)
+        batch = next(self._iter)
+        self._used += 1
+        return batch
 
     def _open(self) -> Iterator[Any]:
         """A new pass; torch's RNG state is recorded first: a ``DataLoader`` draws its base
@@ -246,6 +256,7 @@ class IterableSource:
         torch = sys.modules.get("torch")
         self._pass_rng = None if torch is None or self.one_shot \
             else torch.random.get_rng_state().numpy()
+        self._used = 0
         return iter(self.data)
 
     def _replay(self, rng: Any) -> None:
@@ -261,10 +272,22 @@ class IterableSource:
             self._iter = self._open()
             try:
                 self._first = next(self._iter)
+                self._used = 1
             except StopIteration:
                 self._iter = iter(())
         finally:
             torch.random.set_rng_state(now)
+
+    def _next_or_new_pass(self) -> Any:
+        """The next batch; a continuing re-iterable starts a new pass when one is used up
+        (StopIteration only when a fresh pass yields nothing)."""
+        try:
+            return self._next()
+        except StopIteration:
+            if not self.continuing:
+                raise
+            self._iter = self._open()
+            return self._next()
 
     def _host_batch(self, element: Any) -> tuple[Any, Any, Any]:
         x, y, sw = split_element(element)
@@ -299,7 +322,8 @@ class IterableSource:
         if self.one_shot:
             return None
         return {"started": self._iter is not None, "pos": 0, "rng": None,
-                "pending": self._first is not None, "torch_rng": self._pass_rng}
+                "pending": self._first is not None, "torch_rng": self._pass_rng,
+                "used": self._used - (self._first is not None)}
 
     def restore(self, position: dict[str, Any]) -> None:
         """Continue from ``position`` (``position()``'s) at the next ``calls``."""
@@ -320,12 +344,17 @@ class IterableSource:
         and drops its first ``start`` batches (a fresh pass: this finds the place again); a
         generator is read on from where it stands, as Keras does."""
         restored, self._restored = self._restored, None
-        if restored is not None and (start or restored["pending"]):
+        skip = 0 if self.one_shot else start
+        if restored is not None and self.continuing:  # the pass again, up to where it stood
+            self._replay(restored["torch_rng"])
+            skip = restored.get("used", 0)
+        elif restored is not None and (start or restored["pending"]):
             self._replay(restored["torch_rng"])  # the pass the backup was taken in
-        elif (restored is not None or self._first is None) and not self.one_shot:
+        elif (restored is not None or self._first is None) and not self.one_shot \
+                and not self.continuing:
             self._first = self._iter = None  # a re-iterable (list, DataLoader): a fresh pass
         step, limit = start, self.steps_limit
-        for _ in range(0 if self.one_shot else start):
+        for _ in range(skip):
             try:
                 self._next()
             except StopIteration:
@@ -337,7 +366,7 @@ class IterableSource:
             per_call = spe if isinstance(spe, int) else spe(step)
             for _ in range(per_call if limit is None else min(per_call, limit - step)):
                 try:
-                    batches.append(self._fn(*self._host_batch(self._next())))
+                    batches.append(self._fn(*self._host_batch(self._next_or_new_pass())))
                 except StopIteration:
                     if self.one_shot:
                         self._iter = iter(())

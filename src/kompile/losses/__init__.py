@@ -64,9 +64,10 @@ from .functions import (  # noqa: F401  (re-exported: kp.losses.<function>)
     squared_hinge,
     weighted_reduce,
 )
+from .structure import StructureLoss
 
 __all__ = [
-    "Loss", "LossFunctionWrapper", "deserialize", "get", "serialize", "REDUCTIONS",
+    "Loss", "LossFunctionWrapper", "StructureLoss", "deserialize", "get", "serialize", "REDUCTIONS",
     "MeanSquaredError",
     "MeanAbsoluteError",
     "MeanAbsolutePercentageError",

@@ -10,7 +10,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..registry import Registry, check_kwargs, custom_name, keywords_checked, type_error
+from ..registry import (
+    Registry,
+    check_kwargs,
+    custom_name,
+    from_keras,
+    keywords_checked,
+    type_error,
+)
 from .functions import (  # noqa: F401  (used by the classes through this module)
     REDUCTIONS,
     align,
@@ -189,7 +196,8 @@ def get(identifier: Any) -> Loss:
 
     Raises:
         ValueError: An unknown name (the message lists the valid ones and the closest).
-        TypeError: Something that is not a loss.
+        TypeError: Something that is not a loss, or a Keras loss object kompile has no
+            class for (Keras loss objects are converted by class name and config).
 
     Example:
         >>> import kompile as kp
@@ -205,6 +213,9 @@ def get(identifier: Any) -> Loss:
         return loss
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
+    keras = from_keras(identifier, "loss", LOSS_CLASSES)
+    if keras is not None:
+        return keras
     if callable(identifier):
         for cls in LOSS_CLASSES.values():
             if cls.fn is identifier:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import losses
-from ..registry import Registry, custom_name, get_custom, type_error
+from ..registry import Registry, custom_name, from_keras, get_custom, type_error
 from . import accuracy_classes, mean_classes
 from .accuracy_classes import (
     BinaryAccuracy,
@@ -40,6 +40,7 @@ from .confusion import (
     TrueNegatives,
     TruePositives,
 )
+from .exact import Accuracy, accuracy
 from .fscores import F1Score, FBetaScore
 from .mean_classes import (
     BinaryCrossentropy,
@@ -86,6 +87,7 @@ for _cls, _names in [
     (TrueNegatives, ["true_negatives"]), (FalseNegatives, ["false_negatives"]),
     (RootMeanSquaredError, ["root_mean_squared_error"]), (R2Score, ["r2_score"]),
     (F1Score, []), (FBetaScore, []), (Mean, []), (MeanMetricWrapper, []),
+    (Accuracy, []),  # the name "accuracy" is the per-output choice (AUTO_NAMES)
 ]:
     _add(_cls, *_names)
 
@@ -119,7 +121,8 @@ def get(identifier: Any) -> Metric:
 
     Raises:
         ValueError: An unknown name (the message lists the valid ones and the closest).
-        TypeError: Something that is not a metric.
+        TypeError: Something that is not a metric, or a Keras metric object kompile has
+            no class for (Keras metric objects are converted by class name and config).
     """
     if isinstance(identifier, Metric):
         return identifier
@@ -137,6 +140,9 @@ def get(identifier: Any) -> Metric:
         identifier = identifier()  # a loss class as a metric: its default instance
     if isinstance(identifier, losses.Loss):
         return MeanMetricWrapper(identifier.call, name=identifier.name)
+    keras = from_keras(identifier, "metric", METRIC_CLASSES)
+    if keras is not None:
+        return keras
     if callable(identifier):
         for cls in METRIC_CLASSES.values():
             if getattr(cls, "fn", None) is identifier:
@@ -195,7 +201,8 @@ def deserialize(config: dict[str, Any]) -> Metric:
 
 
 __all__ = [
-    "AUC", "AutoMetric", "BinaryAccuracy", "BinaryCrossentropy", "BinaryFocalCrossentropy",
+    "AUC", "Accuracy", "AutoMetric", "BinaryAccuracy", "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
     "CategoricalAccuracy", "CategoricalCrossentropy", "CategoricalFocalCrossentropy",
     "CategoricalHinge", "CosineSimilarity", "F1Score", "FBetaScore", "FalseNegatives",
     "FalsePositives", "Hinge", "Huber", "KLDivergence", "LogCosh", "Mean", "MeanAbsoluteError",
@@ -204,7 +211,7 @@ __all__ = [
     "RootMeanSquaredError", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy", "SquaredHinge", "TopKCategoricalAccuracy",
     "TrueNegatives", "TruePositives", "custom_metric", "deserialize", "get", "serialize",
-    "binary_accuracy", "categorical_accuracy", "cosine_similarity",
+    "accuracy", "binary_accuracy", "categorical_accuracy", "cosine_similarity",
     "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy",
     "top_k_categorical_accuracy",
 ]

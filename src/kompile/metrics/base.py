@@ -21,6 +21,7 @@ import numpy as np
 from .. import losses, ops
 from ..ops import namespace
 from ..registry import check_kwargs, custom_name, keywords_checked
+from .keras_style import KerasStyle, adapt_if_keras_style
 
 State = dict[str, Any]
 MERGES = ("sum", "max", "min")  # how a metric state merges with another (Metric.merges)
@@ -37,8 +38,11 @@ def merge_values(how: str, a: Any, b: Any) -> Any:
     raise ValueError(f"A metric state merges by one of {MERGES}; received {how!r}.")
 
 
-class Metric:
+class Metric(KerasStyle):
     """Base class of metrics: pure functions over an explicit state.
+
+    A subclass may instead be written as in Keras (``add_variable`` in ``__init__``,
+    ``update_state``, ``result()``, ``reset_state``): see ``kompile.metrics.keras_style``.
 
     Subclasses define ``init() -> state`` (a dict of arrays), ``update(state, y_true,
     y_pred, sample_weight) -> state`` and ``result(state)``. Each state key merges by
@@ -140,6 +144,8 @@ class Metric:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:  # unknown keywords: the valid names, the closest one
             cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
+        if adapt_if_keras_style(cls, Metric):
+            return
         pure = cls.__dict__.get("result")
         if pure is None:
             return

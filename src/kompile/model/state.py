@@ -150,8 +150,10 @@ class ModelState:
         """Print the module's layers and parameter counts.
 
         Flax NNX with an example batch ``x``: ``flax.nnx.tabulate`` (layers, input and output
-        shapes, parameter counts). Otherwise: torch's module repr (torch), then a table of
-        named variables with shapes and the trainable / non-trainable totals.
+        shapes, parameter counts), run on a copy of the module, so that the module is never
+        changed (even when tabulate fails, e.g. on ``nnx.RNN``: the variables table is printed
+        instead). Otherwise: torch's module repr (torch), then a table of named variables
+        with shapes and the trainable / non-trainable totals.
 
         Args:
             x: An example batch (Flax only), to show each layer's input and output
