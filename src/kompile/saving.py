@@ -73,6 +73,45 @@ class InvalidFileError(ValueError):
         super().__init__(f"{os.fspath(path)!r} is not a valid kompile file: {reason}")
 
 
+class NonFiniteError(ValueError):
+    """Weights (or optimizer state) holding NaN or infinity, refused by a save made with
+    ``finite_only=True`` before anything is written (the checkpoint callbacks catch it).
+
+    Args:
+        name: The first variable found holding a non-finite value.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"variable {name!r} holds NaN or infinite values")
+
+
+def first_nonfinite(arrays: dict[str, Any], skip: tuple[str, ...] = ()) -> str | None:
+    """The name of the first floating-point array holding NaN or infinity, else None.
+
+    One pass over host arrays that are about to be written anyway: the check of a save,
+    never of a training step. Integer and boolean arrays (counters, RNG keys) are skipped.
+
+    Args:
+        arrays: Flat ``name -> array``.
+        skip: Name prefixes not checked (the metric state may hold a NaN loss while the
+            weights are fine).
+    """
+    for name, value in arrays.items():
+        if skip and name.startswith(skip):
+            continue
+        a = np.asarray(value)
+        if a.dtype.kind in "biuOSU":
+            continue
+        try:
+            finite = bool(np.isfinite(a).all())
+        except TypeError:  # a dtype without isfinite: nothing to check
+            continue
+        if not finite:
+            return name
+    return None
+
+
 def check_file_name(path: str | os.PathLike, argument: str) -> None:
     """ValueError for a name whose extension promises another format (``.h5``, ``.keras``,
     ``.pt``, ``.pth``): kompile writes safetensors only, and a misnamed file misleads
@@ -293,16 +332,20 @@ def _few(names: list[str], n: int = 6) -> str:
 
 
 # ---------------------------------------------------------------------------- weights
-def save_weights(model: Any, path: str | os.PathLike) -> None:
+def save_weights(model: Any, path: str | os.PathLike, finite_only: bool = False) -> None:
     """The module's variables (no optimizer state) as a ``kompile.weights`` file.
 
     Args:
         model: A ``kp.Model``.
         path: The file to write.
+        finite_only: Raise ``NonFiniteError`` (writing nothing) when a variable holds NaN
+            or infinity. Default ``False``.
     """
     check_file_name(path, "filepath")
-    save_arrays(path, model._backend.weights_dict(),
-                {"format": WEIGHTS_FORMAT, "backend": model.backend})
+    arrays = model._backend.weights_dict()
+    if finite_only and (bad := first_nonfinite(arrays)) is not None:
+        raise NonFiniteError(bad)
+    save_arrays(path, arrays, {"format": WEIGHTS_FORMAT, "backend": model.backend})
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:
@@ -329,7 +372,7 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 # ---------------------------------------------------------------------------- training state
 def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any] | None = None,
                         extra: dict[str, Any] | None = None,
-                        include_weights: bool = False) -> None:
+                        include_weights: bool = False, finite_only: bool = False) -> None:
     """Weights, optimizer and metric state, RNG state and ``info`` (JSON) in one file.
 
     Args:
@@ -339,9 +382,15 @@ def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any
         extra: More arrays to store (under ``extra/``). Default ``None``.
         include_weights: Also store the weights under ``weights/``, so that
             ``load_weights`` reads the file. Default ``False``.
+        finite_only: Raise ``NonFiniteError`` (writing nothing) when the weights or the
+            optimizer state hold NaN or infinity (the metric state is not checked).
+            Default ``False``.
     """
     backend = model._backend
-    arrays = {"state/" + k: v for k, v in backend.state_dict().items()}
+    state = backend.state_dict()
+    if finite_only and (bad := first_nonfinite(state, skip=("metrics/",))) is not None:
+        raise NonFiniteError(bad)
+    arrays = {"state/" + k: v for k, v in state.items()}
     if include_weights:
         arrays.update({"weights/" + k: v for k, v in backend.weights_dict().items()})
     arrays.update({"extra/" + k: v for k, v in (extra or {}).items()})
@@ -392,6 +441,6 @@ def _strip(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-__all__ = ["InvalidFileError", "atomic_write", "check_file_name", "check_folder",
-           "load_arrays", "load_training_state", "load_weights", "save_arrays",
-           "save_training_state", "save_weights"]
+__all__ = ["InvalidFileError", "NonFiniteError", "atomic_write", "check_file_name",
+           "check_folder", "first_nonfinite", "load_arrays", "load_training_state",
+           "load_weights", "save_arrays", "save_training_state", "save_weights"]

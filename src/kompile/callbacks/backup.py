@@ -36,6 +36,9 @@ starts. A re-iterable (a list of batches, a ``DataLoader``) is resumed exactly t
 position is torch's RNG state as its pass began, and the resumed epoch reads that pass again
 up to its step. A generator's position is its own: it is read on from where it stands (as
 Keras).
+A backup whose weights or optimizer state hold NaN or infinity (a diverged run,
+TerminateOnNaN) is not written: a warning names the epoch, the last finite backup stays and
+is kept at the end of training even with ``delete_checkpoint=True``.
 Other callbacks' own state (EarlyStopping's patience count, ...) is not part of the backup,
 as in Keras. When training ends normally the backup is deleted (``delete_checkpoint=True``).
 """
@@ -137,6 +140,7 @@ class BackupAndRestore(Callback):
         self._since_save = 0
         self._last_batch = -1
         self._resume_at: tuple[int, int] | None = None
+        self._kept = False  # a non-finite save was skipped: keep the last finite backup
 
     # ------------------------------------------------------------------ restore
     def on_train_begin(self, logs=None):
@@ -252,13 +256,27 @@ class BackupAndRestore(Callback):
                 # a module on a GPU draws its dropout masks from the devices' generators
                 extra["torch_cuda_rng"] = np.stack(
                     [state.numpy() for state in torch.cuda.get_rng_state_all()])
-        if self.double_checkpoint and os.path.isfile(self.path):
+        self._write(info, extra, epoch, step)
+
+    def _write(self, info: dict[str, Any], extra: dict[str, Any], epoch: int,
+               step: int) -> None:
+        moved = self.double_checkpoint and os.path.isfile(self.path)
+        if moved:
             os.replace(self.path, self.prev_path)
-        saving.save_training_state(self.model, self.path, info, extra)
+        try:
+            saving.save_training_state(self.model, self.path, info, extra, finite_only=True)
+        except saving.NonFiniteError as err:  # nothing was written
+            if moved:
+                os.replace(self.prev_path, self.path)
+            self._kept = True
+            where = f"epoch {epoch}" if not step else f"epoch {epoch + 1}, batch {step}"
+            warnings.warn(f"BackupAndRestore: not backing up at {where}: {err}. The backup "
+                          f"in {self.backup_dir!r} keeps the last finite state and is not "
+                          "deleted when training ends.", stacklevel=3)
 
     # ------------------------------------------------------------------ finish
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or self._kept:
             return
         for path in (self.path, self.prev_path):
             if os.path.isfile(path):

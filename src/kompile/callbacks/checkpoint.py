@@ -10,14 +10,19 @@ created (or a path conflict reported) when training starts:
 ``save_weights_only=True`` writes the module's variables (``model.load_weights`` reads
 them); ``False`` writes the whole training state too (weights, optimizer and RNG state),
 restored with ``kp.saving.load_training_state(model, path)``; ``load_weights`` reads its
-weights as well.
+weights as well. A save whose monitored value or weights hold NaN or infinity (a
+diverged run, TerminateOnNaN) is skipped with a warning naming the epoch: the file keeps
+its last finite checkpoint.
 """
 
 from __future__ import annotations
 
 import os
 import string
+import warnings
 from typing import Any
+
+import numpy as np
 
 from .. import saving
 from .base import format_value
@@ -134,6 +139,18 @@ class ModelCheckpoint(MonitorCallback):
 
     def _save(self, epoch: int, batch: int | None, logs: Any) -> None:
         path = self.file_path(epoch, batch, logs)
+        value = (logs or {}).get(self.monitor)
+        if value is not None and not np.isfinite(np.asarray(value, np.float64)).all():
+            skip_nonfinite(self, epoch, batch, path, f"`{self.monitor}` is {value}")
+            return
+        best = self.best
+        try:
+            self._write(epoch, batch, logs, path)
+        except saving.NonFiniteError as err:  # nothing was written
+            self.best = best
+            skip_nonfinite(self, epoch, batch, path, f"the weights are not finite ({err})")
+
+    def _write(self, epoch: int, batch: int | None, logs: Any, path: str) -> None:
         if self.save_best_only:
             # a vector of one value is that value; a longer one raises
             current = self.monitor_value(logs, "ModelCheckpoint(save_best_only=True)")
@@ -153,9 +170,17 @@ class ModelCheckpoint(MonitorCallback):
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
-            saving.save_weights(self.model, path)
+            saving.save_weights(self.model, path, finite_only=True)
         else:
             saving.save_training_state(self.model, path, {"epoch": epoch + 1,
                                                           "batch": None if batch is None
                                                           else batch + 1},
-                                       include_weights=True)
+                                       include_weights=True, finite_only=True)
+
+
+def skip_nonfinite(callback: Any, epoch: int, batch: int | None, path: str, why: str) -> None:
+    """The warning of a checkpoint not written because it would store NaN or infinity."""
+    where = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
+    warnings.warn(f"{type(callback).__name__}: not saving at {where}: {why}. Nothing is "
+                  f"written to {path!r}, so it keeps its last finite checkpoint (if any).",
+                  stacklevel=3)
