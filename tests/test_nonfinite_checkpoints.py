@@ -88,8 +88,7 @@ def test_save_best_only_keeps_the_best_after_nan(backend, tmp_path):
     losses = []
     loss_log = kp.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: losses.append(
         logs["loss"]))
-    with pytest.warns(UserWarning, match="not saving at epoch 3"):
-        seen = _fit(model, [loss_log, ckpt])
+    seen = _fit(model, [loss_log, ckpt])  # a NaN is no improvement: nothing to skip
     assert math.isnan(losses[2]) and ckpt.best == min(losses[:2])
     fresh = _model(backend)
     fresh.load_weights(path)

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from .. import saving
+from ..file_checks import fspath, history_problem
 from .base import Callback
 from .monitor import batches_run
 
@@ -89,6 +90,43 @@ def _restore_torch_rng(extra: dict[str, np.ndarray]) -> None:
     torch.cuda.set_rng_state_all([torch.from_numpy(state.copy()) for state in cuda])
 
 
+def backup_problem(info: dict[str, Any], extra: dict[str, Any]) -> str | None:
+    """The first damaged field of a backup's information, as ``"<field>: <reason>"``."""
+    for key, kind, what in (("epoch", int, "an integer"), ("step", int, "an integer"),
+                            ("numpy_rng", list, "a list"), ("history", dict, "a JSON object")):
+        value = info.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return (f"info.{key}: missing or not {what}; it holds no "
+                    "BackupAndRestore backup (is it another kind of checkpoint?).")
+    for key in ("epoch", "step"):
+        if info[key] < 0:
+            return f"info.{key}: {info[key]} is negative."
+    numbers, keys = info["numpy_rng"], extra.get("numpy_rng")
+    if len(numbers) != 3 or not all(isinstance(n, int | float) for n in numbers) \
+            or keys is None or np.shape(keys) != (624,):
+        return "info.numpy_rng: its NumPy RNG state is damaged."
+    problem = history_problem(info["history"], "info.history")
+    if problem:
+        return problem
+    data = info.get("data", {})
+    for name, pos in data.items() if isinstance(data, dict) else [("data", data)]:
+        if pos is not None and not (
+                isinstance(pos, dict) and isinstance(pos.get("pos"), int)
+                and pos["pos"] >= 0 and isinstance(pos.get("started"), bool)
+                and (pos.get("rng") is None or (
+                    isinstance(pos["rng"], list) and len(pos["rng"]) == 3
+                    and np.shape(extra.get(f"{name}_rng")) == (624,)))
+                and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
+            return f"info.data.{name}: its record of the {name} data position is damaged."
+    version = info.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version > VERSION:
+        return (f"info.version: it is a backup of format version {version!r}, newer than "
+                f"this kompile reads ({VERSION}); upgrade kompile to resume from it.")
+    if not isinstance(info.get("run", {}), dict):
+        return "info.run: not a JSON object."
+    return None
+
+
 class RunMismatchError(ValueError):
     """A backup written by a fit() with other settings (batch size, samples, ...)."""
 
@@ -122,7 +160,7 @@ class BackupAndRestore(Callback):
                 isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
             raise ValueError("BackupAndRestore: `save_freq` must be 'epoch', a positive number of "
                              f"batches or False; received {save_freq!r}.")
-        self.backup_dir = os.fspath(backup_dir)
+        self.backup_dir = fspath(backup_dir, "backup_dir")
         self.save_freq = save_freq
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
@@ -177,30 +215,22 @@ class BackupAndRestore(Callback):
 
     def _check(self, info: dict[str, Any], extra: dict[str, Any]) -> str | None:
         """Why this backup cannot be resumed (None when it can): a file that is not a
-        BackupAndRestore backup, or one written by a different run (RunMismatchError)."""
-        for key, kind in (("epoch", int), ("step", int), ("numpy_rng", list),
-                          ("history", dict)):
-            if not isinstance(info.get(key), kind):
-                return (f"it holds no BackupAndRestore backup ({key!r} missing or not a "
-                        f"{kind.__name__}; is it another kind of checkpoint?).")
-        keys = extra.get("numpy_rng")
-        if len(info["numpy_rng"]) != 3 or keys is None or np.shape(keys) != (624,):
-            return "its NumPy RNG state is damaged."
-        history = info["history"]
-        if not isinstance(history.get("epoch"), list) or not isinstance(
-                history.get("history"), dict):
-            return "its history record is damaged."
-        data = info.get("data", {})
-        for name, pos in data.items() if isinstance(data, dict) else [("data", data)]:
-            if pos is not None and not (
-                    isinstance(pos, dict) and isinstance(pos.get("pos"), int)
-                    and isinstance(pos.get("started"), bool)
-                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))
-                    and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
-                return f"its record of the {name} data position is damaged."
-        if not isinstance(info.get("version", 1), int) or info.get("version", 1) > VERSION:
-            return (f"it is a backup of format version {info.get('version')!r}, newer than "
-                    f"this kompile reads ({VERSION}); upgrade kompile to resume from it.")
+        BackupAndRestore backup or a damaged field (``"<field>: <reason>"``), or one written
+        by a different run (RunMismatchError)."""
+        problem = backup_problem(info, extra)
+        if problem:
+            return problem
+        epoch, step, epochs = info["epoch"], info["step"], self.params.get("epochs")
+        history_epochs = info["history"]["epoch"]
+        if history_epochs and history_epochs[-1] >= epoch:
+            return (f"info.history.epoch: it records epoch {history_epochs[-1]}, not before "
+                    f"the backup's epoch {epoch}.")
+        if isinstance(epochs, int) and (epoch > epochs or (step and epoch >= epochs)):
+            raise RunMismatchError(
+                f"BackupAndRestore: the backup in {self.backup_dir!r} stands at epoch {epoch} "
+                f"(step {step}), outside this fit() of {epochs} epochs. Run fit() with the "
+                "epochs of the interrupted run, or delete the backup directory to start "
+                "afresh.")
         stored, now = info.get("run", {}), self._run()
         names = ["batch_size", "samples"] + (["steps_per_execution"] if info["step"] else [])
         diffs = [f"{k}={stored[k]!r} then, {now[k]!r} now" for k in names

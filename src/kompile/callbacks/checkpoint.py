@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import saving
+from ..file_checks import fspath
 from .base import format_value
 from .monitor import MonitorCallback, batches_run
 
@@ -81,7 +82,7 @@ class ModelCheckpoint(MonitorCallback):
                                      or save_freq < 1):
             raise ValueError("ModelCheckpoint: `save_freq` must be 'epoch' or a positive number "
                              f"of batches; received {save_freq!r}.")
-        self.filepath = str(filepath)
+        self.filepath = fspath(filepath)
         saving.check_file_name(self.filepath, "filepath")
         self.verbose = verbose
         self.save_best_only = save_best_only
@@ -139,7 +140,8 @@ class ModelCheckpoint(MonitorCallback):
 
     def _save(self, epoch: int, batch: int | None, logs: Any) -> None:
         path = self.file_path(epoch, batch, logs)
-        value = (logs or {}).get(self.monitor)
+        # save_best_only: a NaN is no improvement, so nothing is written anyway
+        value = None if self.save_best_only else (logs or {}).get(self.monitor)
         if value is not None and not np.isfinite(np.asarray(value, np.float64)).all():
             skip_nonfinite(self, epoch, batch, path, f"`{self.monitor}` is {value}")
             return

@@ -28,6 +28,7 @@ import numpy as np
 from .. import saving
 from ..callbacks.base import History
 from ..distribution import DataParallel
+from ..file_checks import fspath
 
 MODEL_FORMAT = saving.MODEL_FORMAT
 
@@ -35,6 +36,7 @@ MODEL_FORMAT = saving.MODEL_FORMAT
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     """Write ``model``'s weights, training state, compile config and position to ``path``."""
     model._require_compiled("save")
+    saving.check_file_name(path, "filepath")
     config = model.get_compile_config()  # raises for unregistered custom objects
     backend = model._backend
     arrays = {"weights/" + k: v for k, v in backend.weights_dict().items()}
@@ -105,8 +107,15 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
     from .core import Model
 
     arrays, meta = saving.load_arrays(filepath)
-    where = repr(os.fspath(filepath))
+    where = repr(fspath(filepath))
     kind = meta.get("format")
+    if kind == saving.STATE_FORMAT and "numpy_rng" in meta.get("info", {}):
+        folder = os.path.dirname(os.path.abspath(fspath(filepath)))
+        raise ValueError(f"{where} is a BackupAndRestore backup, not a whole model saved with "
+                         "model.save(). Resume the interrupted run from it: build and compile "
+                         "the model as before and call model.fit(..., callbacks=["
+                         f"kp.callbacks.BackupAndRestore({folder!r})]) with the same data "
+                         "and settings.")
     if kind != MODEL_FORMAT:
         what = "a training-state backup" if kind == saving.STATE_FORMAT else "weights only"
         raise ValueError(f"{where} holds {what}, not a whole model saved with model.save(); "
@@ -119,7 +128,10 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
                          f"given is a {model.backend} module ({type(module).__name__}).")
     weights = _strip(arrays, "weights/")
     check_same_variables(model._backend.weights_dict(), weights, where)
-    model.compile_from_config(meta["compile_config"])
+    try:
+        model.compile_from_config(meta["compile_config"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise saving.InvalidFileError(filepath, f"compile_config: {err}") from None
     model._backend.load_weights_dict(weights)
     state = _strip(arrays, "state/")
     model._pending_state = state or None

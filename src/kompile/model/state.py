@@ -78,6 +78,7 @@ class ModelState:
         """
         from . import saving as model_saving
 
+        model_saving.saving.check_file_name(filepath, "filepath")
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
         model_saving.save_model(self, filepath)
