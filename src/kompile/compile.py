@@ -88,13 +88,13 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
     check_kwargs("compile", kwargs, COMPILE_ARGS[3:])
     raw = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
     cfg = CompileConfig(optimizer=optimizers_mod.get(optimizer), raw=raw)
-    cfg.loss = _map_leaves(loss, _get_loss)
-    cfg.metrics = _map_leaves(metrics, metrics_mod.get)
-    cfg.weighted_metrics = _map_leaves(kwargs.get("weighted_metrics"), metrics_mod.get)
-    for key in ("metrics", "weighted_metrics"):
+    for key in ("metrics", "weighted_metrics"):  # before resolving: the error names its key
         value = raw.get(key)
         if value is not None and not isinstance(value, list | tuple | Mapping):
             raise type_error(key, "a list of metrics or a dict keyed by output name", value)
+    cfg.loss = _map_leaves(loss, _get_loss)
+    cfg.metrics = _map_leaves(metrics, metrics_mod.get)
+    cfg.weighted_metrics = _map_leaves(kwargs.get("weighted_metrics"), metrics_mod.get)
     cfg.loss_weights = _map_leaves(kwargs.get("loss_weights"), _check_weight)
     spe = kwargs.get("steps_per_execution", 1)
     if spe != "auto" and (not isinstance(spe, int) or isinstance(spe, bool) or spe < 1):

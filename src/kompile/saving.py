@@ -196,7 +196,7 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """
     path = fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    check_folder(folder, "save", "filepath")  # a file where the folder belongs: ValueError
     prefix = temp_prefix(folder, os.path.basename(path))
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=folder)
     try:
