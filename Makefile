@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs bench clean
+.PHONY: demo test lint typecheck docs bench bench-dist clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
-# mypy on the example programs: user code sees kompile's real types (py.typed)
+# mypy on src/ (the typed backend interface) and the example programs (py.typed)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
@@ -40,6 +40,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_jax_interleaved.py --device $(DEVICE)
 	$(BIN)/python benchmarks/bench_torch.py --device $(subst gpu,cuda,$(DEVICE))
 	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
+
+# make bench-dist [DEVICE=gpu]: per-device parameter + optimizer bytes and steps/s, data
+# parallel vs sharded (ModelParallel), ~10M parameters on 4 devices (CPU: XLA host devices),
+# then torch DDP vs FSDP2 with 4 gloo processes
+bench-dist: $(STAMP)
+	$(BIN)/python benchmarks/bench_dist.py --device $(DEVICE) --torch
 
 clean:
 	rm -rf $(VENV) build site *.egg-info

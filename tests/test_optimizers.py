@@ -277,8 +277,11 @@ def test_torch_learning_rate_functions():
     np.testing.assert_allclose(p.detach().numpy(), 0.5)
     scheduled = optimizers.SGD(learning_rate=EXP)
     opt = scheduled.build_torch([p])
-    scheduled.torch_schedule_step(opt, 3)
-    assert opt.param_groups[0]["lr"] == pytest.approx(EXP(3))
+    for _ in range(3):  # the pre-step hook sets each step's lr from the schedule
+        p.grad = torch.ones(2)
+        opt.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(EXP(2))  # the third step's (step 2)
+    assert scheduled.torch_learning_rate(opt) == pytest.approx(EXP(3))  # the next step's
     with pytest.raises(TypeError, match="cannot be set"):
         scheduled.torch_set_learning_rate(opt, 0.1)
 

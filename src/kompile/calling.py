@@ -83,8 +83,9 @@ class ModuleSignature:
     def __init__(self, module: Any, method: str, rngs_allowed: bool):
         self.owner = f"{type(module).__name__}.{method}"
         fn = getattr(module, method, None)
+        self.params: Any  # list[inspect.Parameter] | None
         try:
-            self.params = list(inspect.signature(fn).parameters.values())
+            self.params = list(inspect.signature(fn).parameters.values())  # type: ignore[arg-type]
         except (TypeError, ValueError):  # no Python signature: call module(x) only
             self.params = None
         params = self.params or []

@@ -29,16 +29,18 @@ COMPILE_ARGS = ("optimizer", "loss", "metrics", "loss_weights", "weighted_metric
                 "sample_weight_mode", "target_tensors")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompileConfig:
+    """compile()'s arguments, validated and resolved (frozen: a recompile makes a new one;
+    ``dataclasses.replace`` derives one)."""
+
     optimizer: Any
     loss: Any = None
     metrics: Any = None
     loss_weights: Any = None
     weighted_metrics: Any = None
     run_eagerly: bool = False
-    steps_per_execution: int | str = 1
-    fuse_unwatched: bool = True  # steps_per_execution left unset: fuse unwatched batches
+    steps_per_execution: int | str | None = None  # None: unset (execution.py owns the rule)
     jit_compile: Any = "auto"
     auto_scale_loss: bool = True
     sample_weight_mode: Any = None
@@ -87,34 +89,34 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
         kwargs.setdefault("steps_per_execution", kwargs.pop("experimental_steps_per_execution"))
     check_kwargs("compile", kwargs, COMPILE_ARGS[3:])
     raw = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
-    cfg = CompileConfig(optimizer=optimizers_mod.get(optimizer), raw=raw)
+    f: dict[str, Any] = {"optimizer": optimizers_mod.get(optimizer), "raw": raw}
     for key in ("metrics", "weighted_metrics"):  # before resolving: the error names its key
         value = raw.get(key)
         if value is not None and not isinstance(value, list | tuple | Mapping):
             raise type_error(key, "a list of metrics or a dict keyed by output name", value)
-    cfg.loss = _map_leaves(loss, _get_loss)
-    cfg.metrics = _map_leaves(metrics, metrics_mod.get)
-    cfg.weighted_metrics = _map_leaves(kwargs.get("weighted_metrics"), metrics_mod.get)
-    cfg.loss_weights = _map_leaves(kwargs.get("loss_weights"), _check_weight)
-    spe = kwargs.get("steps_per_execution", 1)
-    if spe != "auto" and (not isinstance(spe, int) or isinstance(spe, bool) or spe < 1):
+    f["loss"] = _map_leaves(loss, _get_loss)
+    f["metrics"] = _map_leaves(metrics, metrics_mod.get)
+    f["weighted_metrics"] = _map_leaves(kwargs.get("weighted_metrics"), metrics_mod.get)
+    f["loss_weights"] = _map_leaves(kwargs.get("loss_weights"), _check_weight)
+    spe = kwargs.get("steps_per_execution")
+    if spe is not None and spe != "auto" and (
+            not isinstance(spe, int) or isinstance(spe, bool) or spe < 1):
         raise ValueError(f"`steps_per_execution` must be an integer >= 1 or 'auto'; received "
                          f"{spe!r}.")
-    cfg.steps_per_execution = spe
-    cfg.fuse_unwatched = "steps_per_execution" not in kwargs  # see pacing.py
+    f["steps_per_execution"] = spe
     jc = kwargs.get("jit_compile", "auto")
     if jc not in ("auto", True, False):
         raise ValueError(f"`jit_compile` must be 'auto', True or False; received {jc!r}.")
-    cfg.jit_compile = jc
+    f["jit_compile"] = jc
     for key in ("run_eagerly", "auto_scale_loss"):
         value = kwargs.get(key, key == "auto_scale_loss")
         if not isinstance(value, bool):
             raise type_error(key, "True or False", value)
-        setattr(cfg, key, value)
-    cfg.sample_weight_mode = kwargs.get("sample_weight_mode")
-    _map_leaves(cfg.sample_weight_mode, _check_mode)
-    cfg.target_tensors = kwargs.get("target_tensors")
-    return cfg
+        f[key] = value
+    f["sample_weight_mode"] = kwargs.get("sample_weight_mode")
+    _map_leaves(f["sample_weight_mode"], _check_mode)
+    f["target_tensors"] = kwargs.get("target_tensors")
+    return CompileConfig(**f)
 
 
 # ----------------------------------------------------------------------------- resolution
@@ -160,7 +162,7 @@ def resolve_auto(auto: AutoMetric, loss: Any, y_shape: Any, pred_shape: Any,
     from_logits = bool(getattr(loss, "options", {}).get("from_logits", False))
     if as_loss:
         return losses_mod.LOSS_CLASSES[cls_name](name=auto.name)
-    cls = metrics_mod.METRIC_CLASSES[cls_name]
+    cls: Any = metrics_mod.METRIC_CLASSES[cls_name]
     axis = None  # the class axis of a sparse loss with classes not last (channels-first)
     if kind == "sparse" and isinstance(loss, losses_mod.Loss) and pred_shape:
         c = losses_mod.class_axis(loss, len(pred_shape))
@@ -204,7 +206,7 @@ def _loss_terms(cfg: CompileConfig, spec: OutputSpec) -> list[tuple[Node, Any]]:
     loss_leaf = lambda v: isinstance(v, losses_mod.Loss | AutoMetric)  # noqa: E731
     raw = cfg.raw.get("loss")
     placement = place(cfg.loss, spec, "loss", is_leaf=loss_leaf, shown=raw)
-    terms = []
+    terms: list[Any] = []
     for node, value in placement.items:
         for loss in _losses_at(node, value, raw, spec):
             if node.kind == "leaf" or node is spec.root or _is_builtin(loss):
@@ -308,7 +310,7 @@ def resolve(cfg: CompileConfig, spec: OutputSpec, y_shapes: list[Any]) -> Object
                 used.add(log)
                 resolved[weighted].append((log, metric))
         entries.append(OutputEntry(
-            name=name, loss=first_loss[i], weight=weights[i], loss_log=None,
+            name=name, loss=first_loss[i], weight=weights[i],
             metrics=resolved[0], weighted_metrics=resolved[1],
             temporal=modes[i] == "temporal", pred_shape=spec.shapes[i], y_shape=y_shapes[i]))
     model_loss = cfg.loss is None and spec.model_loss is not None

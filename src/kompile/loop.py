@@ -12,17 +12,35 @@ from typing import Any
 
 import numpy as np
 
-from . import calling, pacing
+from . import agreement, calling, execution
 from . import data as data_mod
+from .backends.base import Backend
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
+from .fit_run import FitRun
 from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
+
+
+def _check_file_callbacks(model: Any, callbacks: Any) -> None:
+    """Callbacks that write files run on process 0 only, so they cannot read a state split
+    across processes (a collective): an error on every process rather than a hang."""
+    if not model._backend.split_across_processes:
+        return
+    listed = callbacks if isinstance(callbacks, list | tuple) else [callbacks]
+    writers = [type(cb).__name__ for cb in listed if getattr(cb, "writes_files", False)]
+    if writers:
+        raise ValueError(
+            f"{', '.join(writers)} cannot save a model whose parameters are sharded across "
+            "processes (it runs on process 0 only, and gathering the shards needs every "
+            "process). Call model.save(...) / model.save_weights(...) on every process "
+            "between fit calls instead (process 0 writes the file).")
 
 
 def _callbacks(model: Any, callbacks: Any, verbose: int, params: dict[str, Any],
                history: History | None = None) -> CallbackList:
-    if getattr(model._backend, "process_index", 0) != 0:
+    _check_file_callbacks(model, callbacks)
+    if model._backend.process_index != 0:
         # several processes: only process 0 prints and writes files
         verbose = 0
         callbacks = callbacks if isinstance(callbacks, list | tuple) else [callbacks]
@@ -62,10 +80,12 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
             and model._objective is None:  # outputs named at a predict without labels
         fresh = model._backend.output_spec(source.peek_x())
         if fresh.model_loss is not None:
-            model._spec = model._backend.spec = spec = fresh
-    check = getattr(model._backend, "check_batch_size", None)
-    if check is not None and isinstance(source, data_mod.ArraySource):
-        check(source.batch_size)
+            model._spec = spec = fresh
+            model._backend.set_spec(fresh)
+    if isinstance(source, data_mod.ArraySource):
+        model._backend.check_batch_size(source.batch_size)
+    # several processes run the same thing, or all stop (agreement.py)
+    model._backend.check_agreement(lambda: agreement.facts(model, source))
 
     with_loss = loss_outputs(model._config, spec) if model._config is not None else None
 
@@ -115,26 +135,12 @@ def _batch_watchers(cbs: CallbackList | None, phase: str) -> bool:
     return any(cbs.wants(f"on_{phase}_batch_{when}") for when in ("begin", "end"))
 
 
-def _steps_per_call(model: Any, source: Any, cbs: CallbackList | None, phase: str) -> Any:
-    """The batches per compiled call: the user's int, or a Pacer (pacing.py) when
-    ``steps_per_execution="auto"``, or when it was left unset and no callback watches the
-    phase's batches. Only in-memory arrays on a backend with compiled loops are paced."""
-    config, backend = model._config, model._backend
-    spe = config.steps_per_execution
+def _plan(model: Any, source: Any, cbs: CallbackList | None,
+          phase: str) -> execution.ExecutionPlan:
+    """The batches per call of ``phase`` ('train' or 'test'): execution.py's plan, told
+    whether a callback watches the phase's batches."""
     kind = "train" if phase == "train" else "eval"
-    paced = (spe == "auto" or (config.fuse_unwatched and not _batch_watchers(cbs, phase))) \
-        and getattr(backend, "fuses_calls", False) and isinstance(source, data_mod.ArraySource)
-    if hasattr(backend, "paced"):
-        backend.paced[kind] = paced
-    if not paced:
-        return spe if isinstance(spe, int) else 1
-    cache = model.__dict__.get("_pacers")
-    if cache is None or cache[0] is not config:  # a recompile measures again
-        cache = model.__dict__["_pacers"] = (config, {})
-    key = (kind, source.batch_size)
-    if key not in cache[1]:
-        cache[1][key] = pacing.Pacer(backend.wait)
-    return cache[1][key]
+    return model._execution_plan(source, kind, _batch_watchers(cbs, phase))
 
 
 def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
@@ -144,10 +150,10 @@ def _run_eval(model: Any, source: Any, cbs: CallbackList | None) -> dict | None:
     model.stop_evaluating = False
     if cbs is not None:
         cbs.call("on_test_begin", {})
-    per_call = _steps_per_call(model, source, cbs, "test")  # an int or a pacing.Pacer
-    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
+    plan = _plan(model, source, cbs, "test")
+    pacer = plan.pacer
     call = None
-    for call in source.calls(backend, per_call, shuffle=False):
+    for call in source.calls(backend, plan.per_call, shuffle=False):
         if cbs is not None:
             cbs.call("on_test_batch_begin", call.first_step, {})
         if pacer is not None:
@@ -221,30 +227,39 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
-    per_call = _steps_per_call(model, source, cbs, "train")  # an int or a pacing.Pacer
-    pacer = per_call if isinstance(per_call, pacing.Pacer) else None
+    plan = _plan(model, source, cbs, "train")
     model.stop_training = False
     # what BackupAndRestore records to refuse resuming a different run, and to continue
     # reading the data where the interrupted run stood
-    model._fit_run = {"batch_size": getattr(source, "batch_size", None),
-                      "samples": getattr(source, "n", None),
-                      "steps_per_execution": model._config.steps_per_execution}
-    model._fit_position = lambda: {
-        "train": source.position(),
-        "validation": None if val_source is None else val_source.position()}
+    run = FitRun(backend, batch_size=getattr(source, "batch_size", None),
+                 samples=getattr(source, "n", None),
+                 steps_per_execution=execution.recorded(model._config),
+                 sources={"train": source, "validation": val_source})
+    with model._running(run):
+        return _fit_epochs(model, run, cbs, history, plan, initial_epoch, epochs,
+                           validation_freq)
+
+
+def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
+                plan: execution.ExecutionPlan, initial_epoch: int, epochs: int,
+                validation_freq: Any) -> History:
+    """The epochs of ``fit`` (``run`` holds the data sources and what callbacks share)."""
+    backend: Backend = run.backend
+    source, val_source = run.sources["train"], run.sources["validation"]
+    pacer = plan.pacer
     wants_batch_logs = cbs.wants("on_train_batch_end")
     batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
     logs: dict[str, Any] = {}
     try:
         cbs.call("on_train_begin", {})
-        initial_epoch, skip = _resume(model, history, initial_epoch, source, val_source)
+        initial_epoch, skip = _resume(run, history, initial_epoch)
         for epoch in range(initial_epoch, epochs):
             if not skip:  # a mid-epoch resume keeps the restored running metrics
                 backend.reset_metrics("train")
             cbs.call("on_epoch_begin", epoch, {})
             call = None
             # resumed mid-epoch: the batches before `skip` ran before the interruption
-            for call in source.calls(backend, per_call, start=skip):
+            for call in source.calls(backend, plan.per_call, start=skip):
                 cbs.call("on_train_batch_begin", call.first_step, {})
                 if pacer is not None:
                     pacer.begin()
@@ -259,24 +274,13 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             if call is None and not skip:  # a generator that is used up: no batch this epoch
                 warnings.warn("Your input ran out of data; interrupting training. Make sure "
                               "that your generator can yield at least `steps_per_epoch * "
-                              "epochs` batches.", stacklevel=3)
+                              "epochs` batches.", stacklevel=4)
                 break
             logs = batch_logs()  # host sync: epoch logs for History
             if val_source is not None and _val_due(epoch, validation_freq):
-                model._validating = True  # read by callbacks; never in History.params
-                try:
-                    val_logs = _run_eval(model, val_source, cbs)
-                finally:
-                    model._validating = False
-                if val_logs is None:  # no val_* entries: no callback acts on empty validation
-                    warnings.warn(f"The validation data ran out: no batch was left for epoch "
-                                  f"{epoch + 1}, so it logs no val_* values. A generator is "
-                                  "used up across epochs: pass a re-iterable (a list of "
-                                  "batches, a DataLoader) or one that yields `validation_steps "
-                                  "* epochs` batches.", stacklevel=3)
-                else:
-                    logs.update({"val_" + k: v for k, v in val_logs.items()})
-                    logs = dict(sorted(logs.items()))
+                val_logs = _validate(model, run, cbs, epoch)
+                if val_logs:
+                    logs = dict(sorted({**logs, **val_logs}.items()))
             cbs.call("on_epoch_end", epoch, logs)
             skip = 0
             if model.stop_training:
@@ -286,7 +290,6 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
         raise
     finally:
-        model.__dict__.pop("_fit_position", None)  # it holds the sources and their device data
         try:
             backend.sync_to_module()
         finally:
@@ -294,21 +297,38 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     return history
 
 
-def _resume(model: Any, history: History, initial_epoch: int, source: Any,
-            val_source: Any) -> tuple[int, int]:
+def _validate(model: Any, run: FitRun, cbs: CallbackList, epoch: int) -> dict[str, Any]:
+    """fit's validation pass after ``epoch``: its logs as ``val_*`` entries (none, with a
+    warning, when the validation data yielded no batch)."""
+    run.validating = True  # read by callbacks; never in History.params
+    try:
+        val_logs = _run_eval(model, run.sources["validation"], cbs)
+    finally:
+        run.validating = False
+    if val_logs is None:  # no val_* entries: no callback acts on empty validation
+        warnings.warn(f"The validation data ran out: no batch was left for epoch {epoch + 1}, "
+                      "so it logs no val_* values. A generator is used up across epochs: pass "
+                      "a re-iterable (a list of batches, a DataLoader) or one that yields "
+                      "`validation_steps * epochs` batches.", stacklevel=5)
+        return {}
+    return {"val_" + k: v for k, v in val_logs.items()}
+
+
+def _resume(run: FitRun, history: History, initial_epoch: int) -> tuple[int, int]:
     """The epoch and batch to start from: a backup restored by BackupAndRestore in
-    ``on_train_begin`` (it sets ``model._resume``), else ``initial_epoch`` and 0. The data
+    ``on_train_begin`` (it sets ``run.resume``), else ``initial_epoch`` and 0. The data
     sources continue from the positions the backup recorded."""
-    resume = model.__dict__.pop("_resume", None)
+    resume = run.take_resume()
     if resume is None:
         return initial_epoch, 0
     positions = resume.get("data")
-    for name, src in (("train", source), ("validation", val_source)):
+    for name in ("train", "validation"):
+        src = run.sources[name]
         if src is None or src.position() is None:
             continue  # a generator: its position is its own
         if positions is None:  # a backup written before positions were recorded
             if isinstance(src, data_mod.ArraySource) and src.repeat \
-                    and src.steps_limit < src.batches_per_pass:
+                    and src.steps_limit is not None and src.steps_limit < src.batches_per_pass:
                 raise ValueError(
                     "BackupAndRestore: the backup was written by an older kompile that did "
                     f"not record where the {name} data stood; with "
@@ -357,19 +377,19 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     model.stop_predicting = False
     cbs.call("on_predict_begin", {})
-    spe = model._config.steps_per_execution if model._config is not None else 1
-    spe = spe if isinstance(spe, int) else 1
+    per_call = model._execution_plan(source, "predict", True).per_call
     wants_outputs = cbs.wants("on_predict_batch_end")
     chunks: list[list[Any]] = []
     try:
-        for call in source.calls(backend, spe, shuffle=False):
+        for call in source.calls(backend, per_call, shuffle=False):
             cbs.call("on_predict_batch_begin", call.first_step, {})
             mine = [backend.predict(part.feed, part.index, part.start, part.n)
                     for part in call.parts]
             chunks.extend(mine)
             if wants_outputs:  # host sync only if a callback reads logs["outputs"]
                 cbs.call("on_predict_batch_end", call.last_step, LazyLogs(
-                    lambda mine=mine: {"outputs": _join(spec, backend.to_host(mine))}))
+                    lambda mine=mine: {  # type: ignore[misc]
+                        "outputs": _join(spec, backend.to_host(mine))}))
             if model.stop_predicting:
                 break
         host = backend.to_host(chunks)  # host sync: the predictions

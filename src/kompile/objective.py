@@ -23,7 +23,6 @@ class OutputEntry:
     name: str
     loss: Any
     weight: float
-    loss_log: str | None
     metrics: list[tuple[str, Metric]] = field(default_factory=list)
     weighted_metrics: list[tuple[str, Metric]] = field(default_factory=list)
     temporal: bool = False
@@ -53,6 +52,9 @@ def _tracker_update(state: dict[str, Any], value: Any, n: Any) -> dict[str, Any]
 
 def _tracker_init() -> dict[str, Any]:
     return {"total": np.zeros((), np.float32), "count": np.zeros((), np.float32)}
+
+
+_TRACKER = Mean(name="loss")  # loss trackers hold Mean's state (total, count): sums
 
 
 class Objective:
@@ -262,5 +264,15 @@ class Objective:
                 out[log] = losses.safe_divide(namespace(s["total"]), s["total"], s["count"])
         return out
 
+    def _metric(self, log: str) -> Metric:
+        """The metric whose state ``log`` is (loss trackers: mean states, sums)."""
+        return self._metrics[log][1] if log in self._metrics else _TRACKER
+
+    def merge_rules(self) -> dict[str, dict[str, str]]:
+        """How each state merges (``Metric.merges``), by log and state key."""
+        return {log: {k: self._metric(log).merge_rule(k) for k in state}
+                for log, state in self.init_states().items()}
+
     def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        return {log: {k: a[log][k] + b[log][k] for k in a[log]} for log in a}
+        """States ``a`` and ``b`` as one, each metric's by its own ``merge``."""
+        return {log: self._metric(log).merge(a[log], b[log]) for log in a}

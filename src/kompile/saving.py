@@ -306,21 +306,30 @@ def _unreadable(path: str, err: Exception) -> str:
 
 
 def check_names(expected: dict[str, Any], received: dict[str, Any], what: str) -> None:
-    """ValueError naming missing and unexpected entries, or mismatched shapes."""
+    """ValueError unless ``received`` holds exactly ``expected``'s names with its shapes;
+    the message names the first variable of each kind of difference (in the module's
+    order) and lists the others. ``what``: what was read (``"weights in 'w.safetensors'"``).
+    """
+    shapes = [k for k, v in expected.items()
+              if k in received and np.shape(v) != np.shape(received[k])]
     missing = [k for k in expected if k not in received]
     extra = [k for k in received if k not in expected]
     problems = []
-    if missing:
-        problems.append(f"missing {_few(missing)}")
-    if extra:
-        problems.append(f"unexpected {_few(extra)}")
-    shapes = [f"{k}: expected {tuple(np.shape(v))}, received {tuple(np.shape(received[k]))}"
-              for k, v in expected.items()
-              if k in received and np.shape(v) != np.shape(received[k])]
     if shapes:
-        problems.append("shape mismatch for " + _few(shapes))
+        k = shapes[0]
+        problems.append(f"variable {k!r} has shape {tuple(np.shape(expected[k]))} in this "
+                        f"module but {tuple(np.shape(received[k]))} in the file"
+                        + (f" (shapes differ for {_few(shapes)})" if len(shapes) > 1 else ""))
+    if missing:
+        problems.append(f"variable {missing[0]!r} of this module is not in the file"
+                        + (f" (missing: {_few(missing)})" if len(missing) > 1 else ""))
+    if extra:
+        problems.append(f"the file holds variable {extra[0]!r}, which this module does not "
+                        "have" + (f" (unexpected: {_few(extra)})" if len(extra) > 1 else ""))
     if problems:
-        raise ValueError(f"The {what} do not match this model: " + "; ".join(problems) + ".")
+        raise ValueError(f"The {what} do not match this model's architecture: "
+                         + "; ".join(problems) + ". Build the module exactly as the saved "
+                         "one was built.")
 
 
 def _few(names: list[str], n: int = 6) -> str:
@@ -339,10 +348,11 @@ def save_weights(model: Any, path: str | os.PathLike, finite_only: bool = False)
             or infinity. Default ``False``.
     """
     check_file_name(path, "filepath")
-    arrays = model._backend.weights_dict()
-    if finite_only and (bad := first_nonfinite(arrays)) is not None:
+    weights = model._backend.weights_dict()  # (every process: shards may be gathered)
+    if finite_only and (bad := first_nonfinite(weights)) is not None:
         raise NonFiniteError(bad)
-    save_arrays(path, arrays, {"format": WEIGHTS_FORMAT, "backend": model.backend})
+    if getattr(model._backend, "process_index", 0) == 0:  # several processes: one writer
+        save_arrays(path, weights, {"format": WEIGHTS_FORMAT, "backend": model.backend})
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:
@@ -399,8 +409,9 @@ def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any
     if include_weights:
         arrays.update({"weights/" + k: v for k, v in backend.weights_dict().items()})
     arrays.update({"extra/" + k: v for k, v in (extra or {}).items()})
-    save_arrays(path, arrays, {"format": STATE_FORMAT, "backend": model.backend,
-                               "info": info or {}})
+    if getattr(backend, "process_index", 0) == 0:  # several processes: one writer
+        save_arrays(path, arrays, {"format": STATE_FORMAT, "backend": model.backend,
+                                   "info": info or {}})
 
 
 def load_training_state(model: Any, path: str | os.PathLike,

@@ -264,7 +264,7 @@ def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
     """
     if not isinstance(schedule, LearningRateSchedule):
         raise type_error("schedule", "a kompile LearningRateSchedule", schedule)
-    name = type(schedule).__name__
+    name: str | None = type(schedule).__name__
     if name not in SCHEDULES:
         name = custom_name(type(schedule))
         if name is None:

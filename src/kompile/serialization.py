@@ -86,7 +86,7 @@ def compile_config(cfg: Any) -> dict[str, Any]:
                                   "weighted_metrics"),
         "loss_weights": _walk(cfg.loss_weights, _same, "loss_weights"),
         "run_eagerly": cfg.run_eagerly,
-        "steps_per_execution": None if cfg.fuse_unwatched else cfg.steps_per_execution,
+        "steps_per_execution": cfg.steps_per_execution,
         "jit_compile": cfg.jit_compile,
         "auto_scale_loss": cfg.auto_scale_loss,
         "sample_weight_mode": _walk(cfg.sample_weight_mode, _same, "sample_weight_mode"),
@@ -105,7 +105,7 @@ def compile_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     kwargs = dict(config)
     opt = kwargs.get("optimizer")
     if _is_object(opt):
-        kwargs["optimizer"] = optimizers.deserialize(opt)
+        kwargs["optimizer"] = optimizers.deserialize(opt)  # type: ignore[arg-type]
     for key, kind in (("loss", "loss"), ("metrics", "metric"), ("weighted_metrics", "metric")):
         kwargs[key] = _walk(kwargs.get(key), _load(kind), key)
     targets = kwargs.get("target_tensors")

@@ -18,7 +18,8 @@ import optax
 from flax import nnx
 
 from .. import calling, precision, structures
-from . import jax_state
+from .. import data as data_mod
+from . import jax_sharding, jax_state
 from .interrupts import SignalGuard
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
 
@@ -37,12 +38,13 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
                  output_names: Any = None, distribution: Any = None):
         self.module = module
         self.dist = distribution
+        self._layouts: Any = None  # the sharded state's layouts the steps keep (jax_sharding)
         self._x_keys: list[Any] | None = None
         self.policy = policy
         self.output_names = output_names
         self.jit_compile: Any = None
-        self.state: dict[str, Any] | None = None
-        self.eval_state: dict[str, Any] | None = None
+        self.state: Any = None  # dict[str, Any] once built
+        self.eval_state: Any = None
         # The module and the step state (see "module state" below): _synced holds the leaves
         # the module had when kompile last wrote or read it; _shared says the module holds
         # arrays of the state (copied before a step donates them); _exposed says the module
@@ -59,7 +61,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         # the calling rule (kompile.calling) and the kompile-owned key behind `rngs`
         self.signature = calling.ModuleSignature(module, "__call__", rngs_allowed=True)
         self.seed: int | None = None  # set by Model when the module takes `rngs`
-        self._rule: calling.CallRule | None = None
+        self._rule: Any = None  # the calling.CallRule, set by output_spec
         self._key: Any = None  # the key between builds (the step state holds it otherwise)
         self._rng_idx: list[int] = []  # the module's own RNG leaves in `rest`
         self._rng_advanced = False  # by evaluate/predict, not yet written to the module
@@ -149,9 +151,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         # donation needs one buffer per leaf (optimizer states may share arrays), and the
         # module keeps its own arrays: the state donated by the steps is a copy
         state = jax.tree.map(lambda a: jnp.array(a, copy=True), state)
-        if self.dist is not None:  # one replica of the whole state per device
+        if self.dist is not None:  # replicated, or sharded by a ModelParallel's layouts
             state["params"] = self.agree(state["params"])  # process 0's weights
-            state = jax.device_put(state, self.dist.replicated())
+            state, self._layouts = jax_sharding.place_state(self, state)
             eval_state = jax.device_put(eval_state, self.dist.replicated())
         self._synced = self._module_leaves()
         self.state, self.eval_state = state, eval_state
@@ -168,9 +170,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
 
     def _split_module(self) -> tuple[Any, Any]:
         self.module.train()
-        self.gd_train, params, rest = nnx.split(self.module, nnx.Param, ...)
+        self.gd_train, params, rest = jax_state.split_params(self.module)
         self.module.eval()
-        self.gd_eval = nnx.split(self.module, nnx.Param, ...)[0]
+        self.gd_eval = jax_state.split_params(self.module)[0]
         is_var = lambda v: isinstance(v, nnx.Variable)  # noqa: E731
         flags = jax.tree.leaves(jax.tree.map(lambda v: isinstance(v, nnx.RngState), rest,
                                              is_leaf=is_var))
@@ -246,7 +248,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
             key, step_key = jax.random.split(key)
             rngs = nnx.Rngs(step_key)
         out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
-        new_rest = jax.tree.leaves(nnx.split(module, nnx.Param, ...)[2])
+        new_rest = jax.tree.leaves(jax_state.split_params(module)[2])
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]
@@ -292,7 +294,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
                                                  per_output, batch))
         return new
 
-    def _eval_one(self, state: dict[str, Any], batch: Any, params: Any, rest: Any):
+    def _eval_one(self, state: dict[str, Any], batch: Any, params: Any, rest: Any) -> Any:
         """One evaluation batch; ``state["rngs"]`` carries the RNG (the module's own streams
         and the kompile-owned key), advanced as in training."""
         x, ys, sws = batch
@@ -316,7 +318,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     def reset_metrics(self, phase: str) -> None:
         target = self.state if phase == "train" else self.eval_state
         if self.dist is not None:
-            target["metrics"] = self.put(self.objective.init_states())
+            target["metrics"] = self.put_global(self.objective.init_states())
             return
         if getattr(self, "_zeros", None) is None:
             # fresh zero buffers (the steps donate them) from a compiled call: cheaper
@@ -333,11 +335,32 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         if self.dist is not None:
             self.dist.check_batch_size(batch_size)
 
+    check_agreement = staticmethod(jax_sharding.check_agreement)  # several processes
+
+    @property
+    def split_across_processes(self) -> bool:
+        return jax_sharding.split_across_processes(self)
+
+    def _pin(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A step's new state kept in the layouts of a sharded state (inside jit)."""
+        return jax_sharding.pin(state, self._layouts)
+
     def _shard(self, batch: Any, leading: int) -> Any:
         return batch if self.dist is None else self.dist.shard_batch(batch, leading)
 
+    @property
+    def per_process(self) -> bool:
+        """Several processes: each puts only its own share of the data (jax_sharding)."""
+        return self.dist is not None and jax.process_count() > 1
+
     def put(self, tree: Any) -> Any:
-        if self.dist is not None:  # the feed is replicated; steps shard each batch
+        """The data feed (and its index) on the devices: replicated under a distribution
+        (the steps shard each batch); on the host with several processes, where each epoch's
+        batches are put per process (``local_batches``)."""
+        return tree if self.per_process else self.put_global(tree)
+
+    def put_global(self, tree: Any) -> Any:
+        if self.dist is not None:
             return jax.device_put(tree, self.dist.replicated())
         return jax.device_put(tree)
 
@@ -372,9 +395,34 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     def spec(self) -> structures.OutputSpec:
         return self._spec
 
-    @spec.setter
-    def spec(self, value: structures.OutputSpec) -> None:
-        self._spec = value
+    def set_spec(self, spec: structures.OutputSpec) -> None:
+        self._spec = spec
+
+    def set_paced(self, phase: str, paced: bool) -> None:
+        self.paced[phase] = paced
+
+    def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        try:
+            return nnx.tabulate(self.module, data_mod.to_numpy(x, "x"),
+                                console_kwargs={"force_terminal": False, "no_color": True,
+                                                "width": 120}), None
+        except Exception as err:  # noqa: BLE001  (summary() falls back to the plain table)
+            return None, f"(nnx.tabulate failed: {type(err).__name__}: {err})"
+
+    def describe_module(self) -> list[str]:
+        return []
+
+    def variables(self) -> list[tuple[str, Any, bool]]:
+        params = nnx.state(self.module, nnx.Param)
+        others = nnx.state(self.module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+        return [(n, a, True) for n, a in jax_state.named(params)] + \
+            [(n, a, False) for n, a in jax_state.named(others)]
+
+    def global_rng(self) -> dict[str, np.ndarray]:
+        return {}  # the kompile-owned key and the module's streams are in state_dict
+
+    def restore_global_rng(self, arrays: dict[str, Any]) -> None:
+        """Nothing global: JAX's keys are state."""
 
     # ------------------------------------------------------------------ optimizer
     @property

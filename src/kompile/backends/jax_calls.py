@@ -12,11 +12,14 @@ the module (which never holds donated arrays).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .interrupts import SignalGuard
+from .jax_sharding import StepMajor, local_batches
 
 TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
                 jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError,
@@ -33,13 +36,26 @@ def _copy_scalar(a: Any) -> Any:
     return jnp.copy(a)
 
 
+def _is_step_major(a: Any) -> bool:
+    return isinstance(a, StepMajor)
+
+
 def _rows(data: Any, start: Any, size: int) -> Any:
-    return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size), data)
+    def rows(a: Any) -> Any:
+        if isinstance(a, StepMajor):  # (batches, size, ...): the batch at index start // size
+            return jax.lax.dynamic_index_in_dim(a.array, start // size, keepdims=False)
+        return jax.lax.dynamic_slice_in_dim(a, start, size)
+
+    return jax.tree.map(rows, data, is_leaf=_is_step_major)
 
 
 def _batches(data: Any, start: Any, n: int, bs: int) -> Any:
-    return jax.tree.map(lambda a: a.reshape((n, bs) + a.shape[1:]),
-                        _rows(data, start, n * bs))
+    def batches(a: Any) -> Any:
+        if isinstance(a, StepMajor):
+            return jax.lax.dynamic_slice_in_dim(a.array, start // bs, n)
+        return jax.lax.dynamic_slice_in_dim(a, start, n * bs).reshape((n, bs) + a.shape[1:])
+
+    return jax.tree.map(batches, data, is_leaf=_is_step_major)
 
 
 def _rng_into_carry(state: dict[str, Any], extra: tuple[Any, ...]) -> tuple[dict, tuple]:
@@ -59,8 +75,41 @@ class CompiledCalls:
     """The JaxBackend's compiled calls (a mixin: it uses the backend's state, steps and
     ``put``)."""
 
+    # declared here, set by JaxBackend (jax.py: __init__ and build)
     state: Any
     eval_state: Any
+    jit_compile: Any
+    objective: Any
+    paced: dict[str, bool]
+    _config: Any
+    _strict: bool
+    _fns: dict[Any, Any]
+    _counts: dict[int, Any]
+    _results: Any
+    _order: dict[str, Any]
+    _order_src: dict[str, Any]
+    _guard: SignalGuard
+    _cursor: dict[str, int]
+    _index_id: dict[str, Any]
+    _exposed: bool
+    _shared: bool
+    _rng_advanced: bool
+    dist: Any  # the distribution (jax_sharding.py), set by JaxBackend
+    put_global: Any  # JaxBackend.put_global: host batches onto the mesh
+    per_process: Any  # JaxBackend.per_process: several processes feed their own rows
+
+    if TYPE_CHECKING:  # the backend's other parts (jax.py, jax_state.py)
+        def put(self, tree: Any) -> Any: ...
+        def build(self, objective: Any, config: Any) -> None: ...
+        def reset_metrics(self, phase: str) -> None: ...
+        def refresh_from_module(self) -> None: ...
+        def sync_to_module(self) -> None: ...
+        def _unshare(self) -> None: ...
+        def _train_one(self, state: dict[str, Any], batch: Any) -> dict[str, Any]: ...
+        def _eval_one(self, state: dict[str, Any], batch: Any, params: Any, rest: Any) -> Any:
+            ...
+        def _rng_of(self, rest: Any) -> list[Any]: ...
+        def _with_rng(self, rest: Any, rng: list[Any]) -> list[Any]: ...
 
     def _compiled(self, kind: str, n: int, batch_size: int):
         key = (kind, n, batch_size)
@@ -103,7 +152,7 @@ class CompiledCalls:
             else:  # the call's n batches at once, then one scan traced once
                 batches = self._shard(_batches(data, cursor * bs, n, bs), 1)
                 state = jax.lax.scan(lambda s, b: (one(s, b, *extra), None), state, batches)[0]
-            return {**state, "cursor": cursor + n}
+            return self._pin({**state, "cursor": cursor + n})
 
         return jax.jit(run, donate_argnums=(0,)) if jit else run
 
@@ -120,14 +169,14 @@ class CompiledCalls:
             else:
                 state = jax.lax.fori_loop(0, n, lambda i, s: one(
                     s, self._shard(_rows(data, (cursor + i) * bs, bs), 0), *extra), state)
-            return {**state, "cursor": cursor + n}
+            return self._pin({**state, "cursor": cursor + n})
 
         return jax.jit(run, donate_argnums=(0,)) if jit else run
 
     def _count(self, n: int) -> Any:
         """``n`` as a device scalar, put once per count (an explicit transfer)."""
         if n not in self._counts:
-            self._counts[n] = self.put(np.int32(n))
+            self._counts[n] = self.put_global(np.int32(n))
         return self._counts[n]
 
     @property
@@ -162,7 +211,8 @@ class CompiledCalls:
         src = self._order_src.get(phase)
         if src is None or src[0] is not feed or src[1] is not index:
             self._order_src.pop(phase, None)  # (an interrupt below leaves no stale pairing)
-            self._order[phase] = _take(feed, index.reshape(-1))
+            self._order[phase] = local_batches(self.dist, feed, index) if self.per_process \
+                else _take(feed, index.reshape(-1))
             self._order_src[phase] = (feed, index)  # held, so identities cannot be reused
         return self._order[phase]
 

@@ -21,7 +21,7 @@ dtype and sharding.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -52,8 +52,20 @@ def named(tree: Any) -> list[tuple[str, Any]]:
     return [(name(p), a) for p, a in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
+def gather_global(a: Any) -> Any:
+    """A global array split across processes, whole on this host (a collective: every
+    process must call it); other values as they are."""
+    if getattr(a, "is_fully_addressable", True) or a.is_fully_replicated:
+        return a
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(a, tiled=True)
+
+
 def to_host(pairs: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
     values = [jax.random.key_data(a) if is_key(a) else a for _, a in pairs]
+    if jax.process_count() > 1:  # arrays sharded across processes: gathered one by one
+        values = [gather_global(a) for a in values]
     host = jax.device_get(values)  # host sync: one transfer for the whole state
     return {n: np.asarray(v) for (n, _), v in zip(pairs, host)}
 
@@ -74,6 +86,10 @@ def replace(tree: Any, arrays: dict[str, Any]) -> Any:
         else:
             value = np.asarray(arrays[key], dtype=np.dtype(old.dtype))
             sharding = getattr(old, "sharding", None)
+            if sharding is not None and not sharding.is_fully_addressable:  # several processes
+                leaves.append(jax.make_array_from_callback(value.shape, sharding,
+                                                           lambda idx, v=value: v[idx]))  # type: ignore[misc]
+                continue
             leaves.append(jax.device_put(value, sharding) if sharding is not None
                           else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, leaves)
@@ -95,6 +111,11 @@ def _like(new: Any, old: Any) -> Any:
     if sharding is not None and getattr(new, "sharding", None) != sharding:
         new = jax.device_put(new, sharding)
     return new
+
+
+def split_params(module: Any) -> Any:
+    """``nnx.split(module, nnx.Param, ...)``: ``(graphdef, params, rest)``."""
+    return nnx.split(module, nnx.Param, ...)
 
 
 def _is_var(node: Any) -> bool:
@@ -121,6 +142,7 @@ class ModuleView:
             self.ok = False
 
     def _build(self, module: Any, split_leaves: list[Any]) -> None:
+        self.treedef: Any
         self.vars, self.treedef = jax.tree.flatten(module, is_leaf=_is_var)
         by_id: dict[int, Any] = {}
         for v in self.vars:
@@ -130,7 +152,7 @@ class ModuleView:
             if nnx.variablelib.is_array_ref(raw) or id(raw) in by_id:
                 return  # array refs, or one array in two variables: the slow path
             by_id[id(raw)] = v
-        ordered = [by_id.get(id(a)) for a in split_leaves]
+        ordered: list[Any] = [by_id.get(id(a)) for a in split_leaves]
         if any(v is None for v in ordered) or len({id(v) for v in ordered}) != len(ordered):
             return
         self.ordered = ordered
@@ -172,6 +194,16 @@ class ModuleState:
     module: Any
     state: Any
     _view: ModuleView | None = None
+    # declared here, set by JaxBackend (jax.py)
+    _synced: list[Any] | None
+    _shared: bool
+    _exposed: bool
+    _syncing: bool
+
+    if TYPE_CHECKING:  # the backend's other parts (jax.py)
+        def _leaves(self, params: Any, rest: Any) -> tuple[list[Any], list[Any]]: ...
+        def params_tree(self, leaves: Any = None) -> Any: ...
+        def rest_tree(self, leaves: Any = None) -> Any: ...
 
     def _split_leaves(self) -> tuple[list[Any], Any, Any]:
         """The module's leaves (params first), through the view when it is current; the
@@ -180,7 +212,7 @@ class ModuleState:
             leaves = self._view.read(self.module)
             if leaves is not None:
                 return leaves, None, None
-        _, params, rest = nnx.split(self.module, nnx.Param, ...)
+        _, params, rest = split_params(self.module)
         p_leaves = jax.tree.leaves(params)
         leaves = p_leaves + jax.tree.leaves(rest)
         self._view = ModuleView(self.module, leaves, len(p_leaves))
@@ -226,7 +258,7 @@ class ModuleState:
         if synced is None or not len(leaves) == len(synced) == len(mine) or \
                 n != len(self.state["params"]):  # a new structure: take it whole
             if params is None:
-                _, params, rest = nnx.split(self.module, nnx.Param, ...)
+                _, params, rest = split_params(self.module)
             self.state["params"], self.state["rest"] = self._leaves(params, rest)
             self._shared = True
         else:
@@ -292,7 +324,7 @@ class ModuleState:
     def _module_trees(self) -> tuple[Any, Any]:
         self.refresh_from_module()
         if self.state is None:
-            return nnx.split(self.module, nnx.Param, ...)[1:]
+            return split_params(self.module)[1:]
         return self.params_tree(), self.rest_tree()
 
     def weights_dict(self) -> dict[str, np.ndarray]:

@@ -55,7 +55,7 @@ def _detach(values: list[Any]) -> list[Any]:
 def _to_numpy(a: Any) -> Any:
     if not isinstance(a, torch.Tensor):
         return a
-    a = a.detach()
+    a = torch_state.full(a.detach())  # (FSDP: a sharded DTensor gathered whole)
     if a.dtype == torch.bfloat16:  # NumPy has no bfloat16
         a = a.float()
     return a.cpu().numpy()
@@ -70,7 +70,7 @@ class TorchBackend:
         self.dist = distribution
         self.policy = policy
         self.output_names = output_names
-        self.spec: structures.OutputSpec | None = None  # set by Model
+        self._spec: structures.OutputSpec | None = None  # set by Model (set_spec)
         self.jit_compile: Any = None
         self.objective: Any = None
         self.opt: Any = None
@@ -86,7 +86,7 @@ class TorchBackend:
         # the calling rule (kompile.calling); torch modules draw from torch's global RNG
         self.signature = calling.ModuleSignature(module, "forward", rngs_allowed=False)
         self.seed: int | None = None
-        self._rule: calling.CallRule | None = None
+        self._rule: Any = None  # the calling.CallRule, set by output_spec
         self._guard = SignalGuard()  # Ctrl-C inside a training step waits for its end
         compute, variable = (getattr(torch, d) for d in (policy.compute_dtype,
                                                          policy.variable_dtype))
@@ -114,6 +114,14 @@ class TorchBackend:
         return map_arrays(lambda a: a.to(dtype) if a.is_floating_point() else a, x)
 
     # ------------------------------------------------------------------ shapes
+    @property
+    def spec(self) -> structures.OutputSpec:
+        assert self._spec is not None, "the Model sets the spec before any step"
+        return self._spec
+
+    def set_spec(self, spec: structures.OutputSpec) -> None:
+        self._spec = spec
+
     def output_spec(self, x: Any) -> structures.OutputSpec:
         self._refuse_meta()
         self._rule = self.signature.rule(x)
@@ -370,6 +378,35 @@ class TorchBackend:
             return nbytes <= torch.cuda.mem_get_info(device)[0] // 4
         return device.type == "cpu" or nbytes <= 4 << 30  # CPU tensors share NumPy's memory
 
+    @property
+    def process_index(self) -> int:
+        return 0  # one process (torch_ddp.py: one per rank)
+
+    def agree(self, value: Any) -> Any:
+        return value
+
+    def check_agreement(self, describe: Any) -> None:
+        return None  # one process (torch_ddp.py gathers and compares)
+
+    @property
+    def split_across_processes(self) -> bool:
+        return False
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Any batch size serves one process."""
+
+    # ------------------------------------------------------------------ calls
+    @property
+    def fuses_calls(self) -> bool:
+        return False  # eager steps: one call per batch costs the same as a loop of them
+
+    def set_paced(self, phase: str, paced: bool) -> None:
+        """Torch runs a call's batches one by one: any count needs nothing of it."""
+
+    def wait(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def to_host(self, tree: Any) -> Any:
         return map_arrays(_to_numpy, tree)  # host sync
 
@@ -391,7 +428,7 @@ class TorchBackend:
         check_weights(weights, params)
         with torch.no_grad():
             for p, w in zip(params, weights):
-                p.copy_(torch.as_tensor(np.asarray(w)))
+                p.copy_(torch_state.onto(p, torch.as_tensor(np.asarray(w))))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Module, optimizer, loss-scale and train-metric state and the iteration count as
@@ -407,6 +444,22 @@ class TorchBackend:
 
     def load_weights_dict(self, weights: dict[str, Any]) -> None:
         torch_state.load_module(self.module, weights)
+
+    def summary_table(self, x: Any) -> tuple[str | None, str | None]:
+        return None, None  # torch has no table of its own: summary() prints kompile's
+
+    def describe_module(self) -> list[str]:
+        return [repr(self.module)]
+
+    def variables(self) -> list[tuple[str, Any, bool]]:
+        own = [(n, p, p.requires_grad) for n, p in self.module.named_parameters()]
+        return own + [(n, b, False) for n, b in self.module.named_buffers()]
+
+    def global_rng(self) -> dict[str, np.ndarray]:
+        return torch_state.global_rng()
+
+    def restore_global_rng(self, arrays: dict[str, Any]) -> None:
+        torch_state.restore_global_rng(arrays)
 
     # ------------------------------------------------------------------ optimizer
     @property

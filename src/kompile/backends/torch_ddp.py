@@ -44,10 +44,12 @@ import os
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from .. import agreement
 from ..objective import Objective
 from .torch import TorchBackend
 
@@ -59,6 +61,10 @@ def process_group_ready() -> bool:
 def torch_backend(module: torch.nn.Module, policy: Any, output_names: Any = None,
                   distribution: Any = None) -> TorchBackend:
     """The torch backend for ``module``: DDP when a process group is initialised."""
+    if hasattr(distribution, "layout_map"):  # a ModelParallel: JAX's layouts
+        raise TypeError("`distribution`=ModelParallel(...) lays out parameters on JAX only; on "
+                        "torch, use kp.distribution.FSDP() (FSDP2 under torchrun) or "
+                        "DataParallel() (DDP).")
     if process_group_ready():
         return DistributedTorchBackend(module, policy, output_names, distribution)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -68,7 +74,8 @@ def torch_backend(module: torch.nn.Module, policy: Any, output_names: Any = None
                       "torch.distributed.init_process_group() before kp.Model(...).",
                       stacklevel=3)
     elif distribution is not None:
-        warnings.warn("kp.distribution.DataParallel on torch uses the processes of a "
+        warnings.warn(f"kp.distribution.{type(distribution).__name__} on torch uses the "
+                      "processes of a "
                       "torch.distributed process group (started with torchrun); none is "
                       "initialised, so training runs in this one process.", stacklevel=3)
     return TorchBackend(module, policy, output_names, distribution)
@@ -95,18 +102,23 @@ class _ShardedObjective(Objective):
         return total, per_output
 
 
-def _reduce_states(states: dict[str, Any], shared: bool) -> dict[str, Any]:
-    """Metric states summed over the processes (``shared``), else process 0's (every
-    process computed the same whole batch). One buffer per dtype: one collective each."""
+_REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+
+
+def _reduce_states(states: dict[str, Any], shared: bool,
+                   rules: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Metric states merged over the processes (``shared``) as each state declares
+    (``rules``: Metric.merges, "sum", "max" or "min"), else process 0's (every process
+    computed the same whole batch). One buffer per dtype and merge: one collective each."""
     leaves = [(log, key, t) for log, values in states.items() for key, t in values.items()]
-    by_dtype: dict[Any, list[tuple[str, str, torch.Tensor]]] = {}
+    groups: dict[Any, list[tuple[str, str, torch.Tensor]]] = {}
     for leaf in leaves:
-        by_dtype.setdefault(leaf[2].dtype, []).append(leaf)
+        groups.setdefault((leaf[2].dtype, rules[leaf[0]][leaf[1]]), []).append(leaf)
     out: dict[str, dict[str, Any]] = {log: {} for log in states}
-    for group in by_dtype.values():
+    for (_, how), group in groups.items():
         buffer = torch.cat([t.reshape(-1) for _, _, t in group])
         if shared:
-            dist.all_reduce(buffer)  # SUM
+            dist.all_reduce(buffer, op=_REDUCE_OPS[how])
         else:
             dist.broadcast(buffer, src=0)
         for (log, key, t), part in zip(group, buffer.split([t.numel() for _, _, t in group])):
@@ -121,6 +133,21 @@ class DistributedTorchBackend(TorchBackend):
                  distribution: Any = None):
         super().__init__(module, policy, output_names, distribution)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def check_agreement(self, describe: Any) -> None:
+        """Every process's ``describe()`` (agreement.facts) gathered; the same error on all
+        processes when one differs from rank 0's, instead of a hang in DDP's collectives."""
+        described = describe()
+        gathered: list[Any] = [None] * self.world
+        dist.all_gather_object(gathered, agreement.digests(described))
+        message = agreement.disagreement(np.stack(gathered), described, self.rank)
+        if message is not None:
+            raise RuntimeError(message)
+
+    @property
+    def split_across_processes(self) -> bool:
+        """FSDP: the parameters are shards, read whole only by every process together."""
+        return hasattr(self.dist, "shard_modules")
 
     @property
     def process_index(self) -> int:
@@ -149,9 +176,17 @@ class DistributedTorchBackend(TorchBackend):
                           "divides each process's loss by its own sum of sample weights; the "
                           "result equals one process only when those sums are equal.",
                           stacklevel=3)
+        fsdp = hasattr(self.dist, "shard_modules")
+        if fsdp:  # FSDP2: sharded before super().build() builds the optimizer over them
+            from .torch_fsdp import apply
+
+            apply(self.module, self.dist, self.policy, self.device)
         super().build(sharded, config)
+        self._merge_rules = sharded.merge_rules()  # how the processes' states merge
         self.train_module = None
-        if self.opt is not None:  # DDP needs parameters that require gradients
+        if fsdp:  # the sharded module is its own training wrapper
+            self.train_module = self.module
+        elif self.opt is not None:  # DDP needs parameters that require gradients
             device = self.device
             # outputs without a loss leave their parameters without gradients
             unused = any(e.loss is None for e in sharded.entries) or sharded.model_loss
@@ -185,7 +220,7 @@ class DistributedTorchBackend(TorchBackend):
             self.metrics[phase] = before
             raise
         with torch.no_grad():
-            delta = _reduce_states(self.metrics[phase], shared)
+            delta = _reduce_states(self.metrics[phase], shared, self._merge_rules)
             self.metrics[phase] = self.objective.merge(before, delta)
 
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:

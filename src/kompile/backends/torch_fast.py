@@ -199,9 +199,9 @@ class FastObjective:
     """Loss and tracker updates of a one-output objective in a few fused torch ops."""
 
     def __init__(self, logs: list[str], loss: Any, reduction: str, weight: float,
-                 loss_log: str | None, metric_fns: list[Any]):
+                 metric_fns: list[Any]):
         self.logs = logs  # tracker order in the packed vector: totals, then counts
-        self.loss, self.weight, self.loss_log = loss, weight, loss_log
+        self.loss, self.weight = loss, weight
         self.red = "sum" if reduction == "sum" else "mean"
         self.metric_fns = metric_fns
         self._last: tuple[Any, Any] | None = None  # (states returned, their packed vector)
@@ -221,8 +221,7 @@ class FastObjective:
         key = (n, device)
         if key not in self._weights:
             k = len(self.logs)
-            n_losses = 2 if self.loss_log else 1
-            factors = [float(n)] * n_losses + [1.0] * (k - n_losses) + [float(n)] * k
+            factors = [float(n)] + [1.0] * (k - 1) + [float(n)] * k  # the loss: mean * n
             self._weights[key] = torch.tensor(factors, dtype=torch.float32, device=device)
         return self._weights[key]
 
@@ -244,8 +243,7 @@ class FastObjective:
             one = self._one.get(p.device)
             if one is None:
                 one = self._one[p.device] = torch.ones((), device=p.device)
-            head = [total.detach()] + ([value.detach()] if self.loss_log else [])
-            inc = torch.stack(head + sums + [one] * len(self.logs))
+            inc = torch.stack([total.detach()] + sums + [one] * len(self.logs))
             packed = torch.addcmul(self._packed(states), inc, self._scales(p.shape[0], p.device))
             k = len(self.logs)
             views = packed.unbind()
@@ -269,9 +267,9 @@ def plan(objective: Any) -> FastObjective | None:
     fns = [_plain_metric(m) for _, m in pairs]
     if any(fn is None for fn in fns):
         return None
-    logs = ["loss"] + ([e.loss_log] if e.loss_log else []) + [log for log, _ in pairs]
+    logs = ["loss"] + [log for log, _ in pairs]
     initial = objective.init_states()
     if list(initial) != logs or any(set(s) != {"total", "count"} or any(
             getattr(v, "shape", ()) != () for v in s.values()) for s in initial.values()):
         return None
-    return FastObjective(logs, loss, e.loss.reduction, e.weight, e.loss_log, fns)
+    return FastObjective(logs, loss, e.loss.reduction, e.weight, fns)

@@ -10,6 +10,7 @@ owns only the translation; the backend owns the objects.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,27 @@ import torch
 
 def _np(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
-        value = value.detach()
+        value = full(value.detach())
         if value.dtype == torch.bfloat16:  # NumPy has no bfloat16; loading casts back
             value = value.float()
         return value.cpu().numpy().copy()  # a copy: CPU tensors share memory with .numpy()
     return np.asarray(value)
+
+
+def full(value: Any) -> Any:
+    """A sharded ``DTensor`` (FSDP) gathered whole: a collective, every process takes part;
+    other values as they are."""
+    return value.full_tensor() if hasattr(value, "full_tensor") else value
+
+
+def onto(template: Any, value: torch.Tensor) -> torch.Tensor:
+    """``value`` (whole) sharded like ``template`` when that is a ``DTensor`` (FSDP)."""
+    if not hasattr(template, "device_mesh"):
+        return value
+    from torch.distributed.tensor import distribute_tensor
+
+    return distribute_tensor(value.to(template.device, template.dtype), template.device_mesh,
+                             template.placements)
 
 
 def _plain(value: Any) -> bool:
@@ -62,7 +79,8 @@ def load_module(module: torch.nn.Module, weights: dict[str, Any]) -> None:
         if tuple(np.shape(weights[k])) != tuple(v.shape):
             raise ValueError(f"Weight {k!r} has shape {tuple(np.shape(weights[k]))}; the module "
                              f"expects {tuple(v.shape)}.")
-    module.load_state_dict({k: torch.as_tensor(np.asarray(weights[k])) for k in own})
+    module.load_state_dict({k: onto(v, torch.as_tensor(np.asarray(weights[k])))
+                            for k, v in own.items()})
 
 
 def dump(backend: Any) -> dict[str, np.ndarray]:
@@ -134,14 +152,45 @@ def load(backend: Any, state: dict[str, Any]) -> None:
 
 def _load_optimizer(opt: Any, state: dict[str, Any]) -> None:
     sd = opt.state_dict()
+    params = [p for group in opt.param_groups for p in group["params"]]
     slots: dict[int, dict[str, Any]] = {}
     for key, value in state.items():
         parts = key.split("/")
         if parts[:2] == ["optimizer", "state"]:
-            slots.setdefault(int(parts[2]), {})[parts[3]] = torch.as_tensor(np.asarray(value))
+            slot, param = torch.as_tensor(np.asarray(value)), params[int(parts[2])]
+            if slot.dim() and slot.shape == param.shape:  # a moment: sharded like its param
+                slot = onto(param, slot)
+            slots.setdefault(int(parts[2]), {})[parts[3]] = slot
         elif parts[:2] == ["optimizer", "groups"]:
             group = sd["param_groups"][int(parts[2])]
             if parts[3] in group:
                 group[parts[3]] = _like(group[parts[3]], np.asarray(value))
     sd["state"] = slots
     opt.load_state_dict(sd)
+
+
+def global_rng() -> dict[str, np.ndarray]:
+    """torch's CPU generator and, once CUDA is initialised, every device's (a module on a
+    GPU draws its dropout masks from the devices' generators)."""
+    out = {"torch_rng": torch.random.get_rng_state().numpy()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["torch_cuda_rng"] = np.stack([s.numpy() for s in torch.cuda.get_rng_state_all()])
+    return out
+
+
+def restore_global_rng(arrays: dict[str, Any]) -> None:
+    """What ``global_rng`` returned; CUDA states only on as many devices as were saved."""
+    if "torch_rng" not in arrays:
+        return
+    torch.random.set_rng_state(torch.from_numpy(np.array(arrays["torch_rng"], copy=True)))
+    cuda = arrays.get("torch_cuda_rng")
+    if cuda is None:
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count != len(cuda):
+        warnings.warn(f"BackupAndRestore: the backup holds the RNG states of {len(cuda)} CUDA "
+                      f"devices and this process sees {count}; they are not restored, so "
+                      "dropout on a GPU will draw other masks than the interrupted run.",
+                      stacklevel=4)
+        return
+    torch.cuda.set_rng_state_all([torch.from_numpy(np.array(s, copy=True)) for s in cuda])

@@ -46,7 +46,6 @@ as in Keras. When training ends normally the backup is deleted (``delete_checkpo
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from typing import Any
 
@@ -70,24 +69,6 @@ def _rng_to_file(state: Any) -> tuple[list[Any], np.ndarray]:
 def _rng_from_file(numbers: list[Any], keys: np.ndarray) -> tuple[Any, ...]:
     pos, has_gauss, cached = numbers
     return ("MT19937", np.asarray(keys, np.uint32), int(pos), int(has_gauss), float(cached))
-
-
-def _restore_torch_rng(extra: dict[str, np.ndarray]) -> None:
-    """torch's CPU generator and, when the backup holds them, every CUDA device's."""
-    import torch
-
-    torch.random.set_rng_state(torch.from_numpy(extra["torch_rng"].copy()))
-    cuda = extra.get("torch_cuda_rng")
-    if cuda is None:
-        return
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count != len(cuda):
-        warnings.warn(f"BackupAndRestore: the backup holds the RNG states of {len(cuda)} CUDA "
-                      f"devices and this process sees {count}; they are not restored, so "
-                      "dropout on a GPU will draw other masks than the interrupted run.",
-                      stacklevel=3)
-        return
-    torch.cuda.set_rng_state_all([torch.from_numpy(state.copy()) for state in cuda])
 
 
 def backup_problem(info: dict[str, Any], extra: dict[str, Any]) -> str | None:
@@ -196,8 +177,7 @@ class BackupAndRestore(Callback):
                 raise
             info, extra = saving.load_training_state(self.model, candidates[1], self._check)
         np.random.set_state(_rng_from_file(info["numpy_rng"], extra["numpy_rng"]))
-        if "torch_rng" in extra:
-            _restore_torch_rng(extra)
+        self.model.fit_run.backend.restore_global_rng(extra)  # torch's generators
         data = info.get("data")  # None: written before data positions were recorded
         if data is not None:
             data = {name: None if pos is None else {
@@ -207,11 +187,12 @@ class BackupAndRestore(Callback):
                 for name, pos in data.items()}
         self._records = info["history"]
         self._resume_at = (info["epoch"], info["step"])
-        self.model._resume = {"epoch": info["epoch"], "step": info["step"], "data": data,
-                              "history": info["history"]}  # read by the loop (loop._resume)
+        self.model.fit_run.resume = {"epoch": info["epoch"], "step": info["step"], "data": data,
+                                     "history": info["history"]}  # taken by the loop
 
     def _run(self) -> dict[str, Any]:
-        return dict(getattr(self.model, "_fit_run", None) or {})  # set by the loop
+        run = self.model.fit_run
+        return {} if run is None else run.record()
 
     def _check(self, info: dict[str, Any], extra: dict[str, Any]) -> str | None:
         """Why this backup cannot be resumed (None when it can): a file that is not a
@@ -267,8 +248,10 @@ class BackupAndRestore(Callback):
 
     def _save(self, epoch: int, step: int) -> None:
         numpy_rng, keys = _rng_to_file(np.random.get_state())
-        positions = getattr(self.model, "_fit_position", dict)()  # set by the loop
-        info = {"version": VERSION, "epoch": epoch, "step": step, "numpy_rng": numpy_rng,
+        run = self.model.fit_run
+        positions: dict[str, Any] = {} if run is None else run.position()
+        info: dict[str, Any] = {
+                "version": VERSION, "epoch": epoch, "step": step, "numpy_rng": numpy_rng,
                 "history": self._records, "run": self._run(), "data": {}}
         extra = {"numpy_rng": keys}
         for name, pos in positions.items():
@@ -279,13 +262,8 @@ class BackupAndRestore(Callback):
                 extra[f"{name}_torch_rng"] = np.asarray(pos["torch_rng"], np.uint8)
                 pos = {**pos, "torch_rng": True}
             info["data"][name] = pos
-        torch = sys.modules.get("torch")
-        if torch is not None and self.model.backend == "torch":
-            extra["torch_rng"] = torch.random.get_rng_state().numpy()
-            if torch.cuda.is_available() and torch.cuda.is_initialized():
-                # a module on a GPU draws its dropout masks from the devices' generators
-                extra["torch_cuda_rng"] = np.stack(
-                    [state.numpy() for state in torch.cuda.get_rng_state_all()])
+        if run is not None:  # torch's global generators (JAX's keys are in the state)
+            extra.update(run.backend.global_rng())
         self._write(info, extra, epoch, step)
 
     def _write(self, info: dict[str, Any], extra: dict[str, Any], epoch: int,

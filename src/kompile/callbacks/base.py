@@ -121,6 +121,12 @@ class Callback:
     def set_model(self, model: Any) -> None:
         self.model = model
 
+    @property
+    def _validating(self) -> bool:
+        """Whether the model's ``fit`` is running its validation pass (``model.fit_run``)."""
+        run = getattr(self.model, "fit_run", None)  # None: outside fit, or not a kp.Model
+        return run is not None and run.validating
+
     def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 

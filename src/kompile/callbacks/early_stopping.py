@@ -64,7 +64,7 @@ class EarlyStopping(MonitorCallback):
         self.best_weights = None
 
     def _snapshot(self) -> dict[str, Any]:
-        return self.model._backend.weights_dict()  # host sync: a copy of the weights
+        return self.model.fit_run.backend.weights_dict()  # host sync: a copy of the weights
 
     def on_epoch_end(self, epoch, logs=None):
         current = self.monitor_value(logs, "Early stopping")
@@ -94,4 +94,4 @@ class EarlyStopping(MonitorCallback):
             if self.verbose > 0:
                 print("Restoring model weights from the end of the best epoch: "
                       f"{self.best_epoch + 1}.")
-            self.model._backend.load_weights_dict(self.best_weights)
+            self.model.fit_run.backend.load_weights_dict(self.best_weights)

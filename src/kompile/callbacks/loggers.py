@@ -213,16 +213,16 @@ class TensorBoard(Callback):
             self._scalars("validation", "epoch_", val, epoch)
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             w = self._writer("train")
-            for name, array in self.model._backend.weights_dict().items():  # host sync
+            for name, array in self.model.fit_run.backend.weights_dict().items():  # host sync
                 w.add_histogram(f"{name}/histogram", array, epoch)
         for w in self._writers.values():
             w.flush()
 
     def on_test_end(self, logs=None):
-        if not getattr(self.model, "_validating", False) or not logs:
+        if not self._validating or not logs:
             return
         try:
-            step = int(self.model._backend.iterations)
+            step = int(self.model.fit_run.backend.iterations)
         except (AttributeError, ValueError, TypeError):
             return
         w = self._writer("validation")

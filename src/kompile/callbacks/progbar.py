@@ -110,15 +110,15 @@ class ProgbarLogger(Callback):
             self._bar = None
 
     def on_test_begin(self, logs=None):
-        if not getattr(self.model, "_validating", False):
+        if not self._validating:
             self._start(self.params.get("steps"), None)
 
     def on_test_batch_end(self, batch, logs=None):
-        if not getattr(self.model, "_validating", False):
+        if not self._validating:
             self._batch(batch, logs)
 
     def on_test_end(self, logs=None):
-        if not getattr(self.model, "_validating", False):
+        if not self._validating:
             self._end(logs)
 
     def on_predict_begin(self, logs=None):

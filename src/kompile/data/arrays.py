@@ -134,9 +134,9 @@ def num_samples(named: dict[str, Any], allow_empty: bool = False) -> int:
                     "batches, give a list of (x, y) or (x, y, sample_weight) tuples."
                 )
     if len(set(sizes.values())) > 1:
-        found = ", ".join(f"`{k}`: {v}" for k, v in sizes.items())
+        listed = ", ".join(f"`{k}`: {v}" for k, v in sizes.items())
         raise ValueError(f"All arrays must have the same number of samples (first axis); "
-                         f"received {found}.")
+                         f"received {listed}.")
     if not sizes:
         raise ValueError("No data: `x` is required.")
     n = next(iter(sizes.values()))

@@ -65,7 +65,7 @@ def check_fit_arguments(batch_size: Any, epochs: Any, verbose: Any, validation_s
     if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real):
         raise TypeError("Argument `validation_split` must be a float in [0, 1); "
                         f"{_received(validation_split)}.")
-    if not 0.0 <= validation_split < 1.0:
+    if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError("Argument `validation_split` must be a float in [0, 1) (the fraction "
                          f"of the samples held out); received {validation_split!r}.")
     check_bool("shuffle", shuffle)
@@ -103,7 +103,7 @@ def _check_class_weight(class_weight: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"Argument `class_weight` must map class indices to numbers; class "
                             f"{key!r} has {_received(value)}.")
-        if not np.isfinite(value):
+        if not np.isfinite(float(value)):
             raise ValueError(f"Argument `class_weight` holds a non-finite weight {value!r} for "
                              f"class {key!r}; every weight must be a finite number.")
 
@@ -262,7 +262,7 @@ def check_data(x: Any, ys: list[Any], sws: list[Any],
     check_finite(sws, labels[2], error=True, names=names)
     for name, (_, _, _, sparse), y in zip(names, rules, ys):
         if sparse is not None and y is not None:
-            check_sparse_labels(y, name, *sparse, argument=labels[1])
+            check_sparse_labels(y, name, *sparse, argument=labels[1])  # type: ignore[misc]
 
 
 __all__ = ["check_data", "check_eval_arguments", "check_finite", "check_fit_arguments",

@@ -121,7 +121,7 @@ class ArraySource:
     def _new_pass(self, backend: Any, shuffle: bool, limit: int) -> list[_Segment]:
         self._pass_rng = np.random.get_state() if shuffle else None
         order = np.random.permutation(self.n) if shuffle else None  # seeded by set_random_seed
-        if order is not None and hasattr(backend, "agree"):
+        if order is not None:
             order = backend.agree(order)  # several processes: process 0's order for all
         rows, tail = batch_rows(self.n, self.batch_size, order)
         if limit <= len(rows):
@@ -225,7 +225,7 @@ class IterableSource:
         self._first: Any = None
         self._pass_rng: Any = None  # torch's RNG state as this pass began (None: no torch)
         self._restored: dict[str, Any] | None = None
-        self._fn: Prepare | None = None
+        self._fn: Prepare = None  # type: ignore[assignment]  # set by prepare()
         self._arange: dict[tuple[int, int], Any] = {}
 
     def _next(self) -> Any:

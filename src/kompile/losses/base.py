@@ -93,7 +93,7 @@ class Loss:
         Returns:
             ``fn(y_true, y_pred, **options)``.
         """
-        return type(self).fn(y_true, y_pred, **self.options)
+        return type(self).fn(y_true, y_pred, **self.options)  # type: ignore[misc]
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """The reduced, weighted loss of a batch.

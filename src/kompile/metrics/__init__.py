@@ -159,10 +159,11 @@ def serialize(metric: Metric) -> dict[str, Any]:
     config = metric.get_config()
     cls_name = custom_name(type(metric)) or type(metric).__name__  # its registered name
     if cls_name == "MeanMetricWrapper":
-        fn_name = custom_name(metric.wrapped)
+        wrapped = metric.wrapped  # type: ignore[attr-defined]  # a MeanMetricWrapper
+        fn_name = custom_name(wrapped)
         if fn_name is None:
             raise ValueError(
-                f"Cannot serialise the metric function {metric.wrapped!r}: it is not registered. "
+                f"Cannot serialise the metric function {wrapped!r}: it is not registered. "
                 "Register it with kp.register(fn) (or @kp.register) before get_compile_config()."
             )
         config["fn"] = fn_name

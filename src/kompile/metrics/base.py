@@ -2,8 +2,10 @@
 
 A metric is a set of pure functions over an explicit state: ``init() -> state``,
 ``update(state, y_true, y_pred, sample_weight) -> state``, ``merge(a, b)`` and
-``result(state)``. States are dicts of sums (NumPy float32 arrays from ``init``; the
-backends convert them), so merging batches or devices is addition. The Keras-style
+``result(state)``. States are dicts of arrays (NumPy float32 from ``init``; the backends
+convert them); each state declares how two of them merge (``Metric.merges``: "sum" unless
+declared "max" or "min"), and every merge (of steps' increments, of torch DDP processes,
+in the objective) uses ``Metric.merge``, which follows the declaration. The Keras-style
 stateful calls (``update_state``/``result``/``reset_state``) are a thin convenience on
 top, for standalone use.
 """
@@ -21,14 +23,30 @@ from ..ops import namespace
 from ..registry import check_kwargs, custom_name, keywords_checked
 
 State = dict[str, Any]
+MERGES = ("sum", "max", "min")  # how a metric state merges with another (Metric.merges)
+
+
+def merge_values(how: str, a: Any, b: Any) -> Any:
+    """Two values of one state merged as declared (``"sum"``, ``"max"`` or ``"min"``)."""
+    if how == "sum":
+        return a + b
+    if how == "max":
+        return namespace(a, b).maximum(a, b)
+    if how == "min":
+        return namespace(a, b).minimum(a, b)
+    raise ValueError(f"A metric state merges by one of {MERGES}; received {how!r}.")
 
 
 class Metric:
     """Base class of metrics: pure functions over an explicit state.
 
     Subclasses define ``init() -> state`` (a dict of arrays), ``update(state, y_true,
-    y_pred, sample_weight) -> state`` and ``result(state)``; states are sums, so ``merge``
-    adds them (across batches or devices). Written with the array API, one metric serves
+    y_pred, sample_weight) -> state`` and ``result(state)``. Each state key merges by
+    summing unless the class declares otherwise in ``merges`` (``{"key": "max"}``; "sum",
+    "max" or "min"); ``merge`` follows the declaration, and kompile merges states only
+    through it (the increments of several steps, torch DDP's processes). ``init`` must
+    return the identity of each merge (0 for "sum", the lowest value for "max"). Written
+    with the array API, one metric serves
     JAX (inside ``jax.jit``) and torch. ``update_state`` / ``result()`` / ``reset_state``
     give Keras's stateful use on NumPy arrays.
 
@@ -42,10 +60,9 @@ class Metric:
         >>> class MaxError(kp.metrics.Metric):
         ...     def init(self):
         ...         return {"max": np.zeros((), np.float32)}
+        ...     merges = {"max": "max"}  # processes and shards merge by max, not sum
         ...     def update(self, state, y_true, y_pred, sample_weight=None):
         ...         return {"max": np.maximum(state["max"], abs(y_pred - y_true).max())}
-        ...     def merge(self, a, b):
-        ...         return {"max": np.maximum(a["max"], b["max"])}
         ...     def result(self, state):
         ...         return state["max"]
         >>> metric = MaxError()
@@ -53,6 +70,8 @@ class Metric:
         >>> float(metric.result())
         2.0
     """
+
+    merges: dict[str, str] = {}  # state key -> "sum" (default), "max" or "min"
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         self.name = name or _snake(type(self).__name__)
@@ -69,8 +88,14 @@ class Metric:
     def result(self, state: State) -> Any:
         raise NotImplementedError
 
+    def merge_rule(self, key: str) -> str:
+        """How state ``key`` merges: ``"sum"``, ``"max"`` or ``"min"`` (``merges``)."""
+        return self.merges.get(key, "sum")
+
     def merge(self, a: State, b: State) -> State:
-        return {k: a[k] + b[k] for k in a}
+        """Two states of this metric as one (as if one had seen both's data), each key as
+        ``merges`` declares."""
+        return {k: merge_values(self.merge_rule(k), a[k], b[k]) for k in a}
 
     # -- configuration
     def get_config(self) -> dict[str, Any]:
@@ -91,7 +116,7 @@ class Metric:
             self.reset_state()
         y_true, y_pred, sample_weight = (None if a is None else np.asarray(a)
                                          for a in (y_true, y_pred, sample_weight))
-        self._state = self.update(self._state, y_true, y_pred, sample_weight)
+        self._state = self.update(self._state, y_true, y_pred, sample_weight)  # type: ignore[arg-type]
 
     def __call__(self, y_true: Any, y_pred: Any = None, sample_weight: Any = None) -> Any:
         self._check_y_pred(y_pred)
@@ -230,15 +255,16 @@ class MeanMetricWrapper(Mean):
     def __init__(self, fn: Callable[..., Any] | None = None, name: str | None = None,
                  dtype: Any = None, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})
-        self.wrapped = fn or type(self).fn
+        self.wrapped: Any = fn or type(self).fn
         if type(self).fn is not None:
-            params = inspect.signature(type(self).fn).parameters
+            params = inspect.signature(type(self).fn).parameters  # type: ignore[arg-type]
             check_kwargs(type(self).__name__, options,
                          [p for p in params if p not in ("y_true", "y_pred")] + ["name", "dtype"])
         super().__init__(name=name or getattr(self.wrapped, "__name__", None), dtype=dtype)
         self.options = options
 
-    def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
+    def update(self, state: State, y_true: Any, y_pred: Any,  # type: ignore[override]
+               sample_weight: Any = None):
         y_true, y_pred = losses.align(y_true, y_pred)
         values = as_values(self.wrapped(y_true, y_pred, **self.options), y_pred)
         return self.update_values(state, values, sample_weight)

@@ -55,7 +55,8 @@ def top_k_mask(xp: Any, x: Any, k: int) -> Any:
 
 
 def prepare(xp: Any, y_true: Any, y_pred: Any, sample_weight: Any = None, *, top_k=None,
-            class_id=None, clip=False, label_weights=None, multi_label=False):
+            class_id=None, clip=False, label_weights=None,
+            multi_label=False) -> tuple[Any, Any, Any]:
     """Labels (0/1), scores and weights shaped ``(N, L)``: L labels, or everything in one."""
     y_true, y_pred = losses.align(y_true, y_pred)
     y_pred = ops.as_float(xp, y_pred)

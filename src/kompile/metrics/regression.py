@@ -32,7 +32,8 @@ class RootMeanSquaredError(Mean):
     def __init__(self, name: str = "root_mean_squared_error", dtype: Any = None):
         super().__init__(name=name, dtype=dtype)
 
-    def update(self, state: State, y_true: Any, y_pred: Any, sample_weight: Any = None):
+    def update(self, state: State, y_true: Any, y_pred: Any,  # type: ignore[override]
+               sample_weight: Any = None):
         xp = namespace(y_pred)
         y_true, y_pred = losses.align(y_true, y_pred)
         y_pred = ops.as_float(xp, y_pred)

@@ -6,6 +6,7 @@ configuration and the objective, and delegates the loop to ``loop.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from .. import compile as compile_mod
 from .. import data as data_mod
 from .. import distribution as distribution_mod
 from .. import precision, serialization
+from ..backends.base import Backend
 from ..registry import keywords_checked, type_error
 from ..structures import OutputSpec
 from .state import ModelState
@@ -24,7 +26,7 @@ from .training import TrainingCalls
 
 
 def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
-                 distribution: Any) -> Any:
+                 distribution: Any) -> Backend:
     module_type = type(module)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.Module):
@@ -104,12 +106,16 @@ class Model(TrainingCalls, ModelState):
         distribution: ``None`` (the global distribution set with
             ``kp.distribution.set_distribution``, none by default) or a
             ``kp.distribution.DataParallel``: one replica per device, each batch split on
-            its first axis. Keyword-only.
+            its first axis; ``kp.distribution.FSDP``: parameters and optimizer state
+            sharded over all devices (torch: FSDP2 under torchrun); or a
+            ``kp.distribution.ModelParallel`` (JAX): layouts chosen per variable over a
+            device mesh (docs: "Sharded training").
+            Keyword-only.
 
     Raises:
         TypeError: ``module`` is neither a Flax NNX module nor a torch module, or
             ``output_names`` is not a list of strings, or ``distribution`` is not a
-            ``DataParallel``.
+            ``kp.distribution`` distribution.
         ValueError: ``dtype_policy`` is an unknown policy name.
 
     Example:
@@ -127,16 +133,18 @@ class Model(TrainingCalls, ModelState):
     def __init__(self, module: Any, output_names: Sequence[str] | None = None,
                  dtype_policy: str | precision.Policy | None = None, *,
                  seed: int | None = None,
-                 distribution: distribution_mod.DataParallel | None = None) -> None:
+                 distribution: distribution_mod.Distribution | None = None) -> None:
         if output_names is not None and (isinstance(output_names, str) or not all(
                 isinstance(n, str) for n in output_names)):
             raise type_error("output_names", "a list of strings", output_names)
         self.dtype_policy = precision.get_policy(dtype_policy)
         self.distribution = distribution or distribution_mod.distribution()
         if self.distribution is not None and not isinstance(self.distribution,
-                                                            distribution_mod.DataParallel):
-            raise type_error("distribution", "a kp.distribution.DataParallel", self.distribution)
-        self._backend = _backend_for(module, self.dtype_policy, output_names, self.distribution)
+                                                            distribution_mod.Distribution):
+            raise type_error("distribution", "a kp.distribution.DataParallel, ModelParallel or "
+                             "FSDP", self.distribution)
+        self._backend: Backend = _backend_for(module, self.dtype_policy, output_names,
+                                              self.distribution)
         self._backend.seed = _resolve_seed(seed, self._backend.signature)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
@@ -147,7 +155,6 @@ class Model(TrainingCalls, ModelState):
         self.stop_training = False  # set by a callback: the loop ends after this batch/call
         self.stop_evaluating = False
         self.stop_predicting = False
-        self._validating = False  # fit is running its validation pass (read by callbacks)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -184,7 +191,7 @@ class Model(TrainingCalls, ModelState):
         """The resolved value: True when steps are compiled, False when they run eagerly."""
         if self._config is None:
             return None
-        resolved = getattr(self._backend, "jit_compile", None)
+        resolved = self._backend.jit_compile
         if resolved is None:
             return self._backend.resolve_jit(self._config)
         return resolved
@@ -341,8 +348,6 @@ class Model(TrainingCalls, ModelState):
             "run_eagerly": run_eagerly, "steps_per_execution": steps_per_execution,
             "jit_compile": jit_compile, "auto_scale_loss": auto_scale_loss,
             "sample_weight_mode": sample_weight_mode, "target_tensors": target_tensors}
-        if steps_per_execution is None:
-            del options["steps_per_execution"]  # unset: fuse unwatched batches (pacing.py)
         if experimental_steps_per_execution is not None:
             options.pop("steps_per_execution", None)  # the alias applies [SPEC 1]
             options["experimental_steps_per_execution"] = experimental_steps_per_execution
@@ -351,7 +356,8 @@ class Model(TrainingCalls, ModelState):
                 and not getattr(config.optimizer, "is_loss_scale", False)):
             from ..optimizers import LossScaleOptimizer
 
-            config.optimizer = LossScaleOptimizer(config.optimizer)
+            config = dataclasses.replace(config,
+                                         optimizer=LossScaleOptimizer(config.optimizer))
         self._config = config
         self._objective = None  # a recompile replaces the whole configuration [SPEC 1]
         self._pending_state = None
@@ -409,12 +415,13 @@ class Model(TrainingCalls, ModelState):
     def _output_spec(self, x_batch: Any) -> OutputSpec:
         if self._spec is None:
             self._spec = self._backend.output_spec(x_batch)
-            self._backend.spec = self._spec
+            self._backend.set_spec(self._spec)
         return self._spec
 
     def _ensure_objective(self, ys: list[Any]) -> Any:
         if self._objective is None:
             shapes = [None if y is None else tuple(y.shape[1:]) for y in ys]
+            assert self._config is not None and self._spec is not None  # set before the data
             objective = compile_mod.resolve(self._config, self._spec, shapes)
             self._backend.build(objective, self._config)
             self._objective = objective  # only once built: an interrupted build is redone
@@ -426,6 +433,7 @@ class Model(TrainingCalls, ModelState):
 
     def _bind_targets(self, x: Any, y: Any) -> Any:
         """``y``, or the targets bound by compile(target_tensors=...) for array ``x``."""
+        assert self._config is not None  # _require_compiled ran
         if self._config.target_tensors is None:
             return y
         if y is not None:
@@ -437,6 +445,7 @@ class Model(TrainingCalls, ModelState):
         return None if x is None else self._target_tensors_for(x)
 
     def _target_tensors_for(self, x: Any) -> Any:
+        assert self._config is not None  # _require_compiled ran
         targets = data_mod.to_numpy(self._config.target_tensors, "target_tensors")
         n_x = data_mod.num_samples({"x": x})
         n_t = data_mod.num_samples({"target_tensors": targets})

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import data as data_mod
+from ..backends.base import Backend
 from ..registry import type_error
 
 
 class ModelState:
     """Weights, files, summary and learning rate (mixed into ``kp.Model``)."""
 
-    _backend: Any
+    _backend: Backend
+
+    if TYPE_CHECKING:  # Model's (core.py)
+        @property
+        def module(self) -> Any: ...
+        @property
+        def backend(self) -> str: ...
     _module: Any
     _config: Any
     _objective: Any
@@ -166,20 +172,15 @@ class ModelState:
         print_fn = print_fn or print
         module = self.module  # synced: the trained values
         title = f'Model: "{type(module).__name__}" ({self.backend})'
-        if x is not None and self.backend == "jax":
-            from flax import nnx
-
-            try:
-                print_fn(nnx.tabulate(module, data_mod.to_numpy(x, "x"),
-                                      console_kwargs={"force_terminal": False,
-                                                      "no_color": True, "width": 120}))
+        if x is not None:
+            table, note = self._backend.summary_table(x)
+            if table is not None:
+                print_fn(table)
                 return
-            except Exception as err:  # noqa: BLE001  (fall back to the plain table)
-                print_fn(f"(nnx.tabulate failed: {type(err).__name__}: {err})")
-        lines = [title]
-        if self.backend == "torch":
-            lines.append(repr(module))
-        variables = self._variables(module)
+            if note is not None:  # the framework's table failed: the plain one follows
+                print_fn(note)
+        lines = [title, *self._backend.describe_module()]
+        variables = self._backend.variables()
         width = max([len(n) for n, _, _ in variables] + [4]) + 2
         lines.append(f"{'name':<{width}}{'shape':<18}{'dtype':<10}{'params':>10}")
         lines.append("-" * (width + 38))
@@ -207,18 +208,5 @@ class ModelState:
             >>> kp.Model(nnx.Linear(2, 3, rngs=nnx.Rngs(0))).count_params()
             9
         """
-        return sum(int(np.prod(tuple(a.shape))) for _, a, _ in self._variables(self.module))
-
-    def _variables(self, module: Any) -> list[tuple[str, Any, bool]]:
-        """``(name, array, trainable)`` for each variable of the (synced) module."""
-        if self.backend == "torch":
-            variables = [(n, p, p.requires_grad) for n, p in module.named_parameters()]
-            return variables + [(n, b, False) for n, b in module.named_buffers()]
-        from flax import nnx
-
-        from ..backends.jax_state import named
-
-        params = nnx.state(module, nnx.Param)
-        others = nnx.state(module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
-        return [(n, a, True) for n, a in named(params)] + [(n, a, False)
-                                                            for n, a in named(others)]
+        self._backend.sync_to_module()
+        return sum(int(np.prod(tuple(a.shape))) for _, a, _ in self._backend.variables())

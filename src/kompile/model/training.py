@@ -7,20 +7,56 @@ methods spell out Keras's parameters and documentation and delegate to the one l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import data as data_mod
-from .. import loop
+from .. import execution, loop
+from ..backends.base import Backend
 from ..callbacks.base import History
+from ..fit_run import FitRun
 from ..registry import keywords_checked
 
 
 class TrainingCalls:
     """fit / evaluate / predict and the single-batch calls (mixed into ``kp.Model``)."""
 
-    _backend: Any
+    _backend: Backend
+
+    if TYPE_CHECKING:  # Model's (core.py)
+        def _require_compiled(self, what: str) -> None: ...
+        def _bind_targets(self, x: Any, y: Any) -> Any: ...
+        def _format_results(self, logs: dict[str, Any], return_dict: bool) -> Any: ...
     _objective: Any
+    _config: Any
+    _fit_run: FitRun | None = None  # set only by _running (below)
+    _pacers: execution.Pacers | None = None  # measured batches per call, until a recompile
+
+    def _execution_plan(self, source: Any, phase: str, watched: bool) -> execution.ExecutionPlan:
+        """The batches per call of ``phase`` for ``source`` (execution.py)."""
+        if self._pacers is None:
+            self._pacers = execution.Pacers()
+        return execution.plan(self._config, self._backend, source, phase, watched,
+                              self._pacers)
+
+    @property
+    def fit_run(self) -> FitRun | None:
+        """The running ``fit`` call's shared state (``kompile.fit_run.FitRun``: data
+        positions, the validation flag, a resume request, the backend interface), or
+        ``None`` outside ``fit``. Callbacks read it as ``self.model.fit_run``."""
+        return self._fit_run
+
+    @contextlib.contextmanager
+    def _running(self, run: FitRun) -> Iterator[FitRun]:
+        """``fit_run`` is ``run`` inside the block; the run drops its data at the end."""
+        self._fit_run = run
+        try:
+            yield run
+        finally:
+            self._fit_run = None
+            run.release()  # it holds the sources and their device data
+
     # ------------------------------------------------------------------ training calls
     @keywords_checked
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,

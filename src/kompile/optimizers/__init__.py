@@ -23,9 +23,9 @@ import sys
 from typing import Any
 
 from .. import schedules  # noqa: F401  (kp.optimizers.schedules, as in Keras)
-from ..registry import Registry, custom_name, get_custom, keywords_checked, type_error
+from ..registry import custom_name, get_custom, keywords_checked, type_error
 from .adam import Adafactor, Adam, Adamax, AdamW, Lion, Nadam
-from .base import Optimizer
+from .base import OPTIMIZERS, Optimizer
 from .classic import SGD, Adadelta, Adagrad, Ftrl, RMSprop
 
 # ---------------------------------------------------------------------- native and wrapped
@@ -191,7 +191,6 @@ class LossScaleOptimizer:
 
 
 # ---------------------------------------------------------------------- lookup
-OPTIMIZERS = Registry("optimizer", case_insensitive=True)
 CLASSES: dict[str, Any] = {c.__name__: c for c in (RMSprop, SGD, Adam, AdamW, Adagrad, Adadelta,
                                                    Adamax, Nadam, Lion, Ftrl, Adafactor)}
 for _cls in CLASSES.values():
@@ -225,7 +224,7 @@ def get(identifier: Any) -> Any:
     if isinstance(identifier, str):
         return OPTIMIZERS.get(identifier)()
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
+        return identifier()  # type: ignore[call-arg]  # a subclass: its defaults
     if isinstance(identifier, dict) and set(identifier) == {"class_name", "config"}:
         return deserialize(identifier)
     optax_module = sys.modules.get("optax")
@@ -251,10 +250,11 @@ def serialize(optimizer: Any) -> dict[str, Any]:
     name = type(optimizer).__name__
     if CLASSES.get(name) is not type(optimizer) and not isinstance(
             optimizer, NativeOptax | NativeTorch):
-        name = custom_name(type(optimizer))
-        if name is None:
+        custom = custom_name(type(optimizer))
+        if custom is None:
             raise ValueError(f"Cannot serialise the optimizer {optimizer!r}: its class is not "
                              "registered. Register it with kp.register(cls) first.")
+        name = custom
     return {"class_name": name, "config": optimizer.get_config()}
 
 

@@ -230,7 +230,7 @@ class Lion(Optimizer):
 
     name = "lion"
     _optax = ("scale_by_lion", "beta_1", "beta_2")
-    _torch = (lambda: _torch_lion(), {"betas": ("beta_1", "beta_2")})
+    _torch = (lambda: _torch_lion(), {"betas": ("beta_1", "beta_2")})  # type: ignore[has-type]
 
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.99, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
@@ -314,7 +314,7 @@ class Adafactor(Optimizer):
 
 @functools.cache
 def _torch_lion() -> Any:
-    torch = importlib.import_module("torch")
+    torch: Any = importlib.import_module("torch")
 
     class Lion(torch.optim.Optimizer):
         """Keras's Lion: ``w -= lr * sign(b1 * m + (1 - b1) * g)``, then m's moving average."""

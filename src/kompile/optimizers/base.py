@@ -11,12 +11,14 @@ from __future__ import annotations
 import importlib
 import math
 import weakref
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import schedules
-from ..registry import custom_name, get_custom, keywords_checked, type_error
+from ..registry import Registry, custom_name, get_custom, keywords_checked, type_error
 
 COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
+# name -> class; filled by the package (optimizers/__init__.py), read by from_config
+OPTIMIZERS = Registry("optimizer", case_insensitive=True)
 
 
 class _Lazy:
@@ -45,6 +47,10 @@ class Optimizer:
     the learning rate is applied after it) or override ``_optax_rule``, and ``_torch`` (a
     torch.optim class name and its keywords as attribute names).
     """
+
+    if TYPE_CHECKING:  # a subclass's arguments are attributes, set from `hyper` in __init__
+        def __getattr__(self, name: str) -> Any: ...
+
 
     name = "optimizer"
     clipnorm = clipvalue = global_clipnorm = weight_decay = None
@@ -132,8 +138,6 @@ class Optimizer:
         config = dict(config)
         name, lr = config.pop("name", None), config.get("learning_rate")
         if cls is Optimizer:
-            from . import OPTIMIZERS  # the package's table imports this module
-
             cls = OPTIMIZERS.get(str(name))
         if isinstance(lr, str):
             config["learning_rate"] = get_custom(lr)
@@ -258,7 +262,7 @@ class Optimizer:
                 g.mul_((self.global_clipnorm / total.clamp(min=self.global_clipnorm)).to(g.dtype))
         elif (self.clipvalue or 0) > 0:
             for g in grads:
-                g.clamp_(-self.clipvalue, self.clipvalue)
+                g.clamp_(-self.clipvalue, self.clipvalue)  # type: ignore[operator]
 
     def torch_learning_rate(self, torch_opt: Any) -> float:
         group = torch_opt.param_groups[0]
@@ -271,18 +275,11 @@ class Optimizer:
         for group in torch_opt.param_groups:
             group["lr"] = float(value)
 
-    def torch_schedule_step(self, torch_opt: Any, step: int) -> None:
-        """Set the groups' lr from the schedule for ``step`` (no-op for a constant lr). The
-        pre-step hook does the same from its own count of steps taken."""
-        if callable(self._learning_rate):
-            for group in torch_opt.param_groups:
-                group["lr"] = self._lr_at(step)
-
 
 # ---------------------------------------------------------------------- optax helpers
 def _chain(*parts: Any) -> Any:
-    parts = [p for p in parts if p is not None]
-    return parts[0] if len(parts) == 1 else optax.chain(*parts)
+    given = [p for p in parts if p is not None]
+    return given[0] if len(given) == 1 else optax.chain(*given)
 
 
 def _scale(lr: Any) -> Any:
