@@ -100,7 +100,7 @@ def parse_meta(path: str, raw: str) -> dict[str, Any]:
                                      f"({err}).") from None
     if not isinstance(meta, dict):
         raise InvalidFileError(path, "metadata: its kompile metadata is not a JSON object.")
-    stack = [(meta, 1)]
+    stack: list[tuple[Any, int]] = [(meta, 1)]
     while stack:  # iterative: a deep value must not exhaust the Python stack here
         value, depth = stack.pop()
         if depth > MAX_DEPTH:

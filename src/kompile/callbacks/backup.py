@@ -96,7 +96,7 @@ def backup_problem(info: dict[str, Any], extra: dict[str, Any]) -> str | None:
                 and pos["pos"] >= 0 and isinstance(pos.get("started"), bool)
                 and (pos.get("rng") is None or (
                     isinstance(pos["rng"], list) and len(pos["rng"]) == 3
-                    and np.shape(extra.get(f"{name}_rng")) == (624,)))
+                    and np.shape(extra.get(f"{name}_rng", ())) == (624,)))
                 and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
             return f"info.data.{name}: its record of the {name} data position is damaged."
     version = info.get("version", 1)
