@@ -32,14 +32,16 @@ docs: $(STAMP)
 	$(BIN)/pip install -q -e ".[docs]"
 	$(BIN)/mkdocs build --strict
 
-# make bench [DEVICE=gpu]: the issue-15 ratios from interleaved runs (JAX, then torch), and the
-# torch kernels per step. benchmarks/bench_jax.py (one process per configuration: peak memory,
-# a CNN) is run by hand.
+# make bench [DEVICE=gpu]: the issue-15 ratios from interleaved runs (JAX, then torch), the
+# torch kernels per step, and the model families on both backends (docs/performance.md).
+# benchmarks/bench_jax.py (one process per configuration: peak memory, a CNN) is run by hand.
 DEVICE ?= cpu
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_jax_interleaved.py --device $(DEVICE)
 	$(BIN)/python benchmarks/bench_torch.py --device $(subst gpu,cuda,$(DEVICE))
 	$(BIN)/python benchmarks/torch_kernels.py --device $(subst gpu,cuda,$(DEVICE))
+	$(BIN)/python benchmarks/families_jax.py --device $(DEVICE)
+	$(BIN)/python benchmarks/families_torch.py --device $(subst gpu,cuda,$(DEVICE))
 
 # make bench-dist [DEVICE=gpu]: per-device parameter + optimizer bytes and steps/s, data
 # parallel vs sharded (ModelParallel), ~10M parameters on 4 devices (CPU: XLA host devices),

@@ -22,6 +22,7 @@ FRAMEWORK_ALLOWED = {
     # the optimizer table maps names to optax factories and torch.optim classes (DESIGN.md:
     # "Optimizers are a table"); optax and torch are imported when an optimizer is built
     "kompile.optimizers", "kompile.optimizers.base", "kompile.optimizers.adam",
+    "kompile.optimizers.recent",  # optax.contrib's muon and schedule-free AdamW
     # the loss scale is an immutable value registered as a jax pytree (precision.py)
     "kompile.precision",
     # kp.distribution.DataParallel describes a jax Mesh (torch DDP: backends/torch_ddp.py)

@@ -358,6 +358,7 @@ def test_format_value_like_keras():
     assert format_value([1e-5, 0.25]) == "[1.0000e-05, 0.2500]"
 
 
+@pytest.mark.filterwarnings("ignore:The module has no trainable variables")  # on purpose
 def test_small_losses_print_in_scientific_notation(backend, tmp_path, capsys):
     x = np.zeros((4, 1), np.float32)
     y = np.full((4, 1), np.sqrt(1.2e-5), np.float32)  # identity model: loss = 1.2e-05

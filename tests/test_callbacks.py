@@ -356,8 +356,8 @@ def test_tensorboard_event_files_read_back(make_model, tmp_path):
     assert [e.step for e in val.Scalars("evaluation_loss_vs_iterations")] == [4, 8, 12]
     assert "kernel/histogram" in train.Tags()["histograms"]
     assert [e.step for e in train.Histograms("kernel/histogram")] == [0, 2]
-    with pytest.raises(ValueError, match="`profile_batch` is a TensorFlow feature"):
-        kp.callbacks.TensorBoard(tmp_path, profile_batch=2)
+    with pytest.raises(ValueError, match="`embeddings_freq` is a TensorFlow feature"):
+        kp.callbacks.TensorBoard(tmp_path, embeddings_freq=2)  # (profile_batch: a trace now)
 
 
 # ----------------------------------------------------------------------------- misc

@@ -72,6 +72,7 @@ def test_steps_per_epoch_limits_batches(make_model):
     assert seen == [0, 1, 2, 0, 1, 2]
 
 
+@pytest.mark.filterwarnings("ignore:The module has no trainable variables")  # on purpose
 def test_callback_hooks_and_running_means(make_model):
     x, y = _data(20)
     events, batch_losses = [], []

@@ -276,6 +276,7 @@ def test_adds_loss_scaling_optimizer(backend):
     assert not isinstance(model.optimizer, kp.optimizers.LossScaleOptimizer)
 
 
+@pytest.mark.filterwarnings("ignore:The module has no trainable variables")  # on purpose
 def test_training_arg(backend):
     model = kp.Model(km.training_model(backend)).compile("rmsprop", "mse")
     x, y = np.ones((128, 1), np.float32), np.zeros((128, 1), np.float32)

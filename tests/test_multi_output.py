@@ -245,6 +245,7 @@ def test_temporal_sample_weights_per_output(make_model):
                 assert ev(model, x, y, sample_weight=sw) == pytest.approx(want)
 
 
+@pytest.mark.filterwarnings("ignore:The module has no trainable variables")  # on purpose
 def test_target_tensors(make_model):
     x5 = np.arange(5, dtype=np.float32)
     model = kp.Model(make_model("identity")).compile(

@@ -31,7 +31,10 @@ PIECEWISE = schedules.PiecewiseConstantDecay([0, 1], [0.1, 0.01, 0.05])
 COSINE = schedules.CosineDecay(0.01, decay_steps=4, warmup_target=0.1, warmup_steps=1)
 
 # (registry name, keyword arguments): every name with its defaults, then the variants.
-CASES = [(name, {}) for name in optimizers.OPTIMIZERS.names()] + [
+# Muon is optax's and torch's, not Keras's (pinned in test_training_options.py)
+CASES = [(name, {}) for name in optimizers.OPTIMIZERS.names() if name != "muon"] + [
+    ("lamb", {"learning_rate": 0.1, "weight_decay": 0.1}),
+    ("schedule_free_adamw", {"learning_rate": 0.05, "beta_1": 0.5}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True}),
     ("sgd", {"learning_rate": 0.1, "momentum": 0.5, "weight_decay": 0.1}),
@@ -62,10 +65,10 @@ RMSPROP_EPS = ("torch.optim.RMSprop adds eps outside the square root: steps on g
 
 
 def torch_cases():
-    """The cases torch runs: not Ftrl (no torch counterpart) nor Adafactor with
-    clip_threshold < 1 (torch refuses it); RMSprop is a known difference."""
+    """The cases torch runs: not Ftrl (no torch counterpart); RMSprop is a known
+    difference."""
     for case in CASES:
-        if case[0] == "ftrl" or case[1].get("clip_threshold", 1.0) < 1.0:
+        if case[0] in ("ftrl", "lamb", "schedule_free_adamw"):  # no torch.optim counterpart
             continue
         marks = [pytest.mark.xfail(reason=RMSPROP_EPS, strict=True)] if case[0] == "rmsprop" else []
         yield pytest.param(case, marks=marks, id=case_id(case))
@@ -117,7 +120,8 @@ def run_keras(name, kwargs, weights, grads):
     if isinstance(lr, schedules.LearningRateSchedule):
         kwargs["learning_rate"] = getattr(keras.optimizers.schedules, type(lr).__name__)(
             **lr.get_config())
-    opt = type(keras.optimizers.get(name))(**kwargs)
+    cls = getattr(keras.optimizers, optimizers.OPTIMIZERS.get(name).__name__, None)
+    opt = (cls or type(keras.optimizers.get(name)))(**kwargs)  # (Lamb: not by name)
     variables = [keras.Variable(w) for w in weights]
     for g in grads:
         opt.apply_gradients(zip([keras.ops.convert_to_tensor(x) for x in g], variables))
@@ -168,8 +172,6 @@ def test_torch_refusals():
     params = [torch.nn.Parameter(torch.zeros(2))]
     with pytest.raises(NotImplementedError, match="Ftrl has no torch.optim counterpart"):
         optimizers.Ftrl().build_torch(params)
-    with pytest.raises(ValueError, match="threshold"):
-        optimizers.Adafactor(clip_threshold=0.5).build_torch(params)
 
 
 @pytest.mark.parametrize("g", [1e-3, 1e-2, 1.0])
@@ -195,6 +197,9 @@ SCHEDULES = [
     schedules.PolynomialDecay(0.1, 4, power=0.5, cycle=True),
     schedules.CosineDecay(0.1, 6, alpha=0.1),
     schedules.CosineDecay(0.0, 6, warmup_target=0.2, warmup_steps=3),
+    schedules.CosineDecayRestarts(0.1, 3),
+    schedules.CosineDecayRestarts(0.1, 2, t_mul=1.0, m_mul=0.5, alpha=0.1),
+    schedules.CosineDecayRestarts(0.2, 2, t_mul=1.5, m_mul=0.8, alpha=0.05),
 ]
 
 
@@ -316,7 +321,8 @@ def test_keras_defaults():
     assert optimizers.get("rmsprop").get_config() == {
         "name": "rmsprop", "learning_rate": 0.001, "rho": 0.9, "momentum": 0.0,
         "epsilon": 1e-7, "centered": False, "clipnorm": None, "clipvalue": None,
-        "global_clipnorm": None, "weight_decay": None}
+        "global_clipnorm": None, "weight_decay": None, "use_ema": False, "ema_momentum": 0.99,
+        "ema_overwrite_frequency": None, "gradient_accumulation_steps": None}
     assert optimizers.get("sgd").learning_rate == 0.01
     assert optimizers.get("adamw").weight_decay == 0.004
     assert optimizers.get("lion").beta_2 == 0.99
@@ -341,6 +347,7 @@ def test_get_accepts_every_form():
     assert isinstance(optimizers.get(torch.optim.SGD), optimizers.NativeTorch)
     with pytest.raises(TypeError, match="`optimizer` must be an optimizer name"):
         optimizers.get(42)
+    assert optimizers.get(None) is None  # as Keras's keras.optimizers.get(None)
 
 
 def test_native_torch():

@@ -1,5 +1,6 @@
 """A compiled JAX step that fails at run time after taking (donating) its state loses that
-state; the user's weights must survive it (the module never holds donated arrays).
+state; the model goes back to the last good state (a host copy taken at the start of the
+call and at each epoch end, or weights a callback read later) with its optimizer state.
 
 The failure is a host callback inside the module raising on a chosen call, which XLA reports
 as a runtime error of the step. References: the module's weights read as NumPy before the
@@ -58,16 +59,17 @@ def test_a_failed_training_step_leaves_the_weights_of_the_call_start(spe):
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # trains (and compiles) first
     start = _weights(net)
     _arm(net, 4)
-    with pytest.warns(UserWarning, match="optimizer state starts afresh"):
+    with pytest.warns(UserWarning, match="back to its state at the start of this fit call"):
         with pytest.raises(Exception, match="simulated device failure"):
             model.fit(x, y, batch_size=8, epochs=2, verbose=0)
     for got, want in zip(_weights(net), start):
         np.testing.assert_array_equal(got, want)
-    np.testing.assert_allclose(model.predict(x, verbose=0), x @ start[0] + start[1], rtol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ start[0] + start[1], rtol=1e-5,
+                               atol=1e-6)
     _arm(net, 0)
     loss = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][0]
     assert np.isfinite(loss) and not np.array_equal(_weights(net)[0], start[0])
-    assert int(model._backend.iterations) == 8  # afresh after the failure, then one epoch
+    assert int(model._backend.iterations) == 16  # kept through the failure, then one epoch
 
 
 def test_weights_a_callback_read_survive_a_later_failure():
@@ -83,7 +85,7 @@ def test_weights_a_callback_read_survive_a_later_failure():
                 seen.append(_weights(self.model.module))
 
     _arm(net, 6)  # the 6th execution: the 5th batch of the call
-    with pytest.warns(UserWarning, match="lost"):
+    with pytest.warns(UserWarning, match="weights a callback read later"):
         with pytest.raises(Exception, match="simulated device failure"):
             model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Read()])
     for got, want in zip(_weights(net), seen[0]):

@@ -131,6 +131,7 @@ def test_callback_indices_with_steps_per_execution():
     assert [b for k, b in seen if k == "end"] == [2, 5, 8, 9]
 
 
+@pytest.mark.filterwarnings("ignore:The module has no trainable variables")  # on purpose
 def test_jit_compile_resolution():
     x = np.arange(4, dtype=np.float32)
     make = lambda **kw: kp.Model(build("torch", "identity")).compile(  # noqa: E731
@@ -273,6 +274,7 @@ def test_put_to_host_and_weights():
         model.set_weights([np.zeros((1, 4)), np.zeros(1)])
 
 
+@pytest.mark.filterwarnings("ignore:The module has no trainable variables")  # on purpose
 def test_learning_rate_is_live_and_identity_counts_steps():
     x, y = _data(32)
     model = kp.Model(build("torch", "mlp")).compile(kp.optimizers.SGD(0.1),

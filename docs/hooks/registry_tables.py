@@ -41,14 +41,23 @@ def tables() -> str:
     from kompile import losses, metrics, optimizers
     from kompile.optimizers.base import COMMON
 
+    common = ", ".join(f"`{k}={optimizers.base.COMMON_DEFAULTS[k]!r}`" for k in COMMON)
     out = ["## Optimizers", "",
            "Names are case-insensitive. Defaults are Keras's. Every optimizer also takes "
-           "`clipnorm`, `clipvalue`, `global_clipnorm` and `weight_decay` (keyword-only).", "",
+           f"{common} (keyword-only; see Training options), and has the method "
+           "`exclude_from_weight_decay(var_list=None, var_names=None)`. A learning rate is a "
+           "float, a schedule, a function `step -> lr` or a function of no argument.", "",
            "| name | class | defaults | notes |", "|---|---|---|---|"]
     for name in optimizers.OPTIMIZERS.names():
         cls = optimizers.OPTIMIZERS.get(name)
         out.append(f"| {_names([name])} | `kp.optimizers.{cls.__name__}` | "
                    f"{_defaults(cls, COMMON)} | {_summary(cls)} |")
+    out += ["", "## Learning-rate schedules", "",
+            "| class | arguments | what it computes |", "|---|---|---|"]
+    for name in optimizers.schedules.SCHEDULES.names():
+        cls = optimizers.schedules.SCHEDULES.get(name)
+        out.append(f"| `kp.optimizers.schedules.{cls.__name__}` | "
+                   f"{_defaults(cls, ('name',)) or '-'} | {_summary(cls)} |")
     out += ["", "## Losses", "",
             "Names are exact; aliases are listed. Every loss class also takes `reduction` and "
             "`name`.", "",
@@ -74,6 +83,8 @@ def tables() -> str:
         opts = _defaults(cls, ("name", "dtype"))
         out.append(f"| {_names(names)} | "
                    f"`kp.metrics.{cls.__name__}` | {opts or '-'} | {_summary(cls)} |")
+    exact = metrics.Accuracy  # by class only: the name "accuracy" picks a variant per output
+    out.append(f"| (class only) | `kp.metrics.Accuracy` | - | {_summary(exact)} |")
     out += ["", "## Callbacks", "", "| class | arguments | what it does |", "|---|---|---|"]
     for name in kp.callbacks.__all__:
         cls = getattr(kp.callbacks, name)

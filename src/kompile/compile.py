@@ -24,6 +24,9 @@ from .ops import namespace
 from .registry import check_kwargs, type_error
 from .structures import Node, OutputSpec, describe, per_output, place
 
+# torch.compile modes `jit_compile` also takes (torch only: backends/torch_compiled.py)
+_TORCH_MODES = ("reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 COMPILE_ARGS = ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics",
                 "run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss",
                 "sample_weight_mode", "target_tensors")
@@ -65,6 +68,18 @@ def _get_loss(identifier: Any) -> Any:
     return losses_mod.get(identifier)
 
 
+def _array_weights(value: Any) -> Any:
+    """``loss_weights`` given as arrays (NumPy, JAX, torch; Keras accepts them): a 0-d array
+    is a number, a 1-d array a list of numbers per output."""
+    if isinstance(value, Mapping):
+        return {k: _array_weights(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_array_weights(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "tolist") and len(value.shape) <= 1:
+        return value.tolist()
+    return value
+
+
 def _check_weight(value: Any) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise type_error("loss_weights", "a number (or a list/dict of numbers per output)", value)
@@ -89,6 +104,9 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
         kwargs.setdefault("steps_per_execution", kwargs.pop("experimental_steps_per_execution"))
     check_kwargs("compile", kwargs, COMPILE_ARGS[3:])
     raw = {"optimizer": optimizer, "loss": loss, "metrics": metrics, **kwargs}
+    if optimizer is None:
+        raise type_error("optimizer", "an optimizer name ('rmsprop', 'adam', ...), a "
+                         "kp.optimizers object or a native optax/torch optimizer", optimizer)
     f: dict[str, Any] = {"optimizer": optimizers_mod.get(optimizer), "raw": raw}
     for key in ("metrics", "weighted_metrics"):  # before resolving: the error names its key
         value = raw.get(key)
@@ -97,7 +115,7 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
     f["loss"] = _map_leaves(loss, _get_loss)
     f["metrics"] = _map_leaves(metrics, metrics_mod.get)
     f["weighted_metrics"] = _map_leaves(kwargs.get("weighted_metrics"), metrics_mod.get)
-    f["loss_weights"] = _map_leaves(kwargs.get("loss_weights"), _check_weight)
+    f["loss_weights"] = _map_leaves(_array_weights(kwargs.get("loss_weights")), _check_weight)
     spe = kwargs.get("steps_per_execution")
     if spe is not None and spe != "auto" and (
             not isinstance(spe, int) or isinstance(spe, bool) or spe < 1):
@@ -105,8 +123,9 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
                          f"{spe!r}.")
     f["steps_per_execution"] = spe
     jc = kwargs.get("jit_compile", "auto")
-    if jc not in ("auto", True, False):
-        raise ValueError(f"`jit_compile` must be 'auto', True or False; received {jc!r}.")
+    if jc not in ("auto", True, False, *_TORCH_MODES):
+        raise ValueError(f"`jit_compile` must be 'auto', True, False or a torch.compile mode "
+                         f"{_TORCH_MODES} (torch only); received {jc!r}.")
     f["jit_compile"] = jc
     for key in ("run_eagerly", "auto_scale_loss"):
         value = kwargs.get(key, key == "auto_scale_loss")

@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from . import agreement, calling, execution
+from . import agreement, calling, execution, train_checks
 from . import data as data_mod
 from .backends.base import Backend
 from .callbacks.base import CallbackList, History, LazyLogs, host_logs
+from .callbacks.misc import TerminateOnNaN
 from .callbacks.progbar import ProgbarLogger, resolve_verbose
 from .compile import loss_outputs
+from .data.batch_checks import BatchChecker, output_probe
 from .fit_run import FitRun
 from .targets import class_weights_to_sample_weights, flatten_targets, flatten_weights
 
@@ -72,8 +74,9 @@ def _first_forward(model: Any, source: Any) -> Any:
         raise TypeError(hint) from err
 
 
-def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
-    """Name the outputs, build the objective once, and flatten targets per output."""
+def _prepare(model: Any, source: Any, class_weight: Any = None) -> bool:
+    """Name the outputs, build the objective once, and flatten targets per output. Returns
+    whether the checked data holds non-finite values (then a NaN loss is no surprise)."""
     spec = _first_forward(model, source)
     cfg = model._config
     if cfg is not None and cfg.loss is None and spec.model_loss is None \
@@ -115,11 +118,19 @@ def _prepare(model: Any, source: Any, class_weight: Any = None) -> None:
         # checks at the door: host data once per call (arrays whole, iterables' first batch)
         x_all, ys_all, sws_all = source.host if isinstance(source, data_mod.ArraySource) \
             else (source.peek_x(), ys, sws)
-        data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
-                                   single=not model._spec.multi, argument=source.argument)
+        bad = data_mod.checks.check_data(x_all, ys_all, sws_all, objective.data_rules(),
+                                         single=not model._spec.multi,
+                                         argument=source.argument)
+        if not isinstance(source, data_mod.ArraySource):  # the next batches: each one
+            rules = objective.data_rules()
+            sparse = [("" if not model._spec.multi else r[0], r[3]) for r in rules]
+            source.check = BatchChecker((x_all, ys, sws), sparse, output_probe(model, True),
+                                        source.argument)
         if first and calling.wants_probability_check(objective):  # once per compile
             calling.check_probabilities(objective,
                                         model._backend.sample_outputs(source.peek_x()))
+        return bool(bad)
+    return False
 
 
 
@@ -213,10 +224,14 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
             validation_data, validation_batch_size or batch_size, validation_steps)
     backend = model._backend
     backend.refresh_from_module()
-    _prepare(model, source, class_weight)
+    watch = _LossWatch(_prepare(model, source, class_weight))
     if not model._objective.has_loss:
         raise ValueError("The model was compiled without a loss, so fit() has nothing to "
                          "minimise. Pass `loss=` to compile().")
+    train_checks.warn_if_nothing_trains(
+        model, source.host if isinstance(source, data_mod.ArraySource) else None,
+        " and ".join(f"`{k}`" for k, v in (("sample_weight", sample_weight),
+                                           ("class_weight", class_weight)) if v is not None))
     if val_source is not None:
         try:
             _prepare(model, val_source)
@@ -227,6 +242,8 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
     history = History()
     params = {"epochs": epochs, "steps": source.steps, "verbose": verbose}
     cbs = _callbacks(model, callbacks, verbose, params, history)
+    # TerminateOnNaN reports a non-finite loss itself
+    watch.quiet |= any(isinstance(cb, TerminateOnNaN) for cb in cbs.callbacks)
     plan = _plan(model, source, cbs, "train")
     model.stop_training = False
     # what BackupAndRestore records to refuse resuming a different run, and to continue
@@ -237,19 +254,23 @@ def fit(model: Any, x: Any = None, y: Any = None, batch_size: Any = None, epochs
                  sources={"train": source, "validation": val_source})
     with model._running(run):
         return _fit_epochs(model, run, cbs, history, plan, initial_epoch, epochs,
-                           validation_freq)
+                           validation_freq, watch)
 
 
 def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
                 plan: execution.ExecutionPlan, initial_epoch: int, epochs: int,
-                validation_freq: Any) -> History:
+                validation_freq: Any, watch: _LossWatch) -> History:
     """The epochs of ``fit`` (``run`` holds the data sources and what callbacks share)."""
     backend: Backend = run.backend
     source, val_source = run.sources["train"], run.sources["validation"]
     pacer = plan.pacer
     wants_batch_logs = cbs.wants("on_train_batch_end")
-    batch_logs = lambda: host_logs(backend.results("train"), backend.to_host)  # noqa: E731
+
+    def batch_logs() -> dict[str, Any]:
+        return watch.seen(host_logs(backend.results("train"), backend.to_host))
+
     logs: dict[str, Any] = {}
+    backend.keep_last_good("the start of this fit call")  # a host copy (backends/jax_recovery)
     try:
         cbs.call("on_train_begin", {})
         initial_epoch, skip = _resume(run, history, initial_epoch)
@@ -259,7 +280,9 @@ def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
             cbs.call("on_epoch_begin", epoch, {})
             call = None
             # resumed mid-epoch: the batches before `skip` ran before the interruption
+            watch.epoch, watch.last = epoch, skip - 1
             for call in source.calls(backend, plan.per_call, start=skip):
+                watch.step = call.last_step
                 cbs.call("on_train_batch_begin", call.first_step, {})
                 if pacer is not None:
                     pacer.begin()
@@ -277,6 +300,7 @@ def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
                               "epochs` batches.", stacklevel=4)
                 break
             logs = batch_logs()  # host sync: epoch logs for History
+            backend.keep_last_good(f"the end of epoch {epoch + 1}")  # the state is computed
             if val_source is not None and _val_due(epoch, validation_freq):
                 val_logs = _validate(model, run, cbs, epoch)
                 if val_logs:
@@ -285,8 +309,11 @@ def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
             skip = 0
             if model.stop_training:
                 break
+        if backend.has_average():
+            backend.finalize_average()  # use_ema: the weights end as their average (Keras)
         cbs.call("on_train_end", logs)
     except BaseException as error:
+        backend.settle()  # a step that failed at run time: back to the last good state
         cbs.abort(error)  # on_train_abort: file-writing callbacks close their files
         raise
     finally:
@@ -295,6 +322,32 @@ def _fit_epochs(model: Any, run: FitRun, cbs: CallbackList, history: History,
         finally:
             backend.release()
     return history
+
+
+class _LossWatch:
+    """One warning for the first non-finite training loss among the logs the loop reads
+    anyway (epoch ends, batches whose logs a callback reads): no extra host sync. Quiet
+    when the data checks already warned about NaN/Inf data, or TerminateOnNaN watches."""
+
+    def __init__(self, data_not_finite: bool):
+        self.quiet = data_not_finite  # the data checks already warned about NaN/Inf data
+        self.epoch, self.step, self.last = 0, 0, -1
+
+    def seen(self, logs: dict[str, Any]) -> dict[str, Any]:
+        loss = logs.get("loss")
+        if self.quiet or loss is None or np.isfinite(loss):
+            self.last = self.step
+            return logs
+        self.quiet = True
+        since = f"after batch {self.last}, whose loss was finite" if self.last >= 0 \
+            else "since the epoch began"
+        warnings.warn(
+            f"The training loss became non-finite ({loss}) in epoch {self.epoch + 1}, at batch "
+            f"{self.step} or before ({since}; batches counted from 0, read where the logs are "
+            "read). The data kompile checked (arrays whole, an iterable's first batch) was "
+            "finite: the training diverged, or a later batch holds NaN/Inf. Try a lower "
+            "learning rate, gradient clipping (clipnorm=...) or TerminateOnNaN.", stacklevel=4)
+        return logs
 
 
 def _validate(model: Any, run: FitRun, cbs: CallbackList, epoch: int) -> dict[str, Any]:
@@ -356,6 +409,9 @@ def evaluate(model: Any, x: Any = None, y: Any = None, batch_size: Any = None,
     try:
         logs = _run_eval(model, source, cbs)
         model._backend.write_back_rng()  # the module's RNG streams advanced by the evaluation
+    except BaseException:
+        model._backend.settle()  # a step that failed at run time: back to valid state
+        raise
     finally:
         model._backend.release()
     if logs is None:
@@ -374,6 +430,9 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
     spec = _first_forward(model, source)
     backend.prepare_predict(model._config)
     source.prepare(lambda x_, y_, sw_: (x_, [], []))
+    if not isinstance(source, data_mod.ArraySource):  # each batch against the first
+        source.check = BatchChecker((source.peek_x(), [], []), [], output_probe(model, False),
+                                    source.argument)
     cbs = _callbacks(model, callbacks, verbose, {"steps": source.steps, "verbose": verbose})
     model.stop_predicting = False
     cbs.call("on_predict_begin", {})
@@ -394,6 +453,9 @@ def predict(model: Any, x: Any, batch_size: Any = None, verbose: Any = "auto", s
                 break
         host = backend.to_host(chunks)  # host sync: the predictions
         backend.write_back_rng()  # the module's RNG streams advanced by the predictions
+    except BaseException:
+        backend.settle()  # a step that failed at run time: back to valid state
+        raise
     finally:
         backend.release()
     outputs = _join(spec, host)

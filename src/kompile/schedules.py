@@ -1,7 +1,8 @@
 """Learning-rate schedules with Keras's names, arguments and numbers.
 
 Owns the Keras schedules (``ExponentialDecay``, ``PiecewiseConstantDecay``,
-``InverseTimeDecay``, ``PolynomialDecay``, ``CosineDecay``) as backend-neutral callables
+``InverseTimeDecay``, ``PolynomialDecay``, ``CosineDecay``, ``CosineDecayRestarts``) as
+backend-neutral callables
 ``schedule(step) -> learning rate``, and their serialisation. The step may be a Python int
 (the result is a float), a jax array (also a tracer inside ``jax.jit``: the result is a jax
 array) or a torch tensor (a torch tensor). The math is written once against the array API.
@@ -242,6 +243,53 @@ class CosineDecay(LearningRateSchedule):
         return xp.where(step < warmup, warm, self._decay(xp, step - warmup, target))
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR, Loshchilov & Hutter), Keras's numbers: the
+    first period lasts ``first_decay_steps``, each next one ``t_mul`` times longer, and
+    restarts from ``m_mul`` times the previous starting rate; within a period the rate goes
+    from its start down to ``alpha`` times ``initial_learning_rate`` along a half cosine.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        first_decay_steps: The number of steps of the first period (> 0).
+        t_mul: How much longer each period is than the previous one. Default 2.0.
+        m_mul: How much lower each restart starts than the previous one. Default 1.0.
+        alpha: The lowest rate as a fraction of ``initial_learning_rate``. Default 0.0.
+        name: A name for the configuration. Default ``"SGDRDecay"``.
+
+    Example:
+        >>> import kompile as kp
+        >>> schedule = kp.schedules.CosineDecayRestarts(0.1, first_decay_steps=10)
+        >>> round(schedule(5), 6), round(schedule(10), 6)
+        (0.05, 0.1)
+    """
+
+    _args = ("initial_learning_rate", "first_decay_steps", "t_mul", "m_mul", "alpha", "name")
+
+    def __init__(self, initial_learning_rate: float, first_decay_steps: float,
+                 t_mul: float = 2.0, m_mul: float = 1.0, alpha: float = 0.0,
+                 name: str = "SGDRDecay"):
+        if not first_decay_steps > 0:
+            raise ValueError("CosineDecayRestarts: `first_decay_steps` must be > 0; received "
+                             f"{first_decay_steps!r}.")
+        self.initial_learning_rate, self.first_decay_steps = (initial_learning_rate,
+                                                              first_decay_steps)
+        self.t_mul, self.m_mul, self.alpha, self.name = t_mul, m_mul, alpha, name
+
+    def _lr(self, xp: Any, step: Any) -> Any:
+        fraction = step / float(self.first_decay_steps)
+        t_mul = float(self.t_mul)
+        if t_mul == 1.0:
+            restart = xp.floor(fraction)
+            fraction = fraction - restart
+        else:
+            restart = xp.floor(xp.log(1.0 - fraction * (1.0 - t_mul)) / math.log(t_mul))
+            done = (1.0 - t_mul**restart) / (1.0 - t_mul)
+            fraction = (fraction - done) / t_mul**restart
+        cosine = 0.5 * float(self.m_mul)**restart * (1.0 + xp.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+
 def _check_positive(where: str, decay_steps: Any) -> None:
     if not decay_steps > 0:
         raise ValueError(f"{where}: `decay_steps` must be > 0; received {decay_steps!r}.")
@@ -249,7 +297,7 @@ def _check_positive(where: str, decay_steps: Any) -> None:
 
 SCHEDULES = Registry("learning-rate schedule")
 for _cls in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, PolynomialDecay,
-             CosineDecay):
+             CosineDecay, CosineDecayRestarts):
     SCHEDULES.add(_cls.__name__, _cls)
 
 
@@ -289,5 +337,6 @@ def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
     return cls.from_config(dict(config["config"]))
 
 
-__all__ = ["CosineDecay", "ExponentialDecay", "InverseTimeDecay", "LearningRateSchedule",
+__all__ = ["CosineDecay", "CosineDecayRestarts", "ExponentialDecay", "InverseTimeDecay",
+           "LearningRateSchedule",
            "PiecewiseConstantDecay", "PolynomialDecay", "deserialize", "serialize"]

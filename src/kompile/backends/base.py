@@ -130,6 +130,15 @@ class Backend(Protocol):
         """End of a fit/evaluate/predict call (always called, also on an exception): drop
         per-call copies of the data and restore the SIGINT handler."""
 
+    def keep_last_good(self, where: str, often: bool = False) -> None:
+        """Keep what ``settle`` restores after a run-time failure (``where`` names the point
+        for its warning); called where the loop already waits for the device (``often``:
+        once per step, so the backend may skip some to bound the cost)."""
+
+    def settle(self) -> bool:
+        """After an exception: make the state valid again (JAX: arrays a failed step took or
+        was to produce are put back from the last good copy). True when it restored."""
+
     # ------------------------------------------------------------------ the user's module
     def sync_to_module(self) -> None:
         """Write the latest state into the user's module, keeping what the user changed on
@@ -180,6 +189,16 @@ class Backend(Protocol):
 
     def restore_global_rng(self, arrays: dict[str, Any]) -> None:
         """Restore what ``global_rng`` returned (names it does not know are ignored)."""
+
+    # ------------------------------------------------------------------ weights' average
+    def has_average(self) -> bool:
+        """Whether the optimizer keeps a moving average of the weights (``use_ema``)."""
+
+    def swap_average(self) -> None:
+        """Exchange the trained weights and their average (SwapEMAWeights)."""
+
+    def finalize_average(self) -> None:
+        """Set the weights to their average (the end of ``fit``; no-op without one)."""
 
     # ------------------------------------------------------------------ optimizer
     @property

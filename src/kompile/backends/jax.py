@@ -19,9 +19,11 @@ from flax import nnx
 
 from .. import calling, precision, structures
 from .. import data as data_mod
-from . import jax_sharding, jax_state
+from . import jax_rng, jax_sharding, jax_state
 from .interrupts import SignalGuard
+from .jax_average import Averaging
 from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
+from .jax_recovery import LastGood
 
 precision.register_pytree()
 
@@ -31,7 +33,7 @@ def _all_finite(tree: Any) -> Any:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-class JaxBackend(jax_state.ModuleState, CompiledCalls):
+class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
     name = "jax"
 
     def __init__(self, module: nnx.Module, policy: precision.Policy,
@@ -128,9 +130,11 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         self.loss_scale_opt = opt if getattr(opt, "is_loss_scale", False) else None
         self.opt_spec = self.loss_scale_opt.inner if self.loss_scale_opt else opt
         self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
-        self.tx = self.opt_spec.build_optax()
         self._keep_key()
         params, rest = self._split_module()
+        self.opt_spec._set_variable_names(  # exclude_from_weight_decay matches these
+            [n for n, _ in jax_state.named(self.params_tree(params))])
+        self.tx = self.opt_spec.build_optax()
         params = jax.tree.map(lambda a: a.astype(self.policy.variable_dtype)
                               if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
         # assembled aside and stored at the end, so an interrupted build leaves no half state
@@ -170,9 +174,10 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
 
     def _split_module(self) -> tuple[Any, Any]:
         self.module.train()
-        self.gd_train, params, rest = jax_state.split_params(self.module)
+        self.gd_train, params, rest = jax_state.split_params(self.module, self.wrt)
         self.module.eval()
-        self.gd_eval = jax_state.split_params(self.module)[0]
+        self.gd_eval = jax_state.split_params(self.module, self.wrt)[0]
+        self._draw_cache: dict[Any, bool] = {}  # jax_rng: per graphdef and mode
         is_var = lambda v: isinstance(v, nnx.Variable)  # noqa: E731
         flags = jax.tree.leaves(jax.tree.map(lambda v: isinstance(v, nnx.RngState), rest,
                                              is_leaf=is_var))
@@ -211,6 +216,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         return jax.tree.unflatten(self._r_def, self.state["rest"] if leaves is None else leaves)
 
     def resolve_jit(self, config: Any) -> bool:
+        if isinstance(config.jit_compile, str) and config.jit_compile != "auto":
+            raise ValueError(f"jit_compile={config.jit_compile!r} is a torch.compile mode (torch "
+                             "only); the JAX backend takes True, False or 'auto'.")
         return not (config.run_eagerly or config.jit_compile is False)
 
     def unbuild(self) -> None:
@@ -240,19 +248,40 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
     # ------------------------------------------------------------------ steps (pure)
     def _forward(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any = None,
                  training: bool = False):
-        """Flat outputs, the module's new other variables and the next kompile-owned key."""
+        """Flat outputs, the module's new other variables and the next kompile-owned key.
+        The key is split (a fresh ``nnx.Rngs`` per step) only when the forward draws from it
+        (jax_rng.py); otherwise it passes through unchanged."""
+        rngs = None
+        if key is not None:
+            if self._draws(graphdef, params, rest, x, key, training):
+                key, step_key = jax.random.split(key)
+                rngs = nnx.Rngs(step_key)
+            else:  # nothing reads it: the same numbers without the split
+                rngs = nnx.Rngs(key)
+        out, new_rest = self._apply(graphdef, params, rest, x, rngs, training)
+        return out, new_rest, key
+
+    def _apply(self, graphdef: Any, params: Any, rest: Any, x: Any, rngs: Any,
+               training: bool) -> tuple[list[Any], list[Any]]:
         module = nnx.merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest),
                            copy=True)
-        rngs = None
-        if key is not None:  # a fresh nnx.Rngs per step, split from the carried key
-            key, step_key = jax.random.split(key)
-            rngs = nnx.Rngs(step_key)
         out = self._rule.call(module, self._cast(self._user_order(x)), training, rngs)
-        new_rest = jax.tree.leaves(jax_state.split_params(module)[2])
+        new_rest = jax.tree.leaves(jax_state.split_params(module, self.wrt)[2])
         # (RNG key arrays have no astype outside jit, and never change dtype)
         new_rest = [new if new.dtype == old.dtype else new.astype(old.dtype)
                     for new, old in zip(new_rest, rest)]
-        return self.spec.flatten(out), new_rest, key
+        return self.spec.flatten(out), new_rest
+
+    def _draws(self, graphdef: Any, params: Any, rest: Any, x: Any, key: Any,
+               training: bool) -> bool:
+        """Whether the forward in this mode draws from the kompile-owned key (traced once
+        per build and mode, on shapes only)."""
+        cache = self.__dict__.setdefault("_draw_cache", {})
+        if (id(graphdef), training) not in cache:
+            fwd = lambda p, r, x, k: self._apply(graphdef, p, r, x, nnx.Rngs(k),  # noqa: E731
+                                                 training)
+            cache[(id(graphdef), training)] = jax_rng.forward_draws(fwd, (params, rest, x), key)
+        return cache[(id(graphdef), training)]
 
     def _rng_of(self, rest: Any) -> list[Any]:
         return [rest[i] for i in self._rng_idx]
@@ -413,8 +442,9 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls):
         return []
 
     def variables(self) -> list[tuple[str, Any, bool]]:
-        params = nnx.state(self.module, nnx.Param)
-        others = nnx.state(self.module, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+        wrt = self.wrt  # the trained variables (kp.Model(trainable=...))
+        params = nnx.state(self.module, wrt)
+        others = nnx.state(self.module, nnx.Not(nnx.Any(wrt, nnx.RngState)))
         return [(n, a, True) for n, a in jax_state.named(params)] + \
             [(n, a, False) for n, a in jax_state.named(others)]
 

@@ -5,8 +5,8 @@ A call runs one step, or ``n`` steps as one ``lax.scan`` (``steps_per_execution`
 feed is put in the epoch's batch order once per index matrix (one gather on the device);
 each step slices its batch at the cursor, so a training step needs nothing from the host.
 Each call donates the phase's state; a Ctrl-C arriving once the call has taken it is raised
-after the result is stored, and a run-time failure after that point rebuilds the state from
-the module (which never holds donated arrays).
+after the result is stored, and a run-time failure after that point puts back the last good
+state (jax_recovery.py).
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class CompiledCalls:
     dist: Any  # the distribution (jax_sharding.py), set by JaxBackend
     put_global: Any  # JaxBackend.put_global: host batches onto the mesh
     per_process: Any  # JaxBackend.per_process: several processes feed their own rows
+    settle: Any  # jax_recovery.LastGood.settle: back to the last good state
 
     if TYPE_CHECKING:  # the backend's other parts (jax.py, jax_state.py)
         def put(self, tree: Any) -> Any: ...
@@ -247,7 +248,7 @@ class CompiledCalls:
                 new = self._call(kind, call_n, bs, *args)
             except BaseException:
                 if _consumed(args[0]):  # failed at run time, after taking the state
-                    self._recover(phase)
+                    self.settle()  # (jax_recovery: back to the last good state)
                 raise
             if phase == "train":
                 self.state = new
@@ -256,26 +257,6 @@ class CompiledCalls:
             self._cursor[phase] = start + n
         finally:
             guard.close()
-
-    def _recover(self, phase: str) -> None:
-        """A step failed after its call had taken (donated) the phase's state, e.g. a runtime
-        error inside the module or out of memory: that state is gone. The module never holds
-        donated arrays, so the weights it holds (those of the last write: the start of this
-        call or the last time a callback saw it) are intact; the step state is rebuilt from
-        them, and nothing deleted is ever written into the module."""
-        self._cursor[phase], self._index_id[phase] = -1, None
-        if phase != "train":  # evaluation donates only its metrics, cursor and RNG carry
-            self.reset_metrics("eval")
-            self.eval_state["cursor"] = _copy_scalar(self._count(0))
-            return
-        self.state = None  # (so the rebuild does not read the deleted key)
-        self.build(self.objective, self._config)
-        warnings.warn(
-            "A training step failed after it had taken the training state (weights, optimizer "
-            "and metric state are donated to each compiled step), so that state is lost. The "
-            "model's weights are back to those its module held at the start of this call (or "
-            "when a callback last read it), and the optimizer state starts afresh (its step "
-            "count from 0). The module itself is intact.", stacklevel=5)
 
     def train(self, feed: Any, index: Any, start: int, n: int) -> None:
         if self._exposed:  # a callback saw the module: take what it changed

@@ -113,9 +113,10 @@ def _like(new: Any, old: Any) -> Any:
     return new
 
 
-def split_params(module: Any) -> Any:
-    """``nnx.split(module, nnx.Param, ...)``: ``(graphdef, params, rest)``."""
-    return nnx.split(module, nnx.Param, ...)
+def split_params(module: Any, wrt: Any = nnx.Param) -> Any:
+    """``nnx.split(module, wrt, ...)``: ``(graphdef, params, rest)``; ``wrt`` the filter of
+    the trained variables (``kp.Model(trainable=...)``, default ``nnx.Param``)."""
+    return nnx.split(module, wrt, ...)
 
 
 def _is_var(node: Any) -> bool:
@@ -123,7 +124,7 @@ def _is_var(node: Any) -> bool:
 
 
 class ModuleView:
-    """The module's variables in ``nnx.split(module, nnx.Param, ...)`` leaf order, read and
+    """The module's variables in ``nnx.split(module, wrt, ...)`` leaf order, read and
     written through jax's C++ pytree flatten (about 20 us for a small model, where
     ``nnx.split`` or ``nnx.update`` take 100-170 us: several per fit call).
 
@@ -194,6 +195,30 @@ class ModuleState:
     module: Any
     state: Any
     _view: ModuleView | None = None
+    wrt: Any = nnx.Param  # the trained variables: the step state's "params" (set_trainable)
+
+    def set_trainable(self, trainable: Any) -> None:
+        """Train the ``nnx.Param`` variables that match the nnx filter ``trainable`` (a
+        Variable type such as ``nnx.LoRAParam``, a path string, a callable ``(path, value)
+        -> bool``, ``nnx.Any``/``nnx.All``/``nnx.Not`` ...); the others are held as the
+        module's other variables (never differentiated nor updated). Before the first
+        build."""
+        if trainable is None:
+            self.wrt = nnx.Param
+            return
+        try:
+            wrt = nnx.All(nnx.Param, trainable)
+            selected = jax.tree.leaves(nnx.state(self.module, wrt))
+        except Exception as err:  # noqa: BLE001  (a value nnx cannot read as a filter)
+            raise TypeError("`trainable` must be an nnx filter (a Variable type such as "
+                            "nnx.LoRAParam, a path string, a callable (path, value) -> bool, "
+                            f"nnx.Any/All/Not of those); received {trainable!r} ({err}).") from err
+        if not selected:
+            raise ValueError(f"`trainable`={trainable!r} selects none of the module's nnx.Param "
+                             "variables, so nothing would train. Pass a filter that matches "
+                             "some (e.g. nnx.LoRAParam for the adapters of nnx.LoRA layers).")
+        self.wrt = wrt
+
     # declared here, set by JaxBackend (jax.py)
     _synced: list[Any] | None
     _shared: bool
@@ -212,7 +237,7 @@ class ModuleState:
             leaves = self._view.read(self.module)
             if leaves is not None:
                 return leaves, None, None
-        _, params, rest = split_params(self.module)
+        _, params, rest = split_params(self.module, self.wrt)
         p_leaves = jax.tree.leaves(params)
         leaves = p_leaves + jax.tree.leaves(rest)
         self._view = ModuleView(self.module, leaves, len(p_leaves))
@@ -238,6 +263,7 @@ class ModuleState:
             self._synced = self._module_leaves()
         self._shared = self._exposed = True
         self._syncing = False
+        self._writes = getattr(self, "_writes", 0) + 1  # (jax_recovery prefers newer writes)
 
     def _unshare(self) -> None:
         self.state["params"], self.state["rest"] = _copy((self.state["params"],
@@ -258,7 +284,7 @@ class ModuleState:
         if synced is None or not len(leaves) == len(synced) == len(mine) or \
                 n != len(self.state["params"]):  # a new structure: take it whole
             if params is None:
-                _, params, rest = split_params(self.module)
+                _, params, rest = split_params(self.module, self.wrt)
             self.state["params"], self.state["rest"] = self._leaves(params, rest)
             self._shared = True
         else:
@@ -272,22 +298,29 @@ class ModuleState:
         self._exposed = False
 
     def get_weights(self) -> list[np.ndarray]:
+        if self.wrt is not nnx.Param:  # frozen parameters are in "rest": read the module
+            self.sync_to_module()
+            return [np.array(a) for a in jax.tree.leaves(nnx.state(self.module, nnx.Param))]
         self.refresh_from_module()
         leaves = (jax.tree.leaves(nnx.state(self.module, nnx.Param)) if self.state is None
                   else self.state["params"])
         return [np.array(a) for a in leaves]  # copies the caller owns
 
     def set_weights(self, weights: list[Any]) -> None:
-        self.refresh_from_module()
+        if self.wrt is not nnx.Param:  # through the module; the state takes what changed
+            self.sync_to_module()
+        else:
+            self.refresh_from_module()
         params = nnx.state(self.module, nnx.Param)
         leaves, treedef = jax.tree.flatten(params)
-        if self.state is not None:
+        if self.state is not None and self.wrt is nnx.Param:
             leaves = self.state["params"]
         check_weights(weights, leaves)
         # copies: the state is donated by the next step, the caller's arrays must survive it
         new = [_like(jnp.array(w, dtype=a.dtype, copy=True), a) for w, a in zip(weights, leaves)]
-        if self.state is None:
+        if self.state is None or self.wrt is not nnx.Param:
             nnx.update(self.module, jax.tree.unflatten(treedef, new))
+            self.refresh_from_module()
         else:
             self.state["params"] = new  # the module gets them at the next write
 
@@ -324,7 +357,7 @@ class ModuleState:
     def _module_trees(self) -> tuple[Any, Any]:
         self.refresh_from_module()
         if self.state is None:
-            return split_params(self.module)[1:]
+            return split_params(self.module, self.wrt)[1:]
         return self.params_tree(), self.rest_tree()
 
     def weights_dict(self) -> dict[str, np.ndarray]:

@@ -8,10 +8,9 @@ on the module's device). A step is straight-line PyTorch: ``zero_grad``, forward
 ``step``; metric updates on detached predictions; eval and predict under
 ``torch.inference_mode``. Nothing in a step reads a value back to the host.
 
-``jit_compile=True`` compiles the forward, loss and metric update of one step with
-``torch.compile`` (backward runs through its compiled graph; the optimizer step stays
-eager so that learning-rate changes never recompile) and reuses it for the N steps of a
-``steps_per_execution`` call. Checkpoint state (``state_dict``) lives in torch_state.py.
+``jit_compile=True`` (or a ``torch.compile`` mode such as ``"reduce-overhead"``) compiles
+the whole training step with ``torch.compile`` (torch_compiled.py) and reuses it for the N
+steps of a ``steps_per_execution`` call. Checkpoint state (``state_dict``) lives in torch_state.py.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import torch
 
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
-from . import torch_fast, torch_state
+from . import torch_accumulate, torch_compiled, torch_fast, torch_state
 from .base import check_weights
 from .interrupts import SignalGuard
 
@@ -76,10 +75,14 @@ class TorchBackend:
         self.opt: Any = None
         self.opt_spec: Any = None
         self.scaler: Any = None
+        self.average: Any = None  # the weights' moving average (use_ema), torch_accumulate
+        self._accum, self._micro = 1, 0  # gradient accumulation: N, batches taken
         self.metrics: dict[str, Any] = {"train": None, "eval": None}
         self._steps = 0  # training steps run (the iteration count when there is no optimizer)
         self._lr: float | None = None  # the learning rate when there is no optimizer
         self._jit = False
+        self._mode: str | None = None  # torch.compile's mode (torch_compiled.py)
+        self._compiling_now = False
         self._fns: dict[str, Any] = {}
         self._fast: Any = None  # torch_fast.FastObjective, set by build
         self.train_module: Any = None  # what the training forward calls, if not `module` (DDP)
@@ -147,7 +150,8 @@ class TorchBackend:
 
     # ------------------------------------------------------------------ build
     def resolve_jit(self, config: Any) -> bool:
-        return config.jit_compile is True and not config.run_eagerly
+        wanted = config.jit_compile is True or torch_compiled.compile_mode(config.jit_compile)
+        return bool(wanted) and not config.run_eagerly
 
     def _refuse_meta(self) -> None:
         """A module on the ``meta`` device has shapes but no values: nothing to train."""
@@ -169,10 +173,13 @@ class TorchBackend:
         self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
         if self._variable_dtype is not None:
             self.module.to(self._variable_dtype)  # only floating parameters and buffers change
-        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self.opt_spec._set_variable_names([n for n, _ in named], [id(p) for p in self.params])
         self.opt = self.opt_spec.build_torch(self.params) if self.params else None
         self._clip = any((getattr(self.opt_spec, k, None) or 0) > 0
                          for k in ("clipnorm", "global_clipnorm", "clipvalue"))
+        torch_accumulate.setup(self)  # gradient accumulation and the weights' average
         self.scaler = None
         if loss_scale is not None and self.opt is not None:
             if self._variable_dtype == torch.float16:
@@ -192,10 +199,11 @@ class TorchBackend:
             scaler, initial = self.scaler, float(loss_scale.initial_scale)
             # host sync on read
             loss_scale._reader = lambda: float(scaler.get_scale()) if scaler else initial
-        if config.run_eagerly and config.jit_compile is True:
-            warnings.warn("run_eagerly=True overrides jit_compile=True: the steps run eagerly.",
-                          stacklevel=3)
+        if config.run_eagerly and config.jit_compile not in ("auto", False):
+            warnings.warn(f"run_eagerly=True overrides jit_compile={config.jit_compile!r}: the "
+                          "steps run eagerly.", stacklevel=3)
         self._jit = self.jit_compile = self.resolve_jit(config)
+        self._mode = torch_compiled.compile_mode(config.jit_compile)
         self._fns = {}
         self._steps, self._lr = 0, None
         self._slots = None  # optimizer slot names and shapes before the first step (torch_state)
@@ -225,6 +233,15 @@ class TorchBackend:
             if jit != self._jit:
                 self._jit, self._fns = jit, {}
             self.jit_compile = jit
+
+    def keep_last_good(self, where: str, often: bool = False) -> None:
+        """Nothing to copy: a torch step runs in order on the host's stream of work, and a
+        failure inside it (out of memory in forward or backward) raises before
+        ``optimizer.step()`` changes a parameter."""
+
+    def settle(self) -> bool:
+        """After an exception: the parameters are those of the last completed step."""
+        return False
 
     def release(self) -> None:
         """End of a call: put back the SIGINT handler (batches are gathered per step, so
@@ -260,7 +277,16 @@ class TorchBackend:
             states = self._fn("train_forward")(feed, row, states)[1]
             self._steps += 1
             return states
+        if self._accum > 1:
+            return torch_accumulate.train_step(self, feed, row, states, compiling)
         opt.zero_grad(set_to_none=True)
+        if self._jit:  # forward to optimizer step in one compiled function
+            self._compiling_now = compiling
+            states = self._fn("whole_step")(feed, row, states)
+            self._steps += 1
+            if self.average is not None:
+                torch_accumulate.after_plain_step(self)
+            return states
         total, states = self._fn("train_forward")(feed, row, states)
         if scaler is None:
             total.backward()
@@ -278,6 +304,8 @@ class TorchBackend:
             scaler.step(opt)
             scaler.update()
         self._steps += 1
+        if self.average is not None:
+            torch_accumulate.after_plain_step(self)
         return states
 
     def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
@@ -295,9 +323,12 @@ class TorchBackend:
     def _fn(self, kind: str) -> Any:
         fn = self._fns.get(kind)
         if fn is None:
-            fn = getattr(self, "_" + kind)
-            if self._jit:
-                fn = _quiet(torch.compile(fn))
+            if kind == "whole_step":
+                fn = _quiet(torch_compiled.whole_step(self, self._mode))
+            else:
+                fn = getattr(self, "_" + kind)
+                if self._jit:
+                    fn = _quiet(torch.compile(fn, mode=self._mode))
             self._fns[kind] = fn
         return fn
 
@@ -460,6 +491,19 @@ class TorchBackend:
 
     def restore_global_rng(self, arrays: dict[str, Any]) -> None:
         torch_state.restore_global_rng(arrays)
+
+    # ------------------------------------------------------------------ weights' average
+    def has_average(self) -> bool:
+        return self.average is not None
+
+    def swap_average(self) -> None:
+        """Exchange the trained weights and their moving average (``use_ema``)."""
+        self.average.swap()
+
+    def finalize_average(self) -> None:
+        """The weights set to their average (no-op without ``use_ema``)."""
+        if self.average is not None:
+            self.average.finalize()
 
     # ------------------------------------------------------------------ optimizer
     @property

@@ -32,7 +32,8 @@ the same data; this module owns how the processes share the work:
   ``process_index`` is the rank (the loop prints and writes files on rank 0 only).
 
 ``steps_per_execution=N`` runs N optimizer steps per call, each with its own DDP gradient
-all-reduce: there is no gradient accumulation, so ``no_sync`` does not apply.
+all-reduce; with ``gradient_accumulation_steps`` the non-final batches of a cycle run in
+``no_sync()`` (torch_accumulate.py), so gradients are all-reduced once per update.
 BatchNorm normalises over each process's share (DDP's behaviour); convert the module with
 ``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` for global batch statistics.
 """

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import torch_accumulate
+
 
 def _np(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
@@ -108,6 +110,7 @@ def dump(backend: Any) -> dict[str, np.ndarray]:
         for key, value in values.items():
             out[f"metrics/{log}/{key}"] = _np(value)
     out["iterations"] = np.asarray(backend.iterations, np.int64)
+    out.update(torch_accumulate.extra_state(backend))
     return out
 
 
@@ -143,6 +146,7 @@ def load(backend: Any, state: dict[str, Any]) -> None:
         sd["scale"] = float(state["loss_scale/scale"])
         sd["_growth_tracker"] = int(state["loss_scale/growth_tracker"])
         backend.scaler.load_state_dict(sd)
+    torch_accumulate.load_extra_state(backend, state)
     device = backend.device
     backend.metrics["train"] = {
         log: {key: torch.as_tensor(np.asarray(state[f"metrics/{log}/{key}"]), device=device)

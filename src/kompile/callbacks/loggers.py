@@ -118,7 +118,15 @@ class TensorBoard(Callback):
         write_steps_per_second: Also log the training steps per second. Default ``False``.
         update_freq: ``"epoch"`` (default), ``"batch"`` or a number of batches: how often
             the training scalars are written.
-        profile_batch: A TensorFlow feature; must stay 0.
+        profile_batch: Profile these training batches (counted from 1 across the fit
+            call's epochs) into a trace TensorBoard reads: an int (that batch; 0, the
+            default: no profiling) or a pair ``(start, stop)`` (batches ``start`` to
+            ``stop``, both included). JAX writes ``log_dir/train/plugins/profile/<run>/
+            *.xplane.pb`` (``jax.profiler``; TensorBoard's profile tab with
+            ``pip install tensorboard-plugin-profile``), torch writes
+            ``log_dir/train/*.pt.trace.json`` (``torch.profiler``; Perfetto or
+            ``chrome://tracing``). Batch hooks run per batch then, so the profiled batches
+            run one per call unless ``steps_per_execution`` says otherwise.
         embeddings_freq: A TensorFlow feature; must stay 0.
         embeddings_metadata: A TensorFlow feature; must stay ``None``.
     """
@@ -127,10 +135,12 @@ class TensorBoard(Callback):
 
     def __init__(self, log_dir: Any = "logs", histogram_freq: int = 0, write_graph: bool = True,
                  write_images: bool = False, write_steps_per_second: bool = False,
-                 update_freq: Any = "epoch", profile_batch: int = 0, embeddings_freq: int = 0,
+                 update_freq: Any = "epoch", profile_batch: int | tuple[int, int] = 0,
+                 embeddings_freq: int = 0,
                  embeddings_metadata: Any = None):
         super().__init__()
-        for name, value in (("write_images", write_images), ("profile_batch", profile_batch),
+        self._profile = _profile_range(profile_batch)
+        for name, value in (("write_images", write_images),
                             ("embeddings_freq", embeddings_freq),
                             ("embeddings_metadata", embeddings_metadata)):
             if value:
@@ -150,6 +160,7 @@ class TensorBoard(Callback):
         self._writers: dict[str, Any] = {}
         self._global_batch = 0
         self._last_batch = -1
+        self._stop_trace: Any = None  # while profiling: stops the trace
 
     def _writer(self, name: str) -> Any:
         if name not in self._writers:
@@ -170,6 +181,7 @@ class TensorBoard(Callback):
 
     def on_train_begin(self, logs=None):
         self._global_batch = 0
+        self._profiled = False
         saving.check_folder(self.log_dir, "TensorBoard", "log_dir")
         self._writer("train")
 
@@ -179,6 +191,12 @@ class TensorBoard(Callback):
         self._epoch_batches = 0
 
     def on_train_batch_begin(self, batch, logs=None):
+        if self._profile is not None and not self._profiled and self._stop_trace is None and \
+                self._global_batch + 1 >= self._profile[0]:
+            from ..backends import profiling
+
+            self._stop_trace = profiling.start(self.model._backend,
+                                               os.path.join(self.log_dir, "train"))
         if self.write_steps_per_second:
             self._batch_start = time.perf_counter()
 
@@ -187,6 +205,8 @@ class TensorBoard(Callback):
         self._last_batch = batch
         before, self._global_batch = self._global_batch, self._global_batch + done
         self._epoch_batches += done
+        if self._stop_trace is not None and self._global_batch >= self._profile[1]:
+            self._end_profile()
         if self.update_freq == "epoch":
             return
         if self._global_batch // self.update_freq == before // self.update_freq:
@@ -230,10 +250,29 @@ class TensorBoard(Callback):
             if isinstance(value, int | float):
                 w.add_scalar(f"evaluation_{name}_vs_iterations", value, step)
 
+    def _end_profile(self) -> None:
+        stop, self._stop_trace, self._profiled = self._stop_trace, None, True
+        stop()  # host sync: waits for the traced batches, writes the trace
+
     def on_train_end(self, logs=None):
+        if self._stop_trace is not None:  # the data ended before `stop`
+            self._end_profile()
         for w in self._writers.values():
             w.close()
         self._writers = {}
 
     def on_train_abort(self, error):
         self.on_train_end()  # close the event files: what was written stays readable
+
+
+def _profile_range(value: Any) -> tuple[int, int] | None:
+    """``profile_batch`` as (start, stop), 1-based and inclusive; None for 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return (value, value) if value else None
+    if isinstance(value, list | tuple) and len(value) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value) \
+            and value[0] <= value[1]:
+        return int(value[0]), int(value[1])
+    raise ValueError("TensorBoard: `profile_batch` must be a non-negative int (0: no profiling) "
+                     f"or a pair (start, stop) of positive ints with start <= stop; received "
+                     f"{value!r}.")

@@ -144,11 +144,13 @@ def _paths(tree: Any, prefix: str) -> list[tuple[str, np.ndarray]]:
 
 
 def check_finite(tree: Any, argument: str, error: bool,
-                 names: Sequence[str] | None = None) -> None:
-    """Report NaN/Inf in host arrays naming the argument, the count and the first index.
+                 names: Sequence[str] | None = None) -> bool:
+    """Report NaN/Inf in host arrays naming the argument, the count and the first index;
+    returns whether it warned.
 
     ``names`` labels the entries of a flat per-output list (``y``/``sample_weight``).
     """
+    warned = False
     items = ([(f"{argument} for output '{n}'" if n else argument, a)
               for n, a in zip(names, tree) if a is not None]
              if names is not None else _paths(tree, argument))
@@ -163,6 +165,8 @@ def check_finite(tree: Any, argument: str, error: bool,
         if error:
             raise ValueError(message + " Remove or replace them before training.")
         warnings.warn(message + " Training on them will likely give NaN losses.", stacklevel=4)
+        warned = True
+    return warned
 
 
 def check_sparse_labels(y: np.ndarray, output: str, classes: int, ignore_class: Any,
@@ -240,8 +244,9 @@ def check_targets_given(ys: list[Any], rules: list[tuple[str, bool, bool, Any]],
 
 def check_data(x: Any, ys: list[Any], sws: list[Any],
                rules: list[tuple[str, bool, bool, Any]], single: bool,
-               argument: str = "x") -> None:
-    """Values of one call's host data: non-finite numbers and sparse labels.
+               argument: str = "x") -> bool:
+    """Values of one call's host data: non-finite numbers and sparse labels. Returns whether
+    it warned about non-finite values.
 
     Args:
         x: the inputs (a structure of host arrays).
@@ -254,15 +259,16 @@ def check_data(x: Any, ys: list[Any], sws: list[Any],
     """
     labels = ("x", "y", "sample_weight") if argument == "x" else \
         tuple(f"{argument}[{i}]" for i in range(3))
-    check_finite(x, labels[0], error=False)
+    warned = check_finite(x, labels[0], error=False)
     names = ["" if single else name for name, _, _, _ in rules]
     for name, y, (_, _, builtin, _) in zip(names, ys, rules):
         # a built-in loss can only give NaN; a custom one may treat NaN as "missing"
-        check_finite([y], labels[1], error=builtin, names=[name])
+        warned |= check_finite([y], labels[1], error=builtin, names=[name])
     check_finite(sws, labels[2], error=True, names=names)
     for name, (_, _, _, sparse), y in zip(names, rules, ys):
         if sparse is not None and y is not None:
             check_sparse_labels(y, name, *sparse, argument=labels[1])  # type: ignore[misc]
+    return warned
 
 
 __all__ = ["check_data", "check_eval_arguments", "check_finite", "check_fit_arguments",

@@ -227,6 +227,9 @@ class IterableSource:
         self._restored: dict[str, Any] | None = None
         self._fn: Prepare = None  # type: ignore[assignment]  # set by prepare()
         self._arange: dict[tuple[int, int], Any] = {}
+        # ``check(batch, index)``: each prepared host batch against the first
+        # (batch_checks.BatchChecker, set by the loop once the model's outputs are known)
+        self.check: Callable[[Any, int], None] | None = None
 
     def _next(self) -> Any:
         if self._first is not None:
@@ -338,6 +341,8 @@ class IterableSource:
                     if self.one_shot:
                         self._iter = iter(())
                     break
+                if self.check is not None:
+                    self.check(batches[-1], step + len(batches) - 1)
             if not batches:
                 if limit is not None and step < limit:
                     warnings.warn(f"The data ran out after {step} of steps={limit} batches.",

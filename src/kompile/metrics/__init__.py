@@ -40,6 +40,7 @@ from .confusion import (
     TrueNegatives,
     TruePositives,
 )
+from .exact import Accuracy, accuracy
 from .fscores import F1Score, FBetaScore
 from .mean_classes import (
     BinaryCrossentropy,
@@ -86,6 +87,7 @@ for _cls, _names in [
     (TrueNegatives, ["true_negatives"]), (FalseNegatives, ["false_negatives"]),
     (RootMeanSquaredError, ["root_mean_squared_error"]), (R2Score, ["r2_score"]),
     (F1Score, []), (FBetaScore, []), (Mean, []), (MeanMetricWrapper, []),
+    (Accuracy, []),  # the name "accuracy" is the per-output choice (AUTO_NAMES)
 ]:
     _add(_cls, *_names)
 
@@ -195,7 +197,8 @@ def deserialize(config: dict[str, Any]) -> Metric:
 
 
 __all__ = [
-    "AUC", "AutoMetric", "BinaryAccuracy", "BinaryCrossentropy", "BinaryFocalCrossentropy",
+    "AUC", "Accuracy", "AutoMetric", "BinaryAccuracy", "BinaryCrossentropy",
+    "BinaryFocalCrossentropy",
     "CategoricalAccuracy", "CategoricalCrossentropy", "CategoricalFocalCrossentropy",
     "CategoricalHinge", "CosineSimilarity", "F1Score", "FBetaScore", "FalseNegatives",
     "FalsePositives", "Hinge", "Huber", "KLDivergence", "LogCosh", "Mean", "MeanAbsoluteError",
@@ -204,7 +207,7 @@ __all__ = [
     "RootMeanSquaredError", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
     "SparseTopKCategoricalAccuracy", "SquaredHinge", "TopKCategoricalAccuracy",
     "TrueNegatives", "TruePositives", "custom_metric", "deserialize", "get", "serialize",
-    "binary_accuracy", "categorical_accuracy", "cosine_similarity",
+    "accuracy", "binary_accuracy", "categorical_accuracy", "cosine_similarity",
     "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy",
     "top_k_categorical_accuracy",
 ]

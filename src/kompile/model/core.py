@@ -47,6 +47,16 @@ def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
     )
 
 
+def _set_trainable(backend: Any, trainable: Any) -> None:
+    if backend.name == "torch":
+        raise TypeError(
+            "kp.Model(trainable=...) selects the trained variables of a Flax NNX module; a "
+            "torch module says it itself: set requires_grad=False on the parameters to freeze "
+            "(e.g. module.embeddings.requires_grad_(False)) and kompile trains only the others. "
+            f"Received trainable={trainable!r}.")
+    backend.set_trainable(trainable)
+
+
 def _resolve_seed(seed: Any, signature: Any) -> int | None:
     """The seed of the kompile-owned ``nnx.Rngs`` (None when the module takes no ``rngs``)."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
@@ -111,12 +121,25 @@ class Model(TrainingCalls, ModelState):
             ``kp.distribution.ModelParallel`` (JAX): layouts chosen per variable over a
             device mesh (docs: "Sharded training").
             Keyword-only.
+        trainable: Which variables train (Flax NNX only). ``None`` (default): every
+            ``nnx.Param``. Otherwise an nnx filter, applied within the ``nnx.Param``
+            variables: a Variable type (``nnx.LoRAParam``: only the adapters of
+            ``nnx.LoRA``/``nnx.LoRALinear`` layers), a path string or substring filter
+            (``nnx.PathContains("head")``), a callable ``(path, value) -> bool``, or
+            ``nnx.Any``/``nnx.All``/``nnx.Not`` of those. The other parameters are never
+            differentiated nor changed by the optimizer, weight decay or weight averaging;
+            they are saved and restored with the module, and ``summary()`` counts them as
+            non-trainable. torch modules refuse it: set ``requires_grad=False`` on the
+            parameters to freeze (``module.embed.requires_grad_(False)``), which kompile
+            honours. Keyword-only.
 
     Raises:
         TypeError: ``module`` is neither a Flax NNX module nor a torch module, or
             ``output_names`` is not a list of strings, or ``distribution`` is not a
-            ``kp.distribution`` distribution.
-        ValueError: ``dtype_policy`` is an unknown policy name.
+            ``kp.distribution`` distribution, or ``trainable`` is given for a torch
+            module or is not an nnx filter.
+        ValueError: ``dtype_policy`` is an unknown policy name, or ``trainable`` selects
+            no parameter.
 
     Example:
         >>> import numpy as np
@@ -133,7 +156,8 @@ class Model(TrainingCalls, ModelState):
     def __init__(self, module: Any, output_names: Sequence[str] | None = None,
                  dtype_policy: str | precision.Policy | None = None, *,
                  seed: int | None = None,
-                 distribution: distribution_mod.Distribution | None = None) -> None:
+                 distribution: distribution_mod.Distribution | None = None,
+                 trainable: Any = None) -> None:
         if output_names is not None and (isinstance(output_names, str) or not all(
                 isinstance(n, str) for n in output_names)):
             raise type_error("output_names", "a list of strings", output_names)
@@ -146,6 +170,8 @@ class Model(TrainingCalls, ModelState):
         self._backend: Backend = _backend_for(module, self.dtype_policy, output_names,
                                               self.distribution)
         self._backend.seed = _resolve_seed(seed, self._backend.signature)
+        if trainable is not None:
+            _set_trainable(self._backend, trainable)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
         self._objective = None
@@ -294,7 +320,11 @@ class Model(TrainingCalls, ModelState):
             jit_compile: ``"auto"`` (default): JAX compiles steps with ``jax.jit`` and
                 falls back to eager execution with a warning naming the cause if the
                 step cannot be traced; torch runs eagerly. ``True``: ``jax.jit`` (raising
-                if it cannot trace) or ``torch.compile``. ``False``: eager on both.
+                if it cannot trace) or ``torch.compile`` of the whole training step
+                (forward, loss, backward, optimizer step). ``False``: eager on both.
+                torch only: a ``torch.compile`` mode, ``"reduce-overhead"`` (CUDA graphs on
+                a GPU), ``"max-autotune"`` or ``"max-autotune-no-cudagraphs"``, compiles
+                as ``True`` does with that mode (docs: Performance).
                 ``model.jit_compile`` reports the resolved value.
             auto_scale_loss: With the ``"mixed_float16"`` dtype policy, wrap the
                 optimizer in ``kp.optimizers.LossScaleOptimizer`` (dynamic loss scaling

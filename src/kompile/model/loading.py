@@ -18,7 +18,7 @@ from .saving import MODEL_FORMAT, _strip
 
 
 def load_model(filepath: str | os.PathLike[str], module: Any, *,
-               distribution: Distribution | None = None) -> Any:
+               distribution: Distribution | None = None, trainable: Any = None) -> Any:
     """Rebuild a compiled ``kp.Model`` from a file written by ``Model.save``.
 
     The file holds arrays, not code: you build the module again (same class, same
@@ -38,6 +38,9 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
         distribution: A ``kp.distribution.DataParallel``, ``ModelParallel`` or ``FSDP`` for
             the new model (not saved in the file; a file saved under sharding loads under any
             distribution or none). Default ``None``: the global distribution.
+        trainable: The nnx filter of the trained variables, as given to the saved
+            model's ``kp.Model(trainable=...)`` (a filter is code, not saved in the file).
+            Default ``None``: every ``nnx.Param``.
 
     Returns:
         A compiled ``kp.Model`` around ``module``.
@@ -79,7 +82,8 @@ def load_model(filepath: str | os.PathLike[str], module: Any, *,
                          "build and compile the model yourself and call "
                          "model.load_weights(path).")
     model = Model(module, output_names=meta.get("output_names"),
-                  dtype_policy=meta.get("dtype_policy"), distribution=distribution)
+                  dtype_policy=meta.get("dtype_policy"), distribution=distribution,
+                  trainable=trainable)
     if meta.get("backend") != model.backend:
         raise ValueError(f"{where} was saved from a {meta.get('backend')} model; the module "
                          f"given is a {model.backend} module ({type(module).__name__}).")

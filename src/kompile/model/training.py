@@ -17,6 +17,7 @@ from ..backends.base import Backend
 from ..callbacks.base import History
 from ..fit_run import FitRun
 from ..registry import keywords_checked
+from .exclusive import one_at_a_time
 
 
 class TrainingCalls:
@@ -58,6 +59,7 @@ class TrainingCalls:
             run.release()  # it holds the sources and their device data
 
     # ------------------------------------------------------------------ training calls
+    @one_at_a_time
     @keywords_checked
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: int | str = "auto", callbacks: Any = None, validation_split: float = 0.0,
@@ -139,6 +141,7 @@ class TrainingCalls:
             ValueError: ``compile`` was not called, it had no loss, or the data does not
                 fit the model (the message names the argument).
             TypeError: An argument of the wrong type or an unknown keyword argument.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
 
         Example:
             >>> import numpy as np
@@ -160,6 +163,7 @@ class TrainingCalls:
                         validation_batch_size=validation_batch_size,
                         validation_freq=validation_freq)
 
+    @one_at_a_time
     @keywords_checked
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto", sample_weight: Any = None,
@@ -189,6 +193,7 @@ class TrainingCalls:
 
         Raises:
             ValueError: ``compile`` was not called, or the data does not fit the model.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
 
         Example:
             >>> import numpy as np
@@ -204,6 +209,7 @@ class TrainingCalls:
                              sample_weight=sample_weight, steps=steps, callbacks=callbacks,
                              return_dict=return_dict)
 
+    @one_at_a_time
     @keywords_checked
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto",
                 steps: int | None = None, callbacks: Any = None) -> Any:
@@ -236,6 +242,7 @@ class TrainingCalls:
         return loop.predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps,
                             callbacks=callbacks)
 
+    @one_at_a_time
     @keywords_checked
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                        class_weight: dict[Any, Any] | None = None,
@@ -256,6 +263,7 @@ class TrainingCalls:
 
         Raises:
             ValueError: ``compile`` was not called, or it had no loss.
+            RuntimeError: Another thread runs a call on this model (one call at a time).
         """
         self._require_compiled("train_on_batch")
         y = self._bind_targets(x, y)
@@ -267,18 +275,23 @@ class TrainingCalls:
             raise ValueError("The model was compiled without a loss, so train_on_batch() has "
                              "nothing to minimise. Pass `loss=` to compile().")
         self._backend.reset_metrics("train")
+        self._backend.keep_last_good("the start of a train_on_batch call", often=True)
         try:
             for call in source.calls(self._backend, 1, shuffle=False):
                 for part in call.parts:
                     self._backend.train(part.feed, part.index, part.start, part.n)
+            logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
+        except BaseException:
+            self._backend.settle()  # a step that failed at run time: the last good state
+            raise
         finally:
             try:
                 self._backend.sync_to_module()
             finally:
                 self._backend.release()
-        logs = loop.host_logs(self._backend.results("train"), self._backend.to_host)
         return self._format_results(logs, return_dict)
 
+    @one_at_a_time
     @keywords_checked
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                       return_dict: bool = False) -> Any:
@@ -298,6 +311,7 @@ class TrainingCalls:
         return self.evaluate(x, y, batch_size=n, sample_weight=sample_weight, verbose=0,
                              return_dict=return_dict)
 
+    @one_at_a_time
     def predict_on_batch(self, x: Any) -> Any:
         """The module's outputs for one batch, as NumPy arrays (works without compile).
 

@@ -27,6 +27,7 @@ from ..registry import custom_name, get_custom, keywords_checked, type_error
 from .adam import Adafactor, Adam, Adamax, AdamW, Lion, Nadam
 from .base import OPTIMIZERS, Optimizer
 from .classic import SGD, Adadelta, Adagrad, Ftrl, RMSprop
+from .recent import Lamb, Muon, ScheduleFreeAdamW
 
 # ---------------------------------------------------------------------- native and wrapped
 _NATIVE = ("Cannot serialise a native {}: a compile config holds only kompile optimizers. "
@@ -192,7 +193,8 @@ class LossScaleOptimizer:
 
 # ---------------------------------------------------------------------- lookup
 CLASSES: dict[str, Any] = {c.__name__: c for c in (RMSprop, SGD, Adam, AdamW, Adagrad, Adadelta,
-                                                   Adamax, Nadam, Lion, Ftrl, Adafactor)}
+                                                   Adamax, Nadam, Lion, Ftrl, Adafactor,
+                                                   Lamb, Muon, ScheduleFreeAdamW)}
 for _cls in CLASSES.values():
     OPTIMIZERS.add(_cls.name, _cls)
 CLASSES["LossScaleOptimizer"] = LossScaleOptimizer
@@ -213,12 +215,14 @@ def get(identifier: Any) -> Any:
         identifier: Anything ``compile(optimizer=...)`` accepts.
 
     Returns:
-        A ``kp.optimizers`` object.
+        A ``kp.optimizers`` object; ``None`` for ``None`` (as Keras's ``get``).
 
     Raises:
         ValueError: An unknown name (the message lists the valid ones).
         TypeError: Something that is not an optimizer.
     """
+    if identifier is None:
+        return None
     if isinstance(identifier, Optimizer | LossScaleOptimizer):
         return identifier
     if isinstance(identifier, str):
@@ -274,5 +278,6 @@ def deserialize(config: dict[str, Any]) -> Any:
 
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax",
-           "Nadam", "Lion", "Ftrl", "Adafactor", "NativeOptax", "NativeTorch",
+           "Nadam", "Lion", "Ftrl", "Adafactor", "Lamb", "Muon",
+           "ScheduleFreeAdamW", "NativeOptax", "NativeTorch",
            "LossScaleOptimizer", "get", "serialize", "deserialize", "schedules"]

@@ -41,6 +41,16 @@ class Adam(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -54,7 +64,10 @@ class Adam(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
     def _optax_rule(self, lr: Any) -> Any:
@@ -94,6 +107,16 @@ class AdamW(Adam):
             ``None``.
         global_clipnorm: Clip all gradients together so that their global L2 norm is at
             most this. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -106,12 +129,17 @@ class AdamW(Adam):
     def __init__(self, learning_rate: Any = 0.001, weight_decay: float = 0.004,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                  amsgrad: bool = False, *, clipnorm: float | None = None,
-                 clipvalue: float | None = None, global_clipnorm: float | None = None) -> None:
+                 clipvalue: float | None = None, global_clipnorm: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         if weight_decay is None:
             raise ValueError("AdamW: `weight_decay` must be a float; received None.")
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, clipnorm=clipnorm,
                          clipvalue=clipvalue, global_clipnorm=global_clipnorm,
-                         weight_decay=weight_decay)
+                         weight_decay=weight_decay, use_ema=use_ema, ema_momentum=ema_momentum,
+                         ema_overwrite_frequency=ema_overwrite_frequency,
+                         gradient_accumulation_steps=gradient_accumulation_steps)
 
 
 class Adamax(Optimizer):
@@ -136,6 +164,16 @@ class Adamax(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -150,7 +188,10 @@ class Adamax(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
 
@@ -175,6 +216,16 @@ class Nadam(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -188,7 +239,10 @@ class Nadam(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
     def _optax_rule(self, lr: Any) -> Any:
@@ -221,6 +275,16 @@ class Lion(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -234,7 +298,10 @@ class Lion(Optimizer):
 
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.99, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         if not 0 < beta_1 <= 1:
             raise ValueError("Lion: `beta_1` must be in (0, 1], else Lion degenerates to "
                              f"SignSGD; received beta_1={beta_1!r}.")
@@ -245,8 +312,9 @@ class Adafactor(Optimizer):
     """Adafactor as Keras writes it (the last two axes factored for rank >= 2; step size
     ``min(lr, 1/sqrt(t))`` whatever ``relative_step``). torch.optim.Adafactor has the same
     rule but floors the second moment at float32 eps^2 = 1.4e-14 instead of adding
-    epsilon_1 = 1e-30 to g^2 (different only where |g| < 1.2e-7), and refuses
-    clip_threshold < 1.
+    epsilon_1 = 1e-30 to g^2 (different only where |g| < 1.2e-7); its constructor refuses
+    clip_threshold < 1, which Keras allows, so the threshold is put in its param groups
+    after construction (the step itself takes any value).
 
     Args:
         learning_rate: The step size: a float, or a schedule (a ``kp.schedules`` object,
@@ -268,6 +336,16 @@ class Adafactor(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -277,13 +355,23 @@ class Adafactor(Optimizer):
 
     name = "adafactor"
     _torch = ("Adafactor", {"beta2_decay": "beta_2_decay", "eps": (None, "epsilon_2"),
-                            "d": "clip_threshold"})
+                            "d": "_torch_d"})
+    _torch_d = property(lambda self: max(1.0, self.clip_threshold))  # what torch's init takes
+
+    def build_torch(self, params: Any) -> Any:
+        opt = super().build_torch(params)
+        for group in opt.param_groups:
+            group["d"] = float(self.clip_threshold)
+        return opt
 
     def __init__(self, learning_rate: Any = 0.001, beta_2_decay: float = -0.8,
                  epsilon_1: float = 1e-30, epsilon_2: float = 1e-3, clip_threshold: float = 1.0,
                  relative_step: bool = True, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
     def _optax_rule(self, lr: Any) -> Any:

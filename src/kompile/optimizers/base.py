@@ -9,14 +9,22 @@ is in optimizers/__init__.py. Importing this module imports neither JAX, optax n
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
+import re
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import schedules
 from ..registry import Registry, custom_name, get_custom, keywords_checked, type_error
+from . import averaging
 
-COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay")
+COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema", "ema_momentum",
+          "ema_overwrite_frequency", "gradient_accumulation_steps")
+# Keras's defaults of the common options (repr shows the others)
+COMMON_DEFAULTS = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None,
+                   "weight_decay": None, "use_ema": False, "ema_momentum": 0.99,
+                   "ema_overwrite_frequency": None, "gradient_accumulation_steps": None}
 # name -> class; filled by the package (optimizers/__init__.py), read by from_config
 OPTIMIZERS = Registry("optimizer", case_insensitive=True)
 
@@ -54,12 +62,15 @@ class Optimizer:
 
     name = "optimizer"
     clipnorm = clipvalue = global_clipnorm = weight_decay = None
+    use_ema, ema_momentum, ema_overwrite_frequency = False, 0.99, None
+    gradient_accumulation_steps: int | None = None
     _learning_rate: Any = None  # as configured (a float or a schedule)
     _trainer: Any = None  # a weak reference to the backend of the model compiled with it
     _args: tuple[str, ...] = ()
     _optax: tuple[str, ...] = ()
     _torch: Any = None
     _torch_momentum = False  # torch keeps lr outside its momentum buffer, Keras inside
+    _torch_no_decay: frozenset = frozenset()  # ids of parameters excluded from weight decay
 
     def __init__(self, learning_rate: Any, hyper: dict[str, Any]) -> None:
         """Store ``learning_rate`` and a subclass's arguments ``hyper`` (its ``locals()``).
@@ -75,6 +86,7 @@ class Optimizer:
             raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
                              "set; received " + ", ".join(f"{k}={common.get(k)}"
                                                           for k in COMMON[:3]) + ".")
+        _check_training_options(common)
         self._learning_rate, self._args = _check_lr(learning_rate), tuple(hyper)
         for key, value in {**hyper, **common}.items():
             setattr(self, key, value)
@@ -98,13 +110,64 @@ class Optimizer:
             return
         if isinstance(value, bool) or not hasattr(value, "__float__"):
             raise type_error("learning_rate", "a float", value)
-        backend.learning_rate = float(value)
+        backend.learning_rate = _check_lr(float(value))
 
     @property
     def iterations(self) -> int:
         """Optimizer steps taken by the model compiled with this optimizer (0 before)."""
         backend = self._live()
         return 0 if backend is None else int(backend.iterations)
+
+    def exclude_from_weight_decay(self, var_list: Any = None,
+                                  var_names: list[str] | None = None) -> None:
+        """Keep some variables out of ``weight_decay`` (Keras's method). Call it before the
+        first training batch of the model compiled with this optimizer.
+
+        Args:
+            var_list: torch parameters to exclude (the objects themselves). Flax NNX
+                variables are named instead, with ``var_names``. Default ``None``.
+            var_names: Strings (regular expressions, as Keras's): a variable whose path
+                name contains a match is excluded, e.g. ``["bias", "norm"]``. Paths are
+                the module's: ``"layers/0/bias"`` (Flax NNX), ``"layers.0.bias"`` (torch).
+                Default ``None``.
+
+        Raises:
+            ValueError: The model compiled with this optimizer already has optimizer
+                state.
+            TypeError: ``var_list`` holds something other than torch parameters.
+
+        Example:
+            >>> import kompile as kp
+            >>> opt = kp.optimizers.AdamW(weight_decay=0.01)
+            >>> opt.exclude_from_weight_decay(var_names=["bias", "scale"])
+        """
+        if self._live() is not None:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before "
+                             "the optimizer state exists (before the first training batch).")
+        ids = set()
+        for v in var_list or ():
+            if type(v).__name__ != "Parameter":
+                raise TypeError("`var_list` takes torch parameters; name Flax NNX variables "
+                                f"with `var_names`. Received {type(v).__name__}.")
+            ids.add(id(v))
+        self._exclude_ids = frozenset(ids)
+        names = list(var_names or ())
+        if any(not isinstance(n, str) for n in names):
+            raise type_error("var_names", "a list of strings", var_names)
+        self._exclude_pattern = re.compile("|".join(set(names))) if names else None
+
+    _exclude_ids: frozenset = frozenset()
+    _exclude_pattern: Any = None
+    _decay_mask: Any = None  # per trained variable: True where weight decay applies
+
+    def _set_variable_names(self, names: list[str], ids: list[int] | None = None) -> None:
+        """The backend's trained variables (path names, and torch parameter ids), in the
+        order the optimizer sees them: which ones weight decay applies to."""
+        pattern = self._exclude_pattern
+        ids = ids if ids is not None else [-1] * len(names)  # (-1: no object id)
+        mask = [not ((pattern is not None and pattern.search(n) is not None)
+                     or i in self._exclude_ids) for n, i in zip(names, ids)]
+        self._decay_mask = None if all(mask) else mask
 
     def _bind(self, backend: Any) -> None:
         """Make ``learning_rate`` and ``iterations`` read the state of ``backend`` (the last
@@ -126,7 +189,8 @@ class Optimizer:
             cls.__init__ = keywords_checked(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
-        names = ("learning_rate", *self._args, *(k for k in COMMON if getattr(self, k) is not None))
+        names = ("learning_rate", *self._args,
+                 *(k for k in COMMON if getattr(self, k) != COMMON_DEFAULTS[k]))
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in names)})"
 
     def get_config(self) -> dict[str, Any]:
@@ -147,6 +211,13 @@ class Optimizer:
         lr = self._learning_rate
         return float(lr(step)) if callable(lr) else float(lr)
 
+    def _update_step(self, update: Any) -> Any:
+        """The step a schedule is evaluated at for the update numbered ``update`` (from
+        0): Keras evaluates it at its count of batches, so with gradient accumulation
+        over N batches update k uses the schedule at ``k * N + N - 1``."""
+        n = self.gradient_accumulation_steps
+        return update * n + n - 1 if n else update
+
     def _check_settable(self) -> None:
         if callable(self._learning_rate):
             raise TypeError(
@@ -156,9 +227,16 @@ class Optimizer:
 
     # ------------------------------------------------------------------ optax
     def build_optax(self) -> Any:
-        """The whole chain (clipping, weight decay, update rule), lr kept in the state."""
+        """The whole chain (clipping, weight decay, update rule), lr kept in the state;
+        in ``optax.MultiSteps`` for gradient accumulation, then the weights' moving
+        average (``use_ema``)."""
         inject = optax.inject_hyperparams(self._optax_chain, hyperparam_dtype=jnp.float32)
-        return inject(learning_rate=self._learning_rate)
+        lr = self._learning_rate
+        if callable(lr) and self.gradient_accumulation_steps:
+            schedule = lr
+            lr = lambda k: schedule(self._update_step(k))  # noqa: E731
+        tx = inject(learning_rate=lr)
+        return averaging.wrap_optax(tx, self)
 
     def _optax_chain(self, learning_rate: Any) -> Any:
         clip = None
@@ -171,7 +249,9 @@ class Optimizer:
         elif (self.clipvalue or 0) > 0:
             clip = optax.clip(self.clipvalue)
         tx = _chain(clip, self._optax_rule(learning_rate))
-        return _decay_first(tx, self.weight_decay, learning_rate) if self.weight_decay else tx
+        if not self.weight_decay:
+            return tx
+        return _decay_first(tx, self.weight_decay, learning_rate, self._decay_mask)
 
     def _optax_rule(self, lr: Any) -> Any:
         scale_by, *args = self._optax
@@ -180,7 +260,7 @@ class Optimizer:
     def optax_learning_rate(self, opt_state: Any) -> Any:
         """The learning rate of the next step (Keras's ``optimizer.learning_rate``)."""
         if callable(self._learning_rate):
-            return self._learning_rate(self.optax_iterations(opt_state))
+            return self._learning_rate(self._update_step(self.optax_iterations(opt_state)))
         return _lr_node(opt_state).hyperparams["learning_rate"]
 
     def optax_set_learning_rate(self, opt_state: Any, value: Any) -> Any:
@@ -212,6 +292,9 @@ class Optimizer:
         torch = importlib.import_module("torch")
         cls = getattr(torch.optim, cls) if isinstance(cls, str) else cls()
         opt = cls(params, lr=self._lr_at(0), **{k: self._attrs(v) for k, v in keywords.items()})
+        mask = self._decay_mask
+        self._torch_no_decay = frozenset(
+            id(p) for p, on in zip(params, mask) if not on) if mask is not None else frozenset()
         opt.register_step_pre_hook(self._torch_pre_step)
         return opt
 
@@ -229,7 +312,7 @@ class Optimizer:
         for group in opt.param_groups:
             step = group.get("iterations", 0)  # steps taken, as Keras counts
             if scheduled:
-                group["lr"] = self._lr_at(step)
+                group["lr"] = self._lr_at(self._update_step(step))
             lr = group["lr"]
             previous = group.get("keras_lr", lr)
             if self._torch_momentum and lr and previous != lr:  # keep lr inside momentum
@@ -240,9 +323,10 @@ class Optimizer:
                             buffer.mul_(previous / lr)
             group["keras_lr"] = lr
             if self.weight_decay:
+                skip = self._torch_no_decay
                 with importlib.import_module("torch").no_grad():
                     for p in group["params"]:
-                        if p.grad is not None:
+                        if p.grad is not None and id(p) not in skip:
                             p.mul_(1 - lr * self.weight_decay)
             self._torch_adjust(group, step + 1)
             group["iterations"] = step + 1
@@ -267,7 +351,7 @@ class Optimizer:
     def torch_learning_rate(self, torch_opt: Any) -> float:
         group = torch_opt.param_groups[0]
         if callable(self._learning_rate):
-            return self._lr_at(group.get("iterations", 0))
+            return self._lr_at(self._update_step(group.get("iterations", 0)))
         return float(group["lr"])
 
     def torch_set_learning_rate(self, torch_opt: Any, value: float) -> None:
@@ -288,11 +372,18 @@ def _scale(lr: Any) -> Any:
     return optax.stateless(lambda updates, params: jax.tree.map(step, updates))
 
 
-def _decay_first(tx: Any, weight_decay: float, lr: Any) -> Any:
-    """Keras's decoupled weight decay: ``w -= w * wd * lr``, then the update sees that w."""
+def _decay_first(tx: Any, weight_decay: float, lr: Any, mask: Any = None) -> Any:
+    """Keras's decoupled weight decay: ``w -= w * wd * lr``, then the update sees that w.
+    ``mask``: per leaf of a flat list of params, whether the decay applies (None: all)."""
+
+    def decay(p: Any, on: bool = True) -> Any:
+        return (p - p * weight_decay * lr).astype(p.dtype) if on else p
 
     def update(grads: Any, state: Any, params: Any = None) -> Any:
-        decayed = jax.tree.map(lambda p: (p - p * weight_decay * lr).astype(p.dtype), params)
+        if mask is None:
+            decayed = jax.tree.map(decay, params)
+        else:
+            decayed = [decay(p, on) for p, on in zip(params, mask)]
         updates, state = tx.update(grads, state, decayed)
         return jax.tree.map(lambda u, d, p: u + (d - p), updates, decayed, params), state
 
@@ -363,22 +454,77 @@ def _replace(state: Any, node: Any, new: Any) -> Any:
     return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
 
 
+def _check_training_options(common: dict[str, Any]) -> None:
+    """Keras's checks of ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency`` and
+    ``gradient_accumulation_steps``."""
+    steps = common.get("gradient_accumulation_steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or steps < 2):
+        raise ValueError("`gradient_accumulation_steps` must be None or an integer >= 2; "
+                         f"received gradient_accumulation_steps={steps!r}.")
+    use_ema = common.get("use_ema", False)
+    if not isinstance(use_ema, bool):
+        raise type_error("use_ema", "True or False", use_ema)
+    momentum = common.get("ema_momentum", 0.99)
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) \
+            or not 0 <= momentum <= 1:
+        raise ValueError("`ema_momentum` must be a float in [0, 1]; received "
+                         f"ema_momentum={momentum!r}.")
+    freq = common.get("ema_overwrite_frequency")
+    if freq is not None and (isinstance(freq, bool) or not isinstance(freq, int) or freq < 1):
+        raise ValueError("`ema_overwrite_frequency` must be None or an integer >= 1; "
+                         f"received ema_overwrite_frequency={freq!r}.")
+
+
+class NoArgumentRate:
+    """A learning rate given as a function of no argument (Keras's convention,
+    ``SGD(learning_rate=lambda: 0.1)``), called as a schedule: ``rate(step) == fn()``. torch
+    calls it before every step; JAX calls it when the step is compiled (the value is then a
+    constant of that compiled step)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __call__(self, step: Any = None) -> Any:
+        return self.fn()
+
+    def __repr__(self) -> str:
+        return repr(self.fn)
+
+
+def _takes_no_argument(fn: Any) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: a step -> lr function
+        return False
+    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                   for p in params)
+
+
 def _check_lr(lr: Any) -> Any:
     if isinstance(lr, dict) and set(lr) == {"class_name", "config"}:
         return schedules.deserialize(lr)
     if callable(lr) and not isinstance(lr, type):
+        if not isinstance(lr, schedules.LearningRateSchedule | NoArgumentRate) and \
+                _takes_no_argument(lr):
+            return NoArgumentRate(lr)
         return lr
     if isinstance(lr, bool) or not hasattr(lr, "__float__"):
         raise type_error("learning_rate", "a float, a kp.optimizers.schedules schedule or a "
                          "callable step -> learning rate", lr)
     if not math.isfinite(float(lr)):  # checks at the door: NaN would train on silently
         raise ValueError(f"Argument `learning_rate` must be a finite number; received {lr!r}.")
+    if float(lr) < 0:  # optax would train uphill; torch.optim refuses it (both backends alike)
+        raise ValueError(f"Argument `learning_rate` must be >= 0; received {lr!r} (a negative "
+                         "rate moves the weights up the gradient, increasing the loss).")
     return float(lr)
 
 
 def _lr_config(lr: Any) -> Any:
     if isinstance(lr, schedules.LearningRateSchedule):
         return schedules.serialize(lr)
+    if isinstance(lr, NoArgumentRate):
+        lr = lr.fn
     if callable(lr) and custom_name(lr) is None:
         raise ValueError(f"Cannot serialise the learning-rate function {lr!r}: register it "
                          "with kp.register(fn), or use a kp.optimizers.schedules class.")

@@ -33,6 +33,16 @@ class SGD(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -41,12 +51,17 @@ class SGD(Optimizer):
     """
 
     name, _torch_momentum = "sgd", True
-    _torch = ("SGD", {"momentum": "momentum", "nesterov": "nesterov"})
+    _torch = ("SGD", {"momentum": "momentum", "nesterov": "_torch_nesterov"})
+    # Keras accepts nesterov=True with momentum 0 (plain SGD); torch refuses it
+    _torch_nesterov = property(lambda self: bool(self.nesterov and self.momentum))
 
     def __init__(self, learning_rate: Any = 0.01, momentum: float = 0.0,
                  nesterov: bool = False, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         if not 0 <= momentum <= 1:
             raise ValueError(f"`momentum` must be a float in [0, 1]; received {momentum!r}.")
         super().__init__(learning_rate, _hyper(locals()))
@@ -80,6 +95,16 @@ class RMSprop(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -94,7 +119,10 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7, centered: bool = False, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
     def _optax_rule(self, lr: Any) -> Any:
@@ -121,6 +149,16 @@ class Adagrad(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -136,7 +174,10 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate: Any = 0.001, initial_accumulator_value: float = 0.1,
                  epsilon: float = 1e-7, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
 
@@ -158,6 +199,16 @@ class Adadelta(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -171,7 +222,10 @@ class Adadelta(Optimizer):
 
     def __init__(self, learning_rate: Any = 0.001, rho: float = 0.95, epsilon: float = 1e-7, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         super().__init__(learning_rate, _hyper(locals()))
 
 
@@ -198,6 +252,16 @@ class Ftrl(Optimizer):
             most this. Default ``None``.
         weight_decay: Decoupled weight decay: before each update ``w -= w * weight_decay
             * lr``. Default ``None``.
+        use_ema: Keep an exponential moving average of the trained weights (see
+            ``ema_momentum``); ``fit`` ends with the weights set to it, and
+            ``kp.callbacks.SwapEMAWeights`` evaluates with it. Default ``False``.
+        ema_momentum: The average's momentum: ``avg = m * avg + (1 - m) * w`` after each
+            step (the first step sets ``avg = w``). Default ``0.99``.
+        ema_overwrite_frequency: Every this many steps, overwrite the weights with their
+            average. Default ``None`` (never; only at the end of ``fit``).
+        gradient_accumulation_steps: Average the gradients of this many consecutive
+            batches (an int >= 2) and update once, as Keras does: the weights change
+            every N batches, ``iterations`` counts updates. Default ``None``.
 
     Example:
         >>> import kompile as kp
@@ -212,7 +276,10 @@ class Ftrl(Optimizer):
                  l2_regularization_strength: float = 0.0,
                  l2_shrinkage_regularization_strength: float = 0.0, beta: float = 0.0, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, weight_decay: float | None = None) -> None:
+                 global_clipnorm: float | None = None, weight_decay: float | None = None,
+                 use_ema: bool = False, ema_momentum: float = 0.99,
+                 ema_overwrite_frequency: int | None = None,
+                 gradient_accumulation_steps: int | None = None) -> None:
         hyper = _hyper(locals())
         for key, value in hyper.items():
             if key in COMMON:
