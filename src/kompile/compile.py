@@ -108,13 +108,13 @@ def make_config(optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = Non
         raise type_error("optimizer", "an optimizer name ('rmsprop', 'adam', ...), a "
                          "kp.optimizers object or a native optax/torch optimizer", optimizer)
     f: dict[str, Any] = {"optimizer": optimizers_mod.get(optimizer), "raw": raw}
-    f["loss"] = _map_leaves(loss, _get_loss)
-    f["metrics"] = _map_leaves(metrics, metrics_mod.get)
-    f["weighted_metrics"] = _map_leaves(kwargs.get("weighted_metrics"), metrics_mod.get)
-    for key in ("metrics", "weighted_metrics"):
+    for key in ("metrics", "weighted_metrics"):  # before resolving: the error names its key
         value = raw.get(key)
         if value is not None and not isinstance(value, list | tuple | Mapping):
             raise type_error(key, "a list of metrics or a dict keyed by output name", value)
+    f["loss"] = _map_leaves(loss, _get_loss)
+    f["metrics"] = _map_leaves(metrics, metrics_mod.get)
+    f["weighted_metrics"] = _map_leaves(kwargs.get("weighted_metrics"), metrics_mod.get)
     f["loss_weights"] = _map_leaves(_array_weights(kwargs.get("loss_weights")), _check_weight)
     spe = kwargs.get("steps_per_execution")
     if spe is not None and spe != "auto" and (

@@ -132,9 +132,15 @@ class Objective:
         p = pred_shape or (1,)
         if losses.crossentropy_kind(loss) == "sparse":
             losses.class_axis(loss, len(p))  # refuses the batch axis
-        if (0, *y_shape) not in losses.target_shapes(loss, (0, *pred_shape)):
+        accepted = losses.target_shapes(loss, (0, *pred_shape))
+        if (0, *y_shape) not in accepted:
             hint = (" For integer class labels use sparse_categorical_crossentropy."
                     if y_shape in (p[:-1], p[:-1] + (1,)) else "")
+            if tuple(y_shape) == tuple(pred_shape):  # the same shapes: say what differs
+                wanted = " or ".join(str(tuple(s[1:])) for s in sorted(accepted, key=len))
+                hint = (f" The shapes are equal, but {loss.name!r} takes per-sample shape "
+                        f"{wanted} (one integer class index per sample), not one value per "
+                        "class; for one-hot targets use categorical_crossentropy.")
             raise ValueError(
                 f"`y` for output '{e.name}' has per-sample shape {y_shape} but the output has "
                 f"per-sample shape {pred_shape}, which the loss {loss.name!r} cannot pair "

@@ -43,10 +43,19 @@ from typing import Any
 
 import numpy as np
 
-WEIGHTS_FORMAT = "kompile.weights"
-STATE_FORMAT = "kompile.state"
-MODEL_FORMAT = "kompile.model"
-FORMATS = (WEIGHTS_FORMAT, STATE_FORMAT, MODEL_FORMAT)
+from .file_checks import (
+    MODEL_FORMAT,
+    STATE_FORMAT,
+    WEIGHTS_FORMAT,
+    InvalidFileError,
+    check_header,
+    check_meta,
+    fspath,
+    parse_meta,
+    remove_stale,
+    temp_prefix,
+)
+
 # names that promise another format: (suffixes, what a reader would expect, how to read ours)
 _FOREIGN = (
     ((".h5", ".hdf5", ".keras"), "an HDF5 file or a Keras archive",
@@ -61,28 +70,56 @@ _MAGIC = ((b"\x89HDF\r\n\x1a\n", "it is an HDF5 file (a Keras .h5 file?)"),
           (b"\x80", "it is a Python pickle (torch.save?)"))
 
 
-class InvalidFileError(ValueError):
-    """A file that kompile cannot read as one of its own (a ``ValueError``).
+class NonFiniteError(ValueError):
+    """Weights (or optimizer state) holding NaN or infinity, refused by a save made with
+    ``finite_only=True`` before anything is written (the checkpoint callbacks catch it).
 
     Args:
-        path: The file.
-        reason: Why it cannot be read, appended to the message.
+        name: The first variable found holding a non-finite value.
     """
 
-    def __init__(self, path: str | os.PathLike, reason: str):
-        super().__init__(f"{os.fspath(path)!r} is not a valid kompile file: {reason}")
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"variable {name!r} holds NaN or infinite values")
+
+
+def first_nonfinite(arrays: dict[str, Any], skip: tuple[str, ...] = ()) -> str | None:
+    """The name of the first floating-point array holding NaN or infinity, else None.
+
+    One pass over host arrays that are about to be written anyway: the check of a save,
+    never of a training step. Integer and boolean arrays (counters, RNG keys) are skipped.
+
+    Args:
+        arrays: Flat ``name -> array``.
+        skip: Name prefixes not checked (the metric state may hold a NaN loss while the
+            weights are fine).
+    """
+    for name, value in arrays.items():
+        if skip and name.startswith(skip):
+            continue
+        a = np.asarray(value)
+        if a.dtype.kind in "biuOSU":
+            continue
+        try:
+            finite = bool(np.isfinite(a).all())
+        except TypeError:  # a dtype without isfinite: nothing to check
+            continue
+        if not finite:
+            return name
+    return None
 
 
 def check_file_name(path: str | os.PathLike, argument: str) -> None:
     """ValueError for a name whose extension promises another format (``.h5``, ``.keras``,
-    ``.pt``, ``.pth``): kompile writes safetensors only, and a misnamed file misleads
-    whoever loads it.
+    ``.pt``, ``.pth``) or that has no suffix at all: kompile writes safetensors only, and a
+    misnamed file misleads whoever loads it. The same rule holds for ``Model.save``,
+    ``Model.save_weights`` and ``ModelCheckpoint``.
 
     Args:
         path: The file name to check.
         argument: The argument it came from, named in the error.
     """
-    name = os.fspath(path)
+    name = fspath(path, argument)
     lower = name.lower()
     for suffixes, expected, how in _FOREIGN:
         suffix = next((s for s in suffixes if lower.endswith(s)), None)
@@ -93,6 +130,12 @@ def check_file_name(path: str | os.PathLike, argument: str) -> None:
         raise ValueError(
             f"`{argument}` is {name!r}, a name for {expected}, but kompile writes safetensors "
             f"files. Name it {stem + '.safetensors'!r}; {how}.")
+    base = os.path.basename(name)
+    if base and "." not in base.lstrip(".") and "{" not in base and not os.path.isdir(name):
+        raise ValueError(
+            f"`{argument}` is {name!r}, a name without a suffix, which says nothing of what "
+            f"the file holds. kompile writes safetensors files: name it "
+            f"{name + '.safetensors'!r}.")
 
 
 def check_folder(folder: str | os.PathLike, owner: str, argument: str) -> None:
@@ -106,7 +149,7 @@ def check_folder(folder: str | os.PathLike, owner: str, argument: str) -> None:
         owner: The callback it belongs to, named in the error.
         argument: The argument it came from, named in the error.
     """
-    folder = os.fspath(folder) or "."
+    folder = fspath(folder, argument) or "."
     probe = os.path.abspath(folder)
     while probe and not os.path.exists(probe):
         parent = os.path.dirname(probe)
@@ -151,10 +194,11 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         path: The file to write (its folder is created when needed).
         data: The bytes to write.
     """
-    path = os.fspath(path)
+    path = fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=folder)
+    check_folder(folder, "save", "filepath")  # a file where the folder belongs: ValueError
+    prefix = temp_prefix(folder, os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=folder)
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; follow the umask instead
             os.fchmod(fd, _new_file_mode(path))
@@ -167,6 +211,7 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    remove_stale(folder, prefix)  # what a killed save of the same target left
     try:  # make the rename itself durable (POSIX); not possible on every platform
         dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -217,12 +262,13 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     """
     from safetensors import safe_open
 
-    path = os.fspath(path)
+    path = fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path!r} is a directory; weights and checkpoints are single "
                                 "files.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No weights or checkpoint file at {path!r}.")
+    check_header(path)
     try:
         with safe_open(path, framework="np") as f:
             raw = (f.metadata() or {}).get("kompile")
@@ -231,19 +277,9 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
         raise InvalidFileError(path, _unreadable(path, err)) from err
     if not raw:  # a safetensors file from elsewhere: read as weights, names checked later
         return arrays, {"format": WEIGHTS_FORMAT}
-    try:
-        meta = json.loads(raw)
-    except ValueError as err:
-        raise InvalidFileError(path, f"its kompile metadata is not valid JSON ({err}).") from None
-    if not isinstance(meta, dict):
-        raise InvalidFileError(path, "its kompile metadata is not a JSON object.")
-    if "format" in meta and meta["format"] not in FORMATS:
-        raise InvalidFileError(path, f"unknown format {meta['format']!r} (expected one of "
-                                     f"{', '.join(FORMATS)}).")
-    views = meta.get("views", {})
-    if not isinstance(views, dict) or any(k not in arrays for k in views):
-        raise InvalidFileError(path, "its metadata names arrays the file does not hold.")
-    for name, dtype in views.items():
+    meta = parse_meta(path, raw)
+    check_meta(path, meta, arrays)
+    for name, dtype in meta.get("views", {}).items():
         import ml_dtypes  # noqa: F401  (registers bfloat16 and friends with NumPy)
 
         try:
@@ -302,15 +338,27 @@ def _few(names: list[str], n: int = 6) -> str:
 
 
 # ---------------------------------------------------------------------------- weights
-def save_weights(model: Any, path: str | os.PathLike) -> None:
+def check_finite_state(model: Any) -> None:
+    """``NonFiniteError`` when ``model``'s weights or optimizer state hold NaN or infinity
+    (the metric state is not checked): a whole-model checkpoint is not written then."""
+    bad = first_nonfinite(model._backend.state_dict(), skip=("metrics/",))
+    if bad is not None:
+        raise NonFiniteError(bad)
+
+
+def save_weights(model: Any, path: str | os.PathLike, finite_only: bool = False) -> None:
     """The module's variables (no optimizer state) as a ``kompile.weights`` file.
 
     Args:
         model: A ``kp.Model``.
         path: The file to write.
+        finite_only: Raise ``NonFiniteError`` (writing nothing) when a variable holds NaN
+            or infinity. Default ``False``.
     """
     check_file_name(path, "filepath")
     weights = model._backend.weights_dict()  # (every process: shards may be gathered)
+    if finite_only and (bad := first_nonfinite(weights)) is not None:
+        raise NonFiniteError(bad)
     if getattr(model._backend, "process_index", 0) == 0:  # several processes: one writer
         save_arrays(path, weights, {"format": WEIGHTS_FORMAT, "backend": model.backend})
 
@@ -325,21 +373,29 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
     arrays, meta = load_arrays(path)
     if meta.get("format") in (STATE_FORMAT, MODEL_FORMAT):  # model files: model/saving.py
         weights = _strip(arrays, "weights/")
+        if not weights and "numpy_rng" in meta.get("info", {}):
+            folder = os.path.dirname(os.path.abspath(fspath(path)))
+            raise ValueError(
+                f"{fspath(path)!r} is a BackupAndRestore backup, which holds no copy of the "
+                "weights for load_weights. Resume the interrupted run from it: call "
+                f"model.fit(..., callbacks=[kp.callbacks.BackupAndRestore({folder!r})]) with "
+                "the same data and settings, or restore it into a model that has trained "
+                "with kp.saving.load_training_state(model, path).")
         if not weights:
             raise ValueError(
-                f"{os.fspath(path)!r} is a training-state backup without a copy of the "
+                f"{fspath(path)!r} is a training-state backup without a copy of the "
                 "weights; restore it with kp.saving.load_training_state(model, path) on a "
                 "model that has trained (so its optimizer state exists).")
         arrays = weights
     backend = model._backend
-    check_names(backend.weights_dict(), arrays, f"weights in {os.fspath(path)!r}")
+    check_names(backend.weights_dict(), arrays, f"weights in {fspath(path)!r}")
     backend.load_weights_dict(arrays)
 
 
 # ---------------------------------------------------------------------------- training state
 def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any] | None = None,
                         extra: dict[str, Any] | None = None,
-                        include_weights: bool = False) -> None:
+                        include_weights: bool = False, finite_only: bool = False) -> None:
     """Weights, optimizer and metric state, RNG state and ``info`` (JSON) in one file.
 
     Args:
@@ -349,13 +405,19 @@ def save_training_state(model: Any, path: str | os.PathLike, info: dict[str, Any
         extra: More arrays to store (under ``extra/``). Default ``None``.
         include_weights: Also store the weights under ``weights/``, so that
             ``load_weights`` reads the file. Default ``False``.
+        finite_only: Raise ``NonFiniteError`` (writing nothing) when the weights or the
+            optimizer state hold NaN or infinity (the metric state is not checked).
+            Default ``False``.
     """
     backend = model._backend
-    arrays = {"state/" + k: v for k, v in backend.state_dict().items()}
+    state = backend.state_dict()
+    if finite_only and (bad := first_nonfinite(state, skip=("metrics/",))) is not None:
+        raise NonFiniteError(bad)
+    arrays = {"state/" + k: v for k, v in state.items()}
     if include_weights:
         arrays.update({"weights/" + k: v for k, v in backend.weights_dict().items()})
     arrays.update({"extra/" + k: v for k, v in (extra or {}).items()})
-    if getattr(backend, "process_index", 0) == 0:  # several processes: one writer
+    if backend.process_index == 0:  # several processes: one writer
         save_arrays(path, arrays, {"format": STATE_FORMAT, "backend": model.backend,
                                    "info": info or {}})
 
@@ -380,7 +442,7 @@ def load_training_state(model: Any, path: str | os.PathLike,
     """
     arrays, meta = load_arrays(path)
     if meta.get("format") not in (STATE_FORMAT, MODEL_FORMAT):  # a model file holds it too
-        raise ValueError(f"{os.fspath(path)!r} holds weights only, not a training state; "
+        raise ValueError(f"{fspath(path)!r} holds weights only, not a training state; "
                          "use model.load_weights(path).")
     info = meta.get("info", {})
     extra = _strip(arrays, "extra/")
@@ -391,11 +453,11 @@ def load_training_state(model: Any, path: str | os.PathLike,
         if reason:
             raise InvalidFileError(path, reason)
     if meta.get("backend") != model.backend:
-        raise ValueError(f"{os.fspath(path)!r} was written by the {meta.get('backend')} "
+        raise ValueError(f"{fspath(path)!r} was written by the {meta.get('backend')} "
                          f"backend; this model runs on {model.backend}.")
     state = _strip(arrays, "state/")
     backend = model._backend
-    check_names(backend.state_dict(), state, f"training state in {os.fspath(path)!r}")
+    check_names(backend.state_dict(), state, f"training state in {fspath(path)!r}")
     backend.load_state_dict(state)
     return info, extra
 
@@ -404,6 +466,6 @@ def _strip(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-__all__ = ["InvalidFileError", "atomic_write", "check_file_name", "check_folder",
-           "load_arrays", "load_training_state", "load_weights", "save_arrays",
-           "save_training_state", "save_weights"]
+__all__ = ["InvalidFileError", "NonFiniteError", "atomic_write", "check_file_name",
+           "check_folder", "first_nonfinite", "load_arrays", "load_training_state",
+           "load_weights", "save_arrays", "save_training_state", "save_weights"]

@@ -114,11 +114,34 @@ def compile_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _load_arrays(value: Any) -> Any:
+def _load_arrays(value: Any, path: str = "target_tensors") -> Any:
     if isinstance(value, Mapping) and set(value) == {"array", "dtype"}:
-        return np.asarray(value["array"], dtype=value["dtype"])
+        return _config_array(value, path)
     if isinstance(value, Mapping):
-        return {k: _load_arrays(v) for k, v in value.items()}
+        return {k: _load_arrays(v, f"{path}[{k!r}]") for k, v in value.items()}
     if isinstance(value, list):
-        return [_load_arrays(v) for v in value]
+        return [_load_arrays(v, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def _config_array(value: Mapping[str, Any], path: str) -> np.ndarray:
+    """An array stored in a config: a scalar dtype (a sub-array dtype such as
+    ``"(100000000,)f8"`` would make NumPy allocate that much for every element) and the
+    nested lists the JSON already holds, so its size is bounded by the config's own."""
+    try:
+        dtype = np.dtype(value["dtype"]) if isinstance(value["dtype"], str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.shape != () or dtype.kind not in "biufc":
+        raise ValueError(f"compile_from_config(): `{path}` has dtype {value['dtype']!r}; "
+                         "expected the name of a scalar bool, integer, float or complex dtype "
+                         "(as get_compile_config() writes, e.g. 'float32').")
+    data = value["array"]
+    if not isinstance(data, list | int | float | bool):
+        raise ValueError(f"compile_from_config(): `{path}` holds {type(data).__name__}; "
+                         "expected nested lists of numbers.")
+    try:
+        return np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"compile_from_config(): `{path}` is not a rectangular array of "
+                         f"{dtype} numbers ({err}).") from None

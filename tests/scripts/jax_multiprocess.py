@@ -18,6 +18,7 @@ jax.distributed.initialize(f"127.0.0.1:{sys.argv[2]}", num_processes=2,
                            process_id=int(sys.argv[1]))
 
 import numpy as np  # noqa: E402
+from jax.experimental import multihost_utils  # noqa: E402
 
 import kompile as kp  # noqa: E402
 from tests.scripts.jax_data_parallel import run  # noqa: E402
@@ -28,4 +29,9 @@ if __name__ == "__main__":
     result = run("single", kp.distribution.DataParallel())
     result.pop("all_reduce")
     print(json.dumps(result), flush=True)
-    os._exit(0)  # results are out; skip collective teardown at interpreter exit
+    # Leave together: a barrier over both processes' devices, then the coordination service's
+    # own shutdown barrier, so process 0 (which hosts the service) never vanishes while
+    # process 1 still polls it ("Failed to send RPC to coordination service ... Socket closed").
+    multihost_utils.sync_global_devices("kompile-test-done")
+    jax.distributed.shutdown()
+    os._exit(0)  # everyone is past the shutdown barrier; skip the interpreter's teardown

@@ -160,8 +160,7 @@ def main():
     from jax.experimental import multihost_utils
 
     multihost_utils.sync_global_devices("end")
-    if jax.process_index() == 0:
-        time.sleep(1.0)
+    jax.distributed.shutdown()  # the coordination service's shutdown barrier: all leave together
     os._exit(0)  # skip collective teardown at interpreter exit
 
 

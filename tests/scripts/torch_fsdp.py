@@ -120,11 +120,8 @@ def main():
         if kind == "mlp":
             out["checkpoint"] = checkpoint(model, sys.argv[4], rank)
     print(json.dumps(out), flush=True)
-    torch.distributed.barrier()  # every process is done; the leader leaves last
-    if rank == 0:
-        import time
-
-        time.sleep(0.5)
+    torch.distributed.barrier()  # every process is done
+    torch.distributed.destroy_process_group()
     os._exit(0)  # gloo's threads can abort the interpreter's teardown
 
 

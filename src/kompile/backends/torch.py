@@ -131,6 +131,7 @@ class TorchBackend:
         self._spec = spec
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
+        self._refuse_meta()
         self.use_inputs(x)
         try:
             out = self._eval_forward(x)
@@ -167,7 +168,19 @@ class TorchBackend:
         wanted = config.jit_compile is True or torch_compiled.compile_mode(config.jit_compile)
         return bool(wanted) and not config.run_eagerly
 
+    def _refuse_meta(self) -> None:
+        """A module on the ``meta`` device has shapes but no values: nothing to train."""
+        tensors = [*self.module.named_parameters(), *self.module.named_buffers()]
+        meta = [name for name, t in tensors if t.device.type == "meta"]
+        if meta:
+            raise ValueError(
+                f"The module's {len(meta)} variable(s) {meta[:3]} are on the 'meta' device: "
+                "they have shapes but no values, so there is nothing to train or run. "
+                "Materialise the module first, e.g. module.to_empty(device='cpu') and then "
+                "initialise or load its weights (module.load_state_dict(...)).")
+
     def build(self, objective: Any, config: Any) -> None:
+        self._refuse_meta()
         self.objective = objective
         opt = config.optimizer
         loss_scale = opt if getattr(opt, "is_loss_scale", False) else None

@@ -36,6 +36,9 @@ starts. A re-iterable (a list of batches, a ``DataLoader``) is resumed exactly t
 position is torch's RNG state as its pass began, and the resumed epoch reads that pass again
 up to its step. A generator's position is its own: it is read on from where it stands (as
 Keras).
+A backup whose weights or optimizer state hold NaN or infinity (a diverged run,
+TerminateOnNaN) is not written: a warning names the epoch, the last finite backup stays and
+is kept at the end of training even with ``delete_checkpoint=True``.
 Other callbacks' own state (EarlyStopping's patience count, ...) is not part of the backup,
 as in Keras. When training ends normally the backup is deleted (``delete_checkpoint=True``).
 """
@@ -43,11 +46,13 @@ as in Keras. When training ends normally the backup is deleted (``delete_checkpo
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .. import saving
+from ..file_checks import fspath, history_problem
 from .base import Callback
 from .monitor import batches_run
 
@@ -64,6 +69,43 @@ def _rng_to_file(state: Any) -> tuple[list[Any], np.ndarray]:
 def _rng_from_file(numbers: list[Any], keys: np.ndarray) -> tuple[Any, ...]:
     pos, has_gauss, cached = numbers
     return ("MT19937", np.asarray(keys, np.uint32), int(pos), int(has_gauss), float(cached))
+
+
+def backup_problem(info: dict[str, Any], extra: dict[str, Any]) -> str | None:
+    """The first damaged field of a backup's information, as ``"<field>: <reason>"``."""
+    for key, kind, what in (("epoch", int, "an integer"), ("step", int, "an integer"),
+                            ("numpy_rng", list, "a list"), ("history", dict, "a JSON object")):
+        value = info.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return (f"info.{key}: missing or not {what}; it holds no "
+                    "BackupAndRestore backup (is it another kind of checkpoint?).")
+    for key in ("epoch", "step"):
+        if info[key] < 0:
+            return f"info.{key}: {info[key]} is negative."
+    numbers, keys = info["numpy_rng"], extra.get("numpy_rng")
+    if len(numbers) != 3 or not all(isinstance(n, int | float) for n in numbers) \
+            or keys is None or np.shape(keys) != (624,):
+        return "info.numpy_rng: its NumPy RNG state is damaged."
+    problem = history_problem(info["history"], "info.history")
+    if problem:
+        return problem
+    data = info.get("data", {})
+    for name, pos in data.items() if isinstance(data, dict) else [("data", data)]:
+        if pos is not None and not (
+                isinstance(pos, dict) and isinstance(pos.get("pos"), int)
+                and pos["pos"] >= 0 and isinstance(pos.get("started"), bool)
+                and (pos.get("rng") is None or (
+                    isinstance(pos["rng"], list) and len(pos["rng"]) == 3
+                    and np.shape(extra.get(f"{name}_rng", ())) == (624,)))
+                and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
+            return f"info.data.{name}: its record of the {name} data position is damaged."
+    version = info.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version > VERSION:
+        return (f"info.version: it is a backup of format version {version!r}, newer than "
+                f"this kompile reads ({VERSION}); upgrade kompile to resume from it.")
+    if not isinstance(info.get("run", {}), dict):
+        return "info.run: not a JSON object."
+    return None
 
 
 class RunMismatchError(ValueError):
@@ -99,7 +141,7 @@ class BackupAndRestore(Callback):
                 isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
             raise ValueError("BackupAndRestore: `save_freq` must be 'epoch', a positive number of "
                              f"batches or False; received {save_freq!r}.")
-        self.backup_dir = os.fspath(backup_dir)
+        self.backup_dir = fspath(backup_dir, "backup_dir")
         self.save_freq = save_freq
         self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
@@ -117,6 +159,7 @@ class BackupAndRestore(Callback):
         self._since_save = 0
         self._last_batch = -1
         self._resume_at: tuple[int, int] | None = None
+        self._kept = False  # a non-finite save was skipped: keep the last finite backup
 
     # ------------------------------------------------------------------ restore
     def on_train_begin(self, logs=None):
@@ -153,30 +196,22 @@ class BackupAndRestore(Callback):
 
     def _check(self, info: dict[str, Any], extra: dict[str, Any]) -> str | None:
         """Why this backup cannot be resumed (None when it can): a file that is not a
-        BackupAndRestore backup, or one written by a different run (RunMismatchError)."""
-        for key, kind in (("epoch", int), ("step", int), ("numpy_rng", list),
-                          ("history", dict)):
-            if not isinstance(info.get(key), kind):
-                return (f"it holds no BackupAndRestore backup ({key!r} missing or not a "
-                        f"{kind.__name__}; is it another kind of checkpoint?).")
-        keys = extra.get("numpy_rng")
-        if len(info["numpy_rng"]) != 3 or keys is None or np.shape(keys) != (624,):
-            return "its NumPy RNG state is damaged."
-        history = info["history"]
-        if not isinstance(history.get("epoch"), list) or not isinstance(
-                history.get("history"), dict):
-            return "its history record is damaged."
-        data = info.get("data", {})
-        for name, pos in data.items() if isinstance(data, dict) else [("data", data)]:
-            if pos is not None and not (
-                    isinstance(pos, dict) and isinstance(pos.get("pos"), int)
-                    and isinstance(pos.get("started"), bool)
-                    and (pos.get("rng") is None or np.shape(extra.get(f"{name}_rng")) == (624,))  # type: ignore[arg-type]
-                    and (not pos.get("torch_rng") or f"{name}_torch_rng" in extra)):
-                return f"its record of the {name} data position is damaged."
-        if not isinstance(info.get("version", 1), int) or info.get("version", 1) > VERSION:
-            return (f"it is a backup of format version {info.get('version')!r}, newer than "
-                    f"this kompile reads ({VERSION}); upgrade kompile to resume from it.")
+        BackupAndRestore backup or a damaged field (``"<field>: <reason>"``), or one written
+        by a different run (RunMismatchError)."""
+        problem = backup_problem(info, extra)
+        if problem:
+            return problem
+        epoch, step, epochs = info["epoch"], info["step"], self.params.get("epochs")
+        history_epochs = info["history"]["epoch"]
+        if history_epochs and history_epochs[-1] >= epoch:
+            return (f"info.history.epoch: it records epoch {history_epochs[-1]}, not before "
+                    f"the backup's epoch {epoch}.")
+        if isinstance(epochs, int) and (epoch > epochs or (step and epoch >= epochs)):
+            raise RunMismatchError(
+                f"BackupAndRestore: the backup in {self.backup_dir!r} stands at epoch {epoch} "
+                f"(step {step}), outside this fit() of {epochs} epochs. Run fit() with the "
+                "epochs of the interrupted run, or delete the backup directory to start "
+                "afresh.")
         stored, now = info.get("run", {}), self._run()
         names = ["batch_size", "samples"] + (["steps_per_execution"] if info["step"] else [])
         diffs = [f"{k}={stored[k]!r} then, {now[k]!r} now" for k in names
@@ -229,13 +264,27 @@ class BackupAndRestore(Callback):
             info["data"][name] = pos
         if run is not None:  # torch's global generators (JAX's keys are in the state)
             extra.update(run.backend.global_rng())
-        if self.double_checkpoint and os.path.isfile(self.path):
+        self._write(info, extra, epoch, step)
+
+    def _write(self, info: dict[str, Any], extra: dict[str, Any], epoch: int,
+               step: int) -> None:
+        moved = self.double_checkpoint and os.path.isfile(self.path)
+        if moved:
             os.replace(self.path, self.prev_path)
-        saving.save_training_state(self.model, self.path, info, extra)
+        try:
+            saving.save_training_state(self.model, self.path, info, extra, finite_only=True)
+        except saving.NonFiniteError as err:  # nothing was written
+            if moved:
+                os.replace(self.prev_path, self.path)
+            self._kept = True
+            where = f"epoch {epoch}" if not step else f"epoch {epoch + 1}, batch {step}"
+            warnings.warn(f"BackupAndRestore: not backing up at {where}: {err}. The backup "
+                          f"in {self.backup_dir!r} keeps the last finite state and is not "
+                          "deleted when training ends.", stacklevel=3)
 
     # ------------------------------------------------------------------ finish
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        if not self.delete_checkpoint or self._kept:
             return
         for path in (self.path, self.prev_path):
             if os.path.isfile(path):

@@ -13,6 +13,9 @@ RNG state, compile configuration, history): ``kp.load_model(path, module)`` rebu
 model from it (Keras's ``make_or_restore_model``), ``kp.saving.load_training_state``
 restores its state into a built model, and ``load_weights`` reads its weights. With
 ``save_best_only``, a ``monitor`` missing from the logs warns and saves, as in Keras.
+A save whose monitored value or weights hold NaN or infinity (a diverged run,
+TerminateOnNaN) is skipped with a warning naming the epoch: the file keeps its last
+finite checkpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import string
 import warnings
 from typing import Any
 
+import numpy as np
+
 from .. import saving
+from ..file_checks import fspath
 from ..warn import KompileWarning
 from .base import format_value
 from .monitor import MonitorCallback, batches_run
@@ -79,7 +85,7 @@ class ModelCheckpoint(MonitorCallback):
                                      or save_freq < 1):
             raise ValueError("ModelCheckpoint: `save_freq` must be 'epoch' or a positive number "
                              f"of batches; received {save_freq!r}.")
-        self.filepath = str(filepath)
+        self.filepath = fspath(filepath)
         saving.check_file_name(self.filepath, "filepath")
         self.verbose = verbose
         self.save_best_only = save_best_only
@@ -137,6 +143,19 @@ class ModelCheckpoint(MonitorCallback):
 
     def _save(self, epoch: int, batch: int | None, logs: Any) -> None:
         path = self.file_path(epoch, batch, logs)
+        # save_best_only: a NaN is no improvement, so nothing is written anyway
+        value = None if self.save_best_only else (logs or {}).get(self.monitor)
+        if value is not None and not np.isfinite(np.asarray(value, np.float64)).all():
+            skip_nonfinite(self, epoch, batch, path, f"`{self.monitor}` is {value}")
+            return
+        best = self.best
+        try:
+            self._write(epoch, batch, logs, path)
+        except saving.NonFiniteError as err:  # nothing was written
+            self.best = best
+            skip_nonfinite(self, epoch, batch, path, f"the weights are not finite ({err})")
+
+    def _write(self, epoch: int, batch: int | None, logs: Any, path: str) -> None:
         if self.save_best_only:
             # a vector of one value is that value; a longer one raises
             current = (logs or {}).get(self.monitor)
@@ -160,6 +179,15 @@ class ModelCheckpoint(MonitorCallback):
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
-            saving.save_weights(self.model, path)
+            saving.save_weights(self.model, path, finite_only=True)
         else:  # a whole-model file: kp.load_model reads it
+            saving.check_finite_state(self.model)
             self.model.save(path)
+
+
+def skip_nonfinite(callback: Any, epoch: int, batch: int | None, path: str, why: str) -> None:
+    """The warning of a checkpoint not written because it would store NaN or infinity."""
+    where = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
+    warnings.warn(f"{type(callback).__name__}: not saving at {where}: {why}. Nothing is "
+                  f"written to {path!r}, so it keeps its last finite checkpoint (if any).",
+                  stacklevel=3)

@@ -330,6 +330,7 @@ class Recall(_PrecisionRecall):
 
 CURVES = ("ROC", "PR", "PRGAIN")
 SUMMATIONS = ("interpolation", "minoring", "majoring")
+MAX_THRESHOLDS = 10**6  # num_thresholds and num_labels: a size from a config is bounded
 
 
 def _choice(argument: str, value: Any, valid: tuple[str, ...]) -> str:
@@ -381,11 +382,16 @@ class AUC(_ConfusionMetric):
             inner = sorted(parse_thresholds(thresholds, 0.5))
             clip = evenly_spaced([0.0, *inner, 1.0])
         else:
-            if num_thresholds <= 1:
-                raise ValueError("Invalid `num_thresholds`: expected an integer > 1; "
-                                 f"received {num_thresholds!r}.")
+            if isinstance(num_thresholds, bool) or not isinstance(
+                    num_thresholds, int | np.integer) or not 1 < num_thresholds <= MAX_THRESHOLDS:
+                raise ValueError(f"Invalid `num_thresholds`: expected an integer from 2 to "
+                                 f"{MAX_THRESHOLDS}; received {num_thresholds!r}.")
             inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
             clip = True
+        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(
+                num_labels, int | np.integer) or not 0 < num_labels <= MAX_THRESHOLDS):
+            raise ValueError(f"Invalid `num_labels`: expected None or an integer from 1 to "
+                             f"{MAX_THRESHOLDS}; received {num_labels!r}.")
         if num_labels and not multi_label:
             raise ValueError("`num_labels` is only used with `multi_label=True`; "
                              f"received num_labels={num_labels!r} and multi_label=False.")

@@ -12,6 +12,7 @@ from typing import Any
 from .. import saving
 from ..callbacks.base import History
 from ..distribution import Distribution
+from ..file_checks import fspath
 from . import hints
 from .core import Model
 from .saving import MODEL_FORMAT, _strip
@@ -71,8 +72,15 @@ def load_model(filepath: str | os.PathLike[str], module: Any = None, *,
     if module is None:
         raise hints.load_model_needs_module(filepath)
     arrays, meta = saving.load_arrays(filepath)
-    where = repr(os.fspath(filepath))
+    where = repr(fspath(filepath))
     kind = meta.get("format")
+    if kind == saving.STATE_FORMAT and "numpy_rng" in meta.get("info", {}):
+        folder = os.path.dirname(os.path.abspath(fspath(filepath)))
+        raise ValueError(f"{where} is a BackupAndRestore backup, not a whole model saved with "
+                         "model.save(). Resume the interrupted run from it: build and compile "
+                         "the model as before and call model.fit(..., callbacks=["
+                         f"kp.callbacks.BackupAndRestore({folder!r})]) with the same data "
+                         "and settings.")
     if kind != MODEL_FORMAT:
         what = "a training-state backup" if kind == saving.STATE_FORMAT else "weights only"
         raise ValueError(f"{where} holds {what}, not a whole model saved with model.save(); "
@@ -86,7 +94,10 @@ def load_model(filepath: str | os.PathLike[str], module: Any = None, *,
                          f"given is a {model.backend} module ({type(module).__name__}).")
     weights = _strip(arrays, "weights/")
     saving.check_names(model._backend.weights_dict(), weights, f"variables in {where}")
-    model.compile_from_config(meta["compile_config"])
+    try:
+        model.compile_from_config(meta["compile_config"])
+    except (TypeError, ValueError, KeyError) as err:
+        raise saving.InvalidFileError(filepath, f"compile_config: {err}") from None
     model._backend.load_weights_dict(weights)
     state = _strip(arrays, "state/")
     model._pending_state = state or None

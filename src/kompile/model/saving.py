@@ -36,6 +36,7 @@ MODEL_FORMAT = saving.MODEL_FORMAT
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     """Write ``model``'s weights, training state, compile config and position to ``path``."""
     model._require_compiled("save")
+    saving.check_file_name(path, "filepath")
     config = model.get_compile_config()  # raises for unregistered custom objects
     backend = model._backend
     arrays = {"weights/" + k: v for k, v in backend.weights_dict().items()}

@@ -58,7 +58,9 @@ class ModelState:
         ``kp.register`` (the compile configuration names them).
 
         Args:
-            filepath: Where to write (``.safetensors`` is conventional; any name works).
+            filepath: Where to write, a name with a suffix such as ``model.safetensors``
+                (a name without a suffix, or ending in ``.keras``, ``.h5``, ``.pt`` or
+                ``.pth``, is refused: kompile writes safetensors only).
                 A crash while saving leaves the previous file, never a torn one.
             overwrite: Replace an existing file. Default ``True``; with ``False`` an
                 existing file raises ``FileExistsError``.
@@ -84,6 +86,7 @@ class ModelState:
         """
         from . import saving as model_saving
 
+        model_saving.saving.check_file_name(filepath, "filepath")
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False.")
         model_saving.save_model(self, filepath)
