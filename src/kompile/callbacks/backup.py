@@ -53,6 +53,7 @@ import numpy as np
 
 from .. import saving
 from ..file_checks import fspath, history_problem
+from ..warn import KompileWarning
 from .base import Callback
 from .monitor import batches_run
 
@@ -280,7 +281,7 @@ class BackupAndRestore(Callback):
             where = f"epoch {epoch}" if not step else f"epoch {epoch + 1}, batch {step}"
             warnings.warn(f"BackupAndRestore: not backing up at {where}: {err}. The backup "
                           f"in {self.backup_dir!r} keeps the last finite state and is not "
-                          "deleted when training ends.", stacklevel=3)
+                          "deleted when training ends.", KompileWarning, stacklevel=3)
 
     # ------------------------------------------------------------------ finish
     def on_train_end(self, logs=None):

@@ -190,4 +190,4 @@ def skip_nonfinite(callback: Any, epoch: int, batch: int | None, path: str, why:
     where = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
     warnings.warn(f"{type(callback).__name__}: not saving at {where}: {why}. Nothing is "
                   f"written to {path!r}, so it keeps its last finite checkpoint (if any).",
-                  stacklevel=3)
+                  KompileWarning, stacklevel=3)
