@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -32,7 +33,7 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` for ``warnings.warn`` that names the first line outside kompile
     (the user's ``fit``/``compile`` call), however deep inside kompile the warning is
     raised. Call it from the function that calls ``warnings.warn``."""
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame = frame.f_back
