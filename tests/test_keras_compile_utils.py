@@ -238,8 +238,8 @@ def test_struct_loss(backend):
 
 
 def test_struct_loss_valid_weights(backend):
-    # kompile differs: Keras accepts arrays as loss weights (np.ones((2,)) / np.zeros((2,)));
-    # kompile takes numbers, so the weights are 1.0 and 0.0.
+    # as Keras: arrays as one output's weight (np.ones((2,)) / np.zeros((2,))) weigh it by
+    # their (equal) entries; numbers give the same total
     model = model_of(backend, lambda x: {"a": x["a"], "b": x["b"]},
                      loss={"a": "mse", "b": "mse"}, loss_weights={"a": 1.0, "b": 0.0})
     x = {"a": np.array([3.0, 4.0], np.float32), "b": np.array([3.0, 4.0], np.float32)}
@@ -247,9 +247,14 @@ def test_struct_loss_valid_weights(backend):
     assert logs["loss"] == pytest.approx(4.0)
     # per-output logs are unweighted
     assert (logs["a_loss"], logs["b_loss"]) == pytest.approx((4.0, 4.0))
-    with pytest.raises(TypeError, match="loss_weights"):
+    model = model_of(backend, lambda x: {"a": x["a"], "b": x["b"]},
+                     loss={"a": "mse", "b": "mse"},
+                     loss_weights={"a": np.ones((2,)), "b": np.zeros((2,))})
+    logs = ev(model, x, {"a": np.array([1.0, 2.0]), "b": np.array([1.0, 2.0])}, batch_size=2)
+    assert logs["loss"] == pytest.approx(4.0)
+    with pytest.raises(TypeError, match="loss_weights"):  # unequal entries: no one weight
         model_of(backend, lambda x: x, loss={"a": "mse", "b": "mse"},
-                 loss_weights={"a": np.ones((2,)), "b": np.zeros((2,))})
+                 loss_weights={"a": np.array([1.0, 2.0]), "b": np.zeros((2,))})
 
 
 def test_struct_loss_invalid_weights(backend):

@@ -68,15 +68,28 @@ def _get_loss(identifier: Any) -> Any:
     return losses_mod.get(identifier)
 
 
-def _array_weights(value: Any) -> Any:
+def _array_weights(value: Any, leaf: bool = False) -> Any:
     """``loss_weights`` given as arrays (NumPy, JAX, torch; Keras accepts them): a 0-d array
-    is a number, a 1-d array a list of numbers per output."""
+    is a number, a 1-d array at the top a list of numbers per output. An array as one
+    output's weight (inside a dict or list) whose entries are all equal is that number,
+    as Keras's broadcast gives (``{"a": np.ones((2,))}`` weighs ``a`` by 1); other arrays
+    there are left for ``_check_weight`` to refuse."""
     if isinstance(value, Mapping):
-        return {k: _array_weights(v) for k, v in value.items()}
+        return {k: _array_weights(v, True) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_array_weights(v) for v in value]
-    if hasattr(value, "shape") and hasattr(value, "tolist") and len(value.shape) <= 1:
-        return value.tolist()
+        return [_array_weights(v, True) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "tolist"):
+        if not leaf and len(value.shape) <= 1:
+            return value.tolist()
+        flat, todo = [], [value.tolist()]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, list):
+                todo.extend(item)
+            else:
+                flat.append(item)
+        if flat and all(v == flat[0] for v in flat):
+            return flat[0]
     return value
 
 
