@@ -26,6 +26,14 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
 
+def _batch_mesh(devices: Any) -> Any:
+    """A one-axis ("batch") JAX mesh over ``devices`` (default every device)."""
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("batch",))
+
 class Distribution:
     """The base class of kompile's distributions (``DataParallel``, ``ModelParallel``)."""
 
@@ -103,12 +111,7 @@ class DataParallel(Distribution):
     @property
     def mesh(self) -> Any:
         if self._mesh is None:
-            import jax
-            import numpy as np
-            from jax.sharding import Mesh
-
-            devices = self._devices if self._devices is not None else jax.devices()
-            self._mesh = Mesh(np.asarray(devices), ("batch",))
+            self._mesh = _batch_mesh(self._devices)
         return self._mesh
 
     def __repr__(self) -> str:
@@ -397,12 +400,7 @@ class FSDP(Distribution):
     @property
     def mesh(self) -> Any:
         if self._mesh is None:
-            import jax
-            import numpy as np
-            from jax.sharding import Mesh
-
-            devices = self._devices if self._devices is not None else jax.devices()
-            self._mesh = Mesh(np.asarray(devices), ("batch",))
+            self._mesh = _batch_mesh(self._devices)
         return self._mesh
 
     def selects(self, name: str, module: Any) -> bool:

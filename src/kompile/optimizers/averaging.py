@@ -24,6 +24,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, NamedTuple
 
+from . import tree
+
 
 def _mod(name: str) -> Any:
     return importlib.import_module(name)
@@ -74,21 +76,7 @@ def optax_average(momentum: float, overwrite_every: int | None, n: int) -> Any:
 
 
 def _find(state: Any) -> Any:
-    if isinstance(state, EmaState):
-        return state
-    for child in state if isinstance(state, tuple) else ():
-        if (found := _find(child)) is not None:
-            return found
-    return None
-
-
-def _replace(state: Any, node: Any, new: Any) -> Any:
-    if state is node:
-        return new
-    if not isinstance(state, tuple):
-        return state
-    items = [_replace(child, node, new) for child in state]
-    return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
+    return tree.find(state, lambda s: isinstance(s, EmaState))
 
 
 def optax_swap(opt_state: Any, params: list[Any]) -> tuple[Any, list[Any]]:
@@ -96,7 +84,7 @@ def optax_swap(opt_state: Any, params: list[Any]) -> tuple[Any, list[Any]]:
     node = _find(opt_state)
     if node is None:
         raise ValueError(NO_EMA)
-    return _replace(opt_state, node, node._replace(average=list(params))), list(node.average)
+    return tree.replace(opt_state, node, node._replace(average=list(params))), list(node.average)
 
 
 def optax_average_of(opt_state: Any) -> list[Any]:

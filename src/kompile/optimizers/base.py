@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .. import schedules
 from ..registry import Registry, custom_name, get_custom, keywords_checked, type_error
 from . import averaging
+from .tree import find as _find
+from .tree import replace as _replace
 
 COMMON = ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema", "ema_momentum",
           "ema_overwrite_frequency", "gradient_accumulation_steps")
@@ -426,16 +428,6 @@ def _zeros(n: int) -> Any:
     return lambda w: (jnp.zeros_like(w),) * n
 
 
-def _find(state: Any, test: Any) -> Any:
-    """The first node of a (nested tuple) optax state that passes ``test``, or None."""
-    if test(state):
-        return state
-    for child in state if isinstance(state, tuple) else ():
-        if (found := _find(child, test)) is not None:
-            return found
-    return None
-
-
 def _lr_node(state: Any) -> Any:
     node = _find(state, lambda s: "learning_rate" in (getattr(s, "hyperparams", None) or {}))
     if node is None:
@@ -443,15 +435,6 @@ def _lr_node(state: Any) -> Any:
                          "with optax.inject_hyperparams, e.g. optax.inject_hyperparams("
                          "optax.adam)(learning_rate=1e-3), to read or change it.")
     return node
-
-
-def _replace(state: Any, node: Any, new: Any) -> Any:
-    if state is node:
-        return new
-    if not isinstance(state, tuple):
-        return state
-    items = [_replace(child, node, new) for child in state]
-    return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
 
 
 def _check_training_options(common: dict[str, Any]) -> None:
