@@ -38,12 +38,18 @@ def _trace(xs, **ls_kwargs):
     return model, trace
 
 
+# inf in x on purpose
+@pytest.mark.filterwarnings(
+    "ignore:`x` holds .* non-finite value:kompile.KompileWarning")
 def test_spec_trace():
     _, trace = _trace([1, 1, np.inf, 1, 1, 1], initial_scale=4, dynamic_growth_steps=2)
     expected = [(4, 0.9), (8, 0.8), (4, 0.8), (4, 0.7), (8, 0.6), (8, 0.5)]
     np.testing.assert_allclose(trace, expected, rtol=1e-6)
 
 
+# inf in x on purpose
+@pytest.mark.filterwarnings(
+    "ignore:`x` holds .* non-finite value:kompile.KompileWarning")
 def test_scale_halves_without_floor_and_doubles():
     _, trace = _trace([np.inf] * 4, initial_scale=400)
     assert [s for s, _ in trace] == [200, 100, 50, 25]
@@ -52,6 +58,9 @@ def test_scale_halves_without_floor_and_doubles():
     assert trace[-1][0] == 32
 
 
+# inf in x on purpose
+@pytest.mark.filterwarnings(
+    "ignore:`x` holds .* non-finite value:kompile.KompileWarning")
 def test_non_finite_step_changes_neither_weights_nor_step_count():
     model, trace = _trace([1, np.nan, 1], initial_scale=8)
     assert trace[1][1] == trace[0][1]

@@ -53,6 +53,9 @@ class Head(torch.nn.Module):
         return x[:, : self.n_out]
 
 
+# both paths get the same raw outputs
+@pytest.mark.filterwarnings(
+    "ignore:The loss '.*' of output 'output' expects probabilities:kompile.KompileWarning")
 @pytest.mark.parametrize("loss, metrics, target, probs", CASES)
 def test_fast_path_equals_the_shared_code(loss, metrics, target, probs):
     r = np.random.default_rng(0)
@@ -91,6 +94,9 @@ def test_fast_path_equals_the_shared_code(loss, metrics, target, probs):
     assert results == pytest.approx(expect, rel=1e-6)
 
 
+# both paths get the same raw outputs
+@pytest.mark.filterwarnings(
+    "ignore:The loss '.*' of output 'output' expects probabilities:kompile.KompileWarning")
 def test_fast_path_is_not_used_where_it_does_not_apply():
     r = np.random.default_rng(0)
     x = r.normal(size=(N, 3)).astype(np.float32)
