@@ -21,8 +21,9 @@ MARKER = "<!-- registry-tables -->"
 
 def _summary(obj: Any) -> str:
     doc = inspect.getdoc(obj) or ""
-    first = doc.split("\n\n")[0].replace("\n", " ").strip()
-    # a pipe ends a table cell, except inside a code span (where a backslash would show)
+    first = doc.split("\n\n")[0].replace("\n", " ").strip().replace("``", "`")
+    # a pipe ends a table cell, except inside a code span (where a backslash would show);
+    # docstrings' ``double`` backticks are one code span, as Markdown reads them
     parts = first.split("`")
     return "`".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
 
