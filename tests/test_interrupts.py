@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 import threading
 
 import numpy as np
@@ -154,3 +155,55 @@ def test_ctrl_c_inside_a_gc_callback_is_not_lost(sigint):
     with pytest.raises(KeyboardInterrupt):
         guard.restore()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_inside_a_weakref_callback_is_not_lost(sigint):
+    """Python prints and drops an exception raised in a weakref callback ("Exception
+    ignored"); the guard keeps the Ctrl-C through sys.unraisablehook and raises it at the end
+    of the call."""
+    import weakref
+
+    from kompile.backends.interrupts import SignalGuard
+
+    class Thing:
+        pass
+
+    def callback(_ref):
+        signal.raise_signal(signal.SIGINT)  # the handler raises inside this callback
+
+    guard = SignalGuard()
+    guard.install()
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    try:
+        del thing  # the callback runs here; without the guard nothing is raised
+    finally:
+        assert ref() is None
+    with pytest.raises(KeyboardInterrupt):
+        guard.restore()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sys.unraisablehook is not guard._unraisable  # the previous hook is back
+
+
+def test_ctrl_c_in_a_weakref_callback_during_fit_stops_it(backend, sigint):
+    """A Ctrl-C raised inside a weakref callback during fit ends fit with
+    KeyboardInterrupt (not lost), and the weights show whole steps."""
+    import weakref
+
+    net, model = _model(backend)
+
+    class Thing:
+        pass
+
+    class DropsAThing(kp.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                thing = Thing()
+                self.ref = weakref.ref(thing, lambda _r: signal.raise_signal(signal.SIGINT))
+                del thing
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, Y, batch_size=8, epochs=50, shuffle=False, verbose=0,
+                  callbacks=[DropsAThing()])
+    k = _steps_taken(backend, model, net)
+    assert 3 <= k <= 8  # stopped within the first epoch (8 batches), not at the end of fit

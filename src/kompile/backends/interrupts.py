@@ -17,13 +17,17 @@ deleted; torch: always), and the signal is delivered when the window closes, aft
 result is stored. A probe that finds the inputs intact lets the signal through at once:
 nothing is lost, the step simply did not happen. A signal that lands in a garbage-collector
 callback or a ``__del__`` (JAX registers one; Python would print the KeyboardInterrupt there
-and drop it) is also kept, and raised at the end of the next step or call.
+and drop it) is also kept, and raised at the end of the next step or call. Any other place
+where Python drops an exception as "unraisable" (a weakref callback, a finalizer) is caught
+through ``sys.unraisablehook`` while the guard is installed: a ``KeyboardInterrupt`` dropped
+there is kept the same way; other unraisable exceptions go to the previous hook.
 """
 
 from __future__ import annotations
 
 import gc
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +49,7 @@ class SignalGuard:
         self._chain: Any = None  # the handler a deferred signal is delivered to
         self._pending: tuple[int, Any] | None = None
         self._inputs: Any = _CLOSED
+        self._hook: Any = None  # the sys.unraisablehook replaced by install()
         self.installed = False
 
     def install(self) -> None:
@@ -57,6 +62,7 @@ class SignalGuard:
             return  # SIG_IGN / SIG_DFL / a C handler: nothing raises in Python to defer
         signal.signal(signal.SIGINT, self._handle)
         self._previous = self._chain = current
+        self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         self.installed = True
 
     def restore(self) -> None:
@@ -65,6 +71,9 @@ class SignalGuard:
         self._inputs, self.installed = _CLOSED, False
         if previous is not None and signal.getsignal(signal.SIGINT) == self._handle:
             signal.signal(signal.SIGINT, previous)
+        hook, self._hook = self._hook, None
+        if hook is not None and sys.unraisablehook == self._unraisable:
+            sys.unraisablehook = hook
         self._deliver()
 
     def open(self, inputs: Any = None) -> None:
@@ -87,6 +96,16 @@ class SignalGuard:
             self._pending = (signum, frame)  # delivered by the next close() or restore()
             return
         self._chain(signum, frame)
+
+    def _unraisable(self, unraisable: Any) -> None:
+        """``sys.unraisablehook`` while installed: a Ctrl-C that Python would print as
+        "Exception ignored" (raised in a weakref callback or a finalizer) is kept and
+        delivered by the next ``close()`` or ``restore()``."""
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and self._pending is None:
+            self._pending = (signal.SIGINT, None)
+            return
+        hook = self._hook if self._hook is not None else sys.__unraisablehook__
+        hook(unraisable)
 
     def _deliver(self) -> None:
         pending, self._pending = self._pending, None
