@@ -26,39 +26,17 @@ import torch
 from .. import calling, optimizers, structures
 from ..data.arrays import map_arrays
 from ..warn import KompileWarning
-from . import extra_losses, torch_accumulate, torch_compiled, torch_fast, torch_state
+from . import (
+    extra_losses,
+    torch_accumulate,
+    torch_compiled,
+    torch_data,
+    torch_fast,
+    torch_optim,
+    torch_state,
+)
 from .base import check_weights
 from .interrupts import SignalGuard
-
-# array-api-compat caches its namespace lookups with functools.lru_cache; dynamo traces
-# through the cache (harmless) and warns about it once per function at compile time.
-_DYNAMO_NOISE = "Dynamo detected a call to a `functools.lru_cache`"
-
-
-def _take(tree: Any, row: torch.Tensor) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.index_select(0, row)
-    return map_arrays(lambda a: a.index_select(0, row), tree)
-
-
-def _gather(feed: Any, row: torch.Tensor) -> Any:
-    """One batch ``(x, ys, sws)`` from a feed: the samples of one index row."""
-    x, ys, sws = feed
-    return (_take(x, row), [None if y is None else y.index_select(0, row) for y in ys],
-            [None if w is None else w.index_select(0, row) for w in sws])
-
-
-def _detach(values: list[Any]) -> list[Any]:
-    return [None if v is None else v.detach() for v in values]
-
-
-def _to_numpy(a: Any) -> Any:
-    if not isinstance(a, torch.Tensor):
-        return a
-    a = torch_state.full(a.detach())  # (FSDP: a sharded DTensor gathered whole)
-    if a.dtype == torch.bfloat16:  # NumPy has no bfloat16
-        a = a.float()
-    return a.cpu().numpy()
 
 
 class TorchBackend:
@@ -76,6 +54,8 @@ class TorchBackend:
         self.opt: Any = None
         self.opt_spec: Any = None
         self.scaler: Any = None
+        self.params: list[Any] = []  # the trained parameters (torch_optim.build_optimizer)
+        self._clip = False  # whether the spec clips gradients
         self.average: Any = None  # the weights' moving average (use_ema), torch_accumulate
         self._accum, self._micro = 1, 0  # gradient accumulation: N, batches taken
         self.metrics: dict[str, Any] = {"train": None, "eval": None}
@@ -131,7 +111,7 @@ class TorchBackend:
         self._spec = spec
 
     def output_spec(self, x: Any) -> structures.OutputSpec:
-        self._refuse_meta()
+        torch_data.refuse_meta(self.module)
         self.use_inputs(x)
         try:
             out = self._eval_forward(x)
@@ -168,52 +148,10 @@ class TorchBackend:
         wanted = config.jit_compile is True or torch_compiled.compile_mode(config.jit_compile)
         return bool(wanted) and not config.run_eagerly
 
-    def _refuse_meta(self) -> None:
-        """A module on the ``meta`` device has shapes but no values: nothing to train."""
-        tensors = [*self.module.named_parameters(), *self.module.named_buffers()]
-        meta = [name for name, t in tensors if t.device.type == "meta"]
-        if meta:
-            raise ValueError(
-                f"The module's {len(meta)} variable(s) {meta[:3]} are on the 'meta' device: "
-                "they have shapes but no values, so there is nothing to train or run. "
-                "Materialise the module first, e.g. module.to_empty(device='cpu') and then "
-                "initialise or load its weights (module.load_state_dict(...)).")
-
     def build(self, objective: Any, config: Any) -> None:
-        self._refuse_meta()
+        torch_data.refuse_meta(self.module)
         self.objective = objective
-        opt = config.optimizer
-        loss_scale = opt if getattr(opt, "is_loss_scale", False) else None
-        self.opt_spec = loss_scale.inner if loss_scale is not None else opt
-        self.opt_spec._bind(self)  # model.optimizer.learning_rate / .iterations: live
-        if self._variable_dtype is not None:
-            self.module.to(self._variable_dtype)  # only floating parameters and buffers change
-        named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
-        self.params = [p for _, p in named]
-        self.opt_spec._set_variable_names([n for n, _ in named], [id(p) for p in self.params])
-        self.opt = self.opt_spec.build_torch(self.params) if self.params else None
-        self._clip = any((getattr(self.opt_spec, k, None) or 0) > 0
-                         for k in ("clipnorm", "global_clipnorm", "clipvalue"))
-        torch_accumulate.setup(self)  # gradient accumulation and the weights' average
-        self.scaler = None
-        if loss_scale is not None and self.opt is not None:
-            if self._variable_dtype == torch.float16:
-                raise ValueError(
-                    f"dtype policy {self.policy.name!r} keeps the variables in float16, whose "
-                    "gradients torch.amp.GradScaler cannot unscale. Use 'mixed_float16' (float32 "
-                    "variables, float16 compute), or compile(auto_scale_loss=False).")
-            self.scaler = loss_scale.torch_grad_scaler(self.device.type)
-        if self.opt is not None and not isinstance(self.opt_spec, optimizers.NativeTorch):
-            for group in self.opt.param_groups:
-                # keys the spec's pre-step hook adds at the first step, present from the start
-                # so that checkpoints hold the same names before and after it
-                group.setdefault("iterations", 0)
-                group.setdefault("keras_lr", group["lr"])
-            _use_fused_kernels(self.opt)  # (a user's own torch optimizer stays as built)
-        if loss_scale is not None:
-            scaler, initial = self.scaler, float(loss_scale.initial_scale)
-            # host sync on read
-            loss_scale._reader = lambda: float(scaler.get_scale()) if scaler else initial
+        torch_optim.build_optimizer(self, config.optimizer)
         if config.run_eagerly and config.jit_compile not in ("auto", False):
             warnings.warn(f"run_eagerly=True overrides jit_compile={config.jit_compile!r}: the "
                           "steps run eagerly.", KompileWarning, stacklevel=3)
@@ -274,7 +212,7 @@ class TorchBackend:
 
     def _train_forward(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
         """Forward, loss and metric update of one training step (what torch.compile sees)."""
-        x, ys, sws = _gather(feed, row)
+        x, ys, sws = torch_data.gather(feed, row)
         preds = self._forward(x, self.train_module, training=True)
         added = extra_losses.torch_total(self.module)  # kp.add_loss values of this forward
         fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
@@ -285,8 +223,9 @@ class TorchBackend:
         if added is not None:
             total = total + added
         with torch.no_grad():
-            states = self.objective.update(states, ys, _detach(preds), sws, total.detach(),
-                                           _detach(per_output), row.shape[0])
+            states = self.objective.update(states, ys, torch_data.detach(preds), sws,
+                                           total.detach(), torch_data.detach(per_output),
+                                           row.shape[0])
         return total, states
 
     def _train_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any],
@@ -328,7 +267,7 @@ class TorchBackend:
         return states
 
     def _eval_step(self, feed: Any, row: torch.Tensor, states: dict[str, Any]):
-        x, ys, sws = _gather(feed, row)
+        x, ys, sws = torch_data.gather(feed, row)
         preds = self._forward(x)
         added = extra_losses.torch_total(self.module)
         fast = self._fast.step(ys, preds, sws, states) if self._fast is not None \
@@ -341,7 +280,7 @@ class TorchBackend:
         return self.objective.update(states, ys, preds, sws, total, per_output, row.shape[0])
 
     def _predict_step(self, x: Any, row: torch.Tensor) -> list[Any]:
-        out = self._forward(_take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
+        out = self._forward(torch_data.take(x, row))[:len(self.spec.names)]  # no model's 0-d loss
         extra_losses.torch_total(self.module)  # kp.add_loss values: not used by predict
         return out
 
@@ -349,11 +288,11 @@ class TorchBackend:
         fn = self._fns.get(kind)
         if fn is None:
             if kind == "whole_step":
-                fn = _quiet(torch_compiled.whole_step(self, self._mode))
+                fn = torch_compiled.quiet(torch_compiled.whole_step(self, self._mode))
             else:
                 fn = getattr(self, "_" + kind)
                 if self._jit:
-                    fn = _quiet(torch.compile(fn, mode=self._mode))
+                    fn = torch_compiled.quiet(torch.compile(fn, mode=self._mode))
             self._fns[kind] = fn
         return fn
 
@@ -464,7 +403,7 @@ class TorchBackend:
             torch.cuda.synchronize(self.device)
 
     def to_host(self, tree: Any) -> Any:
-        return map_arrays(_to_numpy, tree)  # host sync
+        return map_arrays(torch_data.to_numpy, tree)  # host sync
 
     # ------------------------------------------------------------------ module state
     def sync_to_module(self) -> None:
@@ -477,7 +416,7 @@ class TorchBackend:
         """Nothing to do: weights set on the module between calls are already the live ones."""
 
     def get_weights(self) -> list[np.ndarray]:
-        return [_to_numpy(p).copy() for p in self.module.parameters()]
+        return [torch_data.to_numpy(p).copy() for p in self.module.parameters()]
 
     def set_weights(self, weights: list[Any]) -> None:
         params = list(self.module.parameters())
@@ -556,25 +495,3 @@ class TorchBackend:
             return self._steps  # no optimizer, or a user's torch optimizer: steps run
         return int(self.opt.param_groups[0].get("iterations", 0))  # the spec's pre-step hook
 
-
-def _use_fused_kernels(opt: Any) -> None:
-    """Adam, AdamW and SGD in torch's fused kernels (one kernel per parameter group instead
-    of a Python loop over parameters: a 3x faster optimizer step for small models on CPU),
-    where the optimizer left ``fused`` and ``foreach`` unset. Same math; a GradScaler still
-    skips the whole ``step()`` (and the spec's pre-step hook) on non-finite gradients, as
-    ``_step_supports_amp_scaling`` is left unset."""
-    if type(opt) not in (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD):
-        return
-    for group in opt.param_groups:
-        if group.get("fused") is None and group.get("foreach") is None and not group.get(
-                "differentiable"):
-            group["fused"], group["foreach"] = True, False
-
-
-def _quiet(fn: Any) -> Any:
-    def call(*args: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_DYNAMO_NOISE)
-            return fn(*args)
-
-    return call

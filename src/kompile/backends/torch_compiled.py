@@ -4,7 +4,7 @@ One function per training step is handed to ``torch.compile``: forward, loss, me
 backward (traced into the graph where this torch can: ``torch._dynamo.config.
 trace_autograd_ops``; otherwise AOTAutograd's compiled backward runs at ``backward()``),
 gradient clipping and the optimizer step. The optimizer step itself is torch's fused kernel
-(Adam, AdamW and SGD: one kernel for all parameters; see ``_use_fused_kernels`` in torch.py),
+(Adam, AdamW and SGD: one kernel for all parameters; see ``_use_fused_kernels`` in torch_optim.py),
 called from the compiled function but not traced: Dynamo refuses to trace fused optimizers,
 and kompile's Keras-exact pre-step hook keeps Python counters (the step count, a scheduled
 learning rate) that would specialise and recompile the graph at every step. Learning-rate
@@ -21,6 +21,7 @@ on a GPU: the launch overhead of small steps disappears; on CPU it behaves as th
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any
 
 import torch
@@ -77,3 +78,18 @@ def whole_step(backend: Any, mode: str | None) -> Any:
             return compiled(feed, row, states)
 
     return run
+
+
+# array-api-compat caches its namespace lookups with functools.lru_cache; dynamo traces
+# through the cache (harmless) and warns about it once per function at compile time.
+_DYNAMO_NOISE = "Dynamo detected a call to a `functools.lru_cache`"
+
+
+def quiet(fn: Any) -> Any:
+    """``fn`` with dynamo's warning about array-api-compat's lru_cache silenced."""
+    def call(*args: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_DYNAMO_NOISE)
+            return fn(*args)
+
+    return call
