@@ -7,12 +7,8 @@ configuration and the objective, and delegates the loop to ``loop.py``.
 from __future__ import annotations
 
 import dataclasses
-import sys
-import warnings
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from .. import compile as compile_mod
 from .. import data as data_mod
@@ -21,60 +17,9 @@ from .. import precision, serialization
 from ..backends.base import Backend
 from ..registry import keywords_checked, type_error
 from ..structures import OutputSpec
-from ..warn import KompileWarning
-from . import hints
+from . import backend_choice, hints
 from .state import ModelState
 from .training import TrainingCalls
-
-
-def _backend_for(module: Any, policy: precision.Policy, output_names: Any,
-                 distribution: Any) -> Backend:
-    module_type = type(module)
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(module, torch.nn.Module):
-        from ..backends.torch_ddp import torch_backend  # DDP when a process group is initialised
-
-        return torch_backend(module, policy, output_names, distribution)
-    if any(c.__module__.startswith("flax.nnx") for c in module_type.__mro__):
-        try:
-            from ..backends.jax import JaxBackend
-        except ImportError as err:  # flax without jax's other parts (optax)
-            raise ImportError(f"The JAX backend needs jax, flax and optax ({err}). Install "
-                              "them with: pip install 'kompile[jax]'") from err
-
-        return JaxBackend(module, policy, output_names, distribution)
-    raise TypeError(
-        f"kp.Model(module) needs a flax.nnx.Module or a torch.nn.Module; received "
-        f"{module_type.__name__} (from {module_type.__module__})."
-    )
-
-
-def _set_trainable(backend: Any, trainable: Any) -> None:
-    if backend.name == "torch":
-        raise TypeError(
-            "kp.Model(trainable=...) selects the trained variables of a Flax NNX module; a "
-            "torch module says it itself: set requires_grad=False on the parameters to freeze "
-            "(e.g. module.embeddings.requires_grad_(False)) and kompile trains only the others. "
-            f"Received trainable={trainable!r}.")
-    backend.set_trainable(trainable)
-
-
-def _resolve_seed(seed: Any, signature: Any) -> int | None:
-    """The seed of the kompile-owned ``nnx.Rngs`` (None when the module takes no ``rngs``)."""
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)
-                             or not 0 <= seed < 2**32):
-        raise type_error("seed", "None or an int in [0, 2**32)", seed)
-    if not signature.takes_rngs:
-        if seed is not None:
-            warnings.warn(
-                f"kp.Model(seed={seed}) seeds the nnx.Rngs kompile passes to an `rngs` "
-                f"parameter, but {signature.describe()} takes none, so the seed is unused. Seed "
-                "the module's own randomness (nnx.Rngs(seed) when you build it; torch: "
-                "kp.utils.set_random_seed).", KompileWarning, stacklevel=3)
-        return None
-    from ..utils import draw_seed
-
-    return int(seed) if seed is not None else draw_seed()
 
 
 class Model(TrainingCalls, ModelState):
@@ -170,11 +115,11 @@ class Model(TrainingCalls, ModelState):
                                                             distribution_mod.Distribution):
             raise type_error("distribution", "a kp.distribution.DataParallel, ModelParallel or "
                              "FSDP", self.distribution)
-        self._backend: Backend = _backend_for(module, self.dtype_policy, output_names,
-                                              self.distribution)
-        self._backend.seed = _resolve_seed(seed, self._backend.signature)
+        self._backend: Backend = backend_choice.backend_for(
+            module, self.dtype_policy, output_names, self.distribution)
+        self._backend.seed = backend_choice.resolve_seed(seed, self._backend.signature)
         if trainable is not None:
-            _set_trainable(self._backend, trainable)
+            backend_choice.set_trainable(self._backend, trainable)
         self._module = module
         self._config: compile_mod.CompileConfig | None = None
         self._objective = None
