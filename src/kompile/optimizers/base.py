@@ -9,15 +9,12 @@ is in optimizers/__init__.py. Importing this module imports neither JAX, optax n
 from __future__ import annotations
 
 import importlib
-import inspect
-import math
 import re
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .. import schedules
-from ..registry import Registry, custom_name, get_custom, keywords_checked, type_error
-from . import averaging
+from ..registry import Registry, get_custom, keywords_checked, type_error
+from . import averaging, rates
 from .tree import find as _find
 from .tree import replace as _replace
 
@@ -89,7 +86,7 @@ class Optimizer:
                              "set; received " + ", ".join(f"{k}={common.get(k)}"
                                                           for k in COMMON[:3]) + ".")
         _check_training_options(common)
-        self._learning_rate, self._args = _check_lr(learning_rate), tuple(hyper)
+        self._learning_rate, self._args = rates.check(learning_rate), tuple(hyper)
         for key, value in {**hyper, **common}.items():
             setattr(self, key, value)
 
@@ -108,11 +105,11 @@ class Optimizer:
     def learning_rate(self, value: Any) -> None:
         backend = self._live()
         if backend is None:
-            self._learning_rate = _check_lr(value)
+            self._learning_rate = rates.check(value)
             return
         if isinstance(value, bool) or not hasattr(value, "__float__"):
             raise type_error("learning_rate", "a float", value)
-        backend.learning_rate = _check_lr(float(value))
+        backend.learning_rate = rates.check(float(value))
 
     @property
     def iterations(self) -> int:
@@ -196,7 +193,7 @@ class Optimizer:
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in names)})"
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "learning_rate": _lr_config(self._learning_rate),
+        return {"name": self.name, "learning_rate": rates.config(self._learning_rate),
                 **{k: getattr(self, k) for k in (*self._args, *COMMON)}}
 
     @classmethod
@@ -457,58 +454,3 @@ def _check_training_options(common: dict[str, Any]) -> None:
     if freq is not None and (isinstance(freq, bool) or not isinstance(freq, int) or freq < 1):
         raise ValueError("`ema_overwrite_frequency` must be None or an integer >= 1; "
                          f"received ema_overwrite_frequency={freq!r}.")
-
-
-class NoArgumentRate:
-    """A learning rate given as a function of no argument (Keras's convention,
-    ``SGD(learning_rate=lambda: 0.1)``), called as a schedule: ``rate(step) == fn()``. torch
-    calls it before every step; JAX calls it when the step is compiled (the value is then a
-    constant of that compiled step)."""
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def __call__(self, step: Any = None) -> Any:
-        return self.fn()
-
-    def __repr__(self) -> str:
-        return repr(self.fn)
-
-
-def _takes_no_argument(fn: Any) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: a step -> lr function
-        return False
-    return not any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-                   for p in params)
-
-
-def _check_lr(lr: Any) -> Any:
-    if isinstance(lr, dict) and set(lr) == {"class_name", "config"}:
-        return schedules.deserialize(lr)
-    if callable(lr) and not isinstance(lr, type):
-        if not isinstance(lr, schedules.LearningRateSchedule | NoArgumentRate) and \
-                _takes_no_argument(lr):
-            return NoArgumentRate(lr)
-        return lr
-    if isinstance(lr, bool) or not hasattr(lr, "__float__"):
-        raise type_error("learning_rate", "a float, a kp.optimizers.schedules schedule or a "
-                         "callable step -> learning rate", lr)
-    if not math.isfinite(float(lr)):  # checks at the door: NaN would train on silently
-        raise ValueError(f"Argument `learning_rate` must be a finite number; received {lr!r}.")
-    if float(lr) < 0:  # optax would train uphill; torch.optim refuses it (both backends alike)
-        raise ValueError(f"Argument `learning_rate` must be >= 0; received {lr!r} (a negative "
-                         "rate moves the weights up the gradient, increasing the loss).")
-    return float(lr)
-
-
-def _lr_config(lr: Any) -> Any:
-    if isinstance(lr, schedules.LearningRateSchedule):
-        return schedules.serialize(lr)
-    if isinstance(lr, NoArgumentRate):
-        lr = lr.fn
-    if callable(lr) and custom_name(lr) is None:
-        raise ValueError(f"Cannot serialise the learning-rate function {lr!r}: register it "
-                         "with kp.register(fn), or use a kp.optimizers.schedules class.")
-    return custom_name(lr) if callable(lr) else lr
