@@ -8,7 +8,6 @@ and runs the compiled calls, jax_state.py keeps the user's module and checkpoint
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any
 
@@ -28,15 +27,6 @@ from .jax_calls import TRACE_ERRORS, CompiledCalls, _consumed
 from .jax_recovery import LastGood
 
 precision.register_pytree()
-# nnx.merge(..., copy=True) (newer flax) gives the merged module Variables of its own;
-# older releases always build new Variables from the state and have no `copy` keyword.
-_MERGE_COPY = "copy" in inspect.signature(nnx.merge).parameters
-
-
-def _merge(graphdef: Any, *states: Any) -> Any:
-    return nnx.merge(graphdef, *states, copy=True) if _MERGE_COPY else nnx.merge(graphdef, *states)
-
-
 def _all_finite(tree: Any) -> Any:
     leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
@@ -98,7 +88,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
         seen: list[Any] = []
 
         def forward(s: Any, x: Any) -> Any:
-            module = _merge(graphdef, s)
+            module = jax_state.merge(graphdef, s)
             out = rule.call(module, self._cast(self._user_order(x)), False, nnx.Rngs(0))
             seen.append(out)  # the module's own dict order (JAX pytrees sort dict keys)
             # shapes are read from the traced outputs in `seen`; returning nothing lets a
@@ -277,7 +267,8 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
 
     def _apply(self, graphdef: Any, params: Any, rest: Any, x: Any, rngs: Any,
                training: bool) -> tuple[list[Any], list[Any]]:
-        module = _merge(graphdef, self._cast(self.params_tree(params)), self.rest_tree(rest))
+        module = jax_state.merge(graphdef, self._cast(self.params_tree(params)),
+                                 self.rest_tree(rest))
         nnx.pop(module, nnx.Intermediate)  # values sown before: each call sows its own
         x = self._user_order(x)
         out = self.signature.rule_for(x).call(module, self._cast(x), training, rngs)
@@ -456,17 +447,7 @@ class JaxBackend(jax_state.ModuleState, CompiledCalls, LastGood, Averaging):
         self.paced[phase] = paced
 
     def summary_table(self, x: Any) -> tuple[str | None, str | None]:
-        # tabulate replaces the methods of the module's classes while it runs and does not
-        # put them back when it fails (nnx.RNN): they are restored here in any case
-        saved = jax_state.class_dicts(self.module)
-        try:
-            return nnx.tabulate(self.module, data_mod.to_numpy(x, "x"),
-                                console_kwargs={"force_terminal": False, "no_color": True,
-                                                "width": 120}), None
-        except Exception as err:  # noqa: BLE001  (summary() falls back to the plain table)
-            return None, f"(nnx.tabulate failed: {type(err).__name__}: {err})"
-        finally:
-            jax_state.restore_class_dicts(saved)
+        return jax_state.tabulate(self.module, data_mod.to_numpy(x, "x"))
 
     def describe_module(self) -> list[str]:
         return []

@@ -24,6 +24,7 @@ dtype and sharding.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -428,3 +429,27 @@ class ModuleState:
             return
         self.state["params"], self.state["rest"] = self._leaves(params, rest)
         self.sync_to_module()
+
+
+# nnx.merge(..., copy=True) (newer flax) gives the merged module Variables of its own;
+# older releases always build new Variables from the state and have no `copy` keyword.
+_MERGE_COPY = "copy" in inspect.signature(nnx.merge).parameters
+
+
+def merge(graphdef: Any, *states: Any) -> Any:
+    """``nnx.merge`` giving the merged module Variables of its own, on every flax."""
+    return nnx.merge(graphdef, *states, copy=True) if _MERGE_COPY else nnx.merge(graphdef, *states)
+
+
+def tabulate(module: Any, x: Any) -> tuple[str | None, str | None]:
+    """``nnx.tabulate``'s table of ``module`` called on ``x``, or None and why it failed.
+    tabulate replaces the methods of the module's classes while it runs and does not put
+    them back when it fails (nnx.RNN): they are restored here in any case."""
+    saved = class_dicts(module)
+    try:
+        return nnx.tabulate(module, x, console_kwargs={"force_terminal": False,
+                                                       "no_color": True, "width": 120}), None
+    except Exception as err:  # noqa: BLE001  (summary() falls back to the plain table)
+        return None, f"(nnx.tabulate failed: {type(err).__name__}: {err})"
+    finally:
+        restore_class_dicts(saved)
